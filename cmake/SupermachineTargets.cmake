@@ -66,3 +66,23 @@ function(sm_add_lab_test name)
     COMMAND ${PROJECT_SOURCE_DIR}/tests/lab/run -- ${ARG_COMMAND})
   set_tests_properties(${name} PROPERTIES LABELS lab TIMEOUT ${ARG_TIMEOUT} RUN_SERIAL TRUE)
 endfunction()
+
+# sm_add_fuzz_target(<name> SOURCES <files...> LIBS <targets...> CORPUS <dir>)
+# The source defines LLVMFuzzerTestOneInput. With SM_FUZZ=ON (clang) it links libFuzzer for
+# real campaigns (tests/fuzz/run). Otherwise it links tests/fuzz/replay_main.cc and a `unit`
+# test replays the seed corpus, so every seed stays a regression test in every build.
+option(SM_FUZZ "Build fuzz targets with libFuzzer (needs clang)" OFF)
+function(sm_add_fuzz_target name)
+  cmake_parse_arguments(ARG "" "CORPUS" "SOURCES;LIBS" ${ARGN})
+  add_executable(${name} ${ARG_SOURCES})
+  sm_project_target(${name})
+  target_link_libraries(${name} PRIVATE ${ARG_LIBS})
+  if(SM_FUZZ)
+    target_compile_options(${name} PRIVATE -fsanitize=fuzzer)
+    target_link_options(${name} PRIVATE -fsanitize=fuzzer)
+  else()
+    target_sources(${name} PRIVATE ${PROJECT_SOURCE_DIR}/tests/fuzz/replay_main.cc)
+    add_test(NAME ${name}_corpus COMMAND ${name} ${ARG_CORPUS})
+    set_tests_properties(${name}_corpus PROPERTIES LABELS unit TIMEOUT 300)
+  endif()
+endfunction()
