@@ -1,0 +1,69 @@
+#!/usr/bin/env bash
+# deploy/setup.sh — installs everything supermachine needs on Debian 12, builds it, builds (or
+# reuses from cache) the guest kernel, and installs the binaries. Idempotent: a second run
+# reuses the package state, the CMake build tree and the kernel cache.
+#
+#   ./deploy/setup.sh                 # everything
+#   ./deploy/setup.sh --no-apt        # skip apt (packages already there)
+#   ./deploy/setup.sh --prefix DIR    # install under DIR (default /usr/local)
+#   ./deploy/setup.sh --no-install    # build only
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(cd "$here/.." && pwd)
+prefix=/usr/local
+do_apt=1
+do_install=1
+build_dir=${SM_BUILD_DIR:-$root/build}
+
+usage() { sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'; }
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --no-apt) do_apt=0 ;;
+    --no-install) do_install=0 ;;
+    --prefix) prefix=$2; shift ;;
+    -h|--help) usage; exit 0 ;;
+    *) echo "setup.sh: unknown option '$1' (see --help)" >&2; exit 2 ;;
+  esac
+  shift
+done
+
+step() { printf '\n==> %s\n' "$*"; }
+as_root() {
+  if [ "$(id -u)" -eq 0 ]; then "$@"
+  elif command -v sudo >/dev/null; then sudo "$@"
+  else echo "setup.sh: '$*' needs root; run as root or install sudo" >&2; exit 1
+  fi
+}
+
+if [ ! -r /etc/debian_version ]; then
+  echo "setup.sh: this script supports Debian 12 (bookworm); found no /etc/debian_version." >&2
+  echo "          Install the packages in deploy/packages.txt by hand, then rerun with --no-apt." >&2
+  exit 1
+fi
+
+if [ "$do_apt" = 1 ]; then
+  step "installing Debian packages (deploy/packages.txt)"
+  mapfile -t pkgs < <(sed -e 's/#.*//' -e '/^[[:space:]]*$/d' "$here/packages.txt")
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${pkgs[@]}" \
+    >/dev/null
+  echo "    ${#pkgs[@]} packages present"
+fi
+
+step "building (CMake + Ninja, $build_dir)"
+cmake -S "$root" -B "$build_dir" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+ninja -C "$build_dir"
+
+step "guest kernel (kernel/build.sh, cached by content hash)"
+"$root/kernel/build.sh"
+
+if [ "$do_install" = 1 ]; then
+  step "installing binaries under $prefix"
+  as_root cmake --install "$build_dir" --prefix "$prefix" >/dev/null
+  for b in supermachined smctl supermachine-worker; do
+    [ -x "$prefix/bin/$b" ] && echo "    $prefix/bin/$b"
+  done
+fi
+
+step "setup done"

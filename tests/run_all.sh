@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# tests/run_all.sh — runs every test: the whole ctest suite of the main build (unit,
+# integration, and lab tests that boot real guests through tests/lab/run), then the unit tests
+# again in an ASan+UBSan build. Expects deploy/setup.sh to have run (packages, build, kernel).
+# Exits non-zero if anything failed; the last line is "tests: N passed, M failed".
+set -uo pipefail
+
+root=$(cd "$(dirname "$0")/.." && pwd)
+build_dir=${SM_BUILD_DIR:-$root/build}
+asan_dir=${SM_ASAN_BUILD_DIR:-$root/build-asan}
+jobs=${SM_TEST_JOBS:-2}
+passed=0
+failed=0
+rc=0
+
+# Adds the counts from ctest's closing line ("97% tests passed, 1 tests failed out of 40").
+count() {
+  local line total bad
+  line=$(grep -E 'tests passed, [0-9]+ tests? failed out of [0-9]+' "$1" | tail -1)
+  if [ -z "$line" ]; then
+    echo "run_all: ctest printed no summary (see above); counting the run as failed" >&2
+    failed=$((failed + 1))
+    return
+  fi
+  bad=$(sed -E 's/.* ([0-9]+) tests? failed out of ([0-9]+).*/\1/' <<<"$line")
+  total=$(sed -E 's/.* failed out of ([0-9]+).*/\1/' <<<"$line")
+  passed=$((passed + total - bad))
+  failed=$((failed + bad))
+}
+
+section() { printf '\n=== %s\n' "$*"; }
+
+if [ ! -f "$build_dir/CTestTestfile.cmake" ]; then
+  echo "run_all: no build in $build_dir; run ./deploy/setup.sh first" >&2
+  exit 1
+fi
+
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+
+section "main build: unit, integration and lab tests"
+ninja -C "$build_dir" >"$log" 2>&1 || { tail -60 "$log"; echo "run_all: build failed" >&2; exit 1; }
+# Lab tests are RUN_SERIAL (each boots an emulated L1); the rest run $jobs-wide.
+ctest --test-dir "$build_dir" --output-on-failure -j "$jobs" 2>&1 | tee "$log"
+[ "${PIPESTATUS[0]}" -eq 0 ] || rc=1
+count "$log"
+
+section "sanitizer build (ASan+UBSan): unit tests"
+{ cmake -S "$root" -B "$asan_dir" -G Ninja -DCMAKE_BUILD_TYPE=Debug \
+    -DSM_SANITIZE=ON -DSM_ONLY_UNIT=ON && ninja -C "$asan_dir"; } >"$log" 2>&1 ||
+  { tail -60 "$log"; echo "run_all: sanitizer build failed" >&2; exit 1; }
+ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
+  ctest --test-dir "$asan_dir" -L unit --output-on-failure -j "$jobs" 2>&1 | tee "$log"
+[ "${PIPESTATUS[0]}" -eq 0 ] || rc=1
+count "$log"
+
+echo
+echo "tests: $passed passed, $failed failed"
+[ "$failed" -eq 0 ] || rc=1
+exit "$rc"
