@@ -100,14 +100,14 @@ absl::StatusOr<ChildProcess> ChildProcess::Spawn(const SpawnOptions& options) {
 }
 
 ChildProcess::ChildProcess(ChildProcess&& other) noexcept
-    : pid_(std::exchange(other.pid_, -1)), group_(other.group_), exit_(std::move(other.exit_)) {}
+    : pid_(std::exchange(other.pid_, -1)), group_(other.group_), exit_(other.exit_) {}
 
 ChildProcess& ChildProcess::operator=(ChildProcess&& other) noexcept {
   if (this != &other) {
     KillAndReap();
     pid_ = std::exchange(other.pid_, -1);
     group_ = other.group_;
-    exit_ = std::move(other.exit_);
+    exit_ = other.exit_;
   }
   return *this;
 }

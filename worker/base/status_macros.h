@@ -22,10 +22,12 @@
 #define SM_ASSIGN_OR_RETURN(lhs, expr) \
   SM_ASSIGN_OR_RETURN_IMPL_(SM_STATUS_CONCAT_(sm_statusor_, __LINE__), lhs, expr)
 
+// NOLINTBEGIN(bugprone-macro-parentheses): lhs may be a declaration (`auto x`).
 #define SM_ASSIGN_OR_RETURN_IMPL_(statusor, lhs, expr) \
   auto statusor = (expr);                               \
   if (!statusor.ok()) return std::move(statusor).status(); \
   lhs = std::move(statusor).value()
+// NOLINTEND(bugprone-macro-parentheses)
 
 namespace supermachine::base {
 

@@ -20,7 +20,7 @@ TEST(UniqueFd, MoveTransfersOwnership) {
   int raw = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
   UniqueFd a(raw);
   UniqueFd b(std::move(a));
-  EXPECT_FALSE(a.valid());
+  EXPECT_FALSE(a.valid());  // NOLINT(bugprone-use-after-move,clang-analyzer-cplusplus.Move): the claim under test.
   EXPECT_EQ(b.get(), raw);
   EXPECT_TRUE(IsOpen(raw));
 }
