@@ -1,0 +1,126 @@
+// File: migrations.cc
+#include "daemon/store/migrations.h"
+
+#include "absl/strings/str_cat.h"
+#include "worker/base/status_macros.h"
+
+namespace supermachine::store {
+namespace {
+
+// Migration 1: the initial schema.
+// - Layer reference counts are derived (image_layers + snapshot_layers), not stored, so they
+//   cannot drift from the rows that hold the references.
+// - vms.snapshot_name is SET NULL on snapshot removal: an ended VM's history outlives it.
+// - bakes.status 'running' rows that survive a crash are marked failed at startup.
+constexpr char kInitialSchema[] = R"sql(
+CREATE TABLE images (
+  id INTEGER PRIMARY KEY,
+  ref TEXT NOT NULL,
+  digest TEXT NOT NULL,
+  config_json TEXT NOT NULL,
+  resolved_ms INTEGER NOT NULL,
+  UNIQUE (ref, digest)
+);
+CREATE TABLE layers (
+  digest TEXT PRIMARY KEY,
+  sqfs_path TEXT NOT NULL,
+  size_bytes INTEGER NOT NULL,
+  created_ms INTEGER NOT NULL
+);
+CREATE TABLE image_layers (
+  image_id INTEGER NOT NULL REFERENCES images(id) ON DELETE CASCADE,
+  position INTEGER NOT NULL,
+  layer_digest TEXT NOT NULL REFERENCES layers(digest),
+  PRIMARY KEY (image_id, position)
+);
+CREATE TABLE bakes (
+  id INTEGER PRIMARY KEY,
+  bake_key TEXT NOT NULL,
+  request_json TEXT NOT NULL,
+  status TEXT NOT NULL CHECK (status IN ('running', 'succeeded', 'failed')),
+  error TEXT,
+  timings_json TEXT,
+  temp_dir TEXT,
+  started_ms INTEGER NOT NULL,
+  finished_ms INTEGER
+);
+CREATE INDEX bakes_by_key ON bakes (bake_key);
+CREATE TABLE snapshots (
+  name TEXT PRIMARY KEY,
+  bake_id INTEGER REFERENCES bakes(id) ON DELETE SET NULL,
+  bake_key TEXT NOT NULL,
+  path TEXT NOT NULL,
+  created_ms INTEGER NOT NULL,
+  size_bytes INTEGER NOT NULL,
+  metadata_json TEXT NOT NULL
+);
+CREATE TABLE snapshot_layers (
+  snapshot_name TEXT NOT NULL REFERENCES snapshots(name) ON DELETE CASCADE,
+  position INTEGER NOT NULL,
+  layer_digest TEXT NOT NULL REFERENCES layers(digest),
+  PRIMARY KEY (snapshot_name, position)
+);
+CREATE TABLE vms (
+  id TEXT PRIMARY KEY,
+  name TEXT,
+  snapshot_name TEXT REFERENCES snapshots(name) ON DELETE SET NULL,
+  state TEXT NOT NULL CHECK (state IN ('starting', 'running', 'ended')),
+  pid INTEGER,
+  pid_start_time INTEGER,
+  control_socket TEXT,
+  ports_json TEXT NOT NULL DEFAULT '[]',
+  labels_json TEXT NOT NULL DEFAULT '{}',
+  end_cause TEXT,
+  exit_code INTEGER,
+  signal INTEGER,
+  created_ms INTEGER NOT NULL,
+  ended_ms INTEGER
+);
+CREATE INDEX vms_by_state ON vms (state);
+)sql";
+
+constexpr Migration kMigrations[] = {
+    {1, "initial schema", kInitialSchema},
+};
+
+}  // namespace
+
+std::span<const Migration> SchemaMigrations() { return kMigrations; }
+
+absl::StatusOr<int> SchemaVersion(Database& db) {
+  SM_ASSIGN_OR_RETURN(Statement stmt, db.Prepare("PRAGMA user_version"));
+  SM_ASSIGN_OR_RETURN(bool row, stmt.Step());
+  if (!row) {
+    return absl::InternalError("PRAGMA user_version returned no row");
+  }
+  return static_cast<int>(stmt.ColumnInt(0));
+}
+
+absl::Status Migrate(Database& db, std::span<const Migration> migrations) {
+  SM_ASSIGN_OR_RETURN(int current, SchemaVersion(db));
+  const int latest = migrations.empty() ? 0 : migrations.back().version;
+  if (current > latest) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "store schema version ", current, " is newer than this supermachined understands (", latest,
+        "); run a supermachined at least as new as the one that last used this state dir"));
+  }
+  for (const Migration& m : migrations) {
+    if (m.version <= current) {
+      continue;
+    }
+    SM_ASSIGN_OR_RETURN(Transaction tx, Transaction::Begin(db));
+    absl::Status st = db.Exec(m.sql);
+    if (st.ok()) {
+      // PRAGMA takes no bound parameters; the version is our own integer.
+      st = db.Exec(absl::StrCat("PRAGMA user_version = ", m.version));
+    }
+    if (!st.ok()) {
+      return absl::Status(st.code(), absl::StrCat("store migration ", m.version, " (", m.name,
+                                                  "): ", st.message()));
+    }
+    SM_RETURN_IF_ERROR(tx.Commit());
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace supermachine::store

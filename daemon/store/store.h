@@ -1,0 +1,119 @@
+// File: store.h
+// Store: supermachined's source of truth (SQLite, WAL). Records bakes (including ones in
+// progress, so a crash is found on restart), snapshots and the layers they use, and journals
+// every VM's worker (pid + process start time) before the VM starts, so a restarted daemon can
+// re-adopt or reap it. All multi-row writes are single transactions.
+//
+// Lifecycle of a bake row: BeginBake → 'running' → FinishBake → 'succeeded' | 'failed'.
+// A 'running' row found by RecoverInterruptedBakes (daemon restart) becomes 'failed' and is
+// returned so the caller can delete its temp dir.
+// Lifecycle of a VM row: JournalVm ('starting') → MarkVmRunning → EndVm (typed cause).
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "daemon/store/database.h"
+
+namespace supermachine::store {
+
+struct BakeRecord {
+  int64_t id = 0;
+  std::string bake_key;
+  std::string request_json;
+  std::string status;  // running | succeeded | failed
+  std::string error;
+  std::string timings_json;
+  std::string temp_dir;
+  int64_t started_ms = 0;
+  std::optional<int64_t> finished_ms;
+};
+
+struct SnapshotRecord {
+  std::string name;
+  std::optional<int64_t> bake_id;
+  std::string bake_key;
+  std::string path;
+  int64_t created_ms = 0;
+  int64_t size_bytes = 0;
+  std::string metadata_json;
+  std::vector<std::string> layer_digests;  // bottom layer first
+};
+
+struct LayerRecord {
+  std::string digest;
+  std::string sqfs_path;
+  int64_t size_bytes = 0;
+};
+
+// Typed end causes, as in the public API's EndCause.
+enum class EndCause { kExited, kKilled, kGuestOom, kDeadline, kWorkerCrash, kSnapshotIncompatible, kReleased };
+const char* EndCauseName(EndCause cause);
+
+struct VmRecord {
+  std::string id;
+  std::string name;
+  std::string snapshot_name;
+  std::string state;  // starting | running | ended
+  std::optional<int64_t> pid;
+  std::optional<int64_t> pid_start_time;  // /proc/<pid>/stat field 22, to tell pid reuse apart
+  std::string control_socket;
+  std::string ports_json = "[]";
+  std::string labels_json = "{}";
+  std::optional<std::string> end_cause;
+  std::optional<int64_t> exit_code;
+  std::optional<int64_t> signal;
+  int64_t created_ms = 0;
+  std::optional<int64_t> ended_ms;
+};
+
+class Store {
+ public:
+  using Clock = std::function<int64_t()>;  // milliseconds since the Unix epoch
+
+  // Opens (creating and migrating) the store at `path`.
+  static absl::StatusOr<Store> Open(const std::string& path, Clock now_ms);
+
+  // --- bakes
+  absl::StatusOr<int64_t> BeginBake(const std::string& bake_key, const std::string& request_json,
+                                    const std::string& temp_dir);
+  absl::Status FinishBake(int64_t id, bool succeeded, const std::string& error,
+                          const std::string& timings_json);
+  absl::StatusOr<BakeRecord> GetBake(int64_t id);
+  absl::StatusOr<std::vector<BakeRecord>> RecoverInterruptedBakes();
+
+  // --- layers and snapshots
+  absl::Status PutLayer(const LayerRecord& layer);
+  // Inserts or replaces the snapshot and its layer list atomically. Its layers must exist.
+  absl::Status PutSnapshot(const SnapshotRecord& snapshot);
+  absl::StatusOr<SnapshotRecord> GetSnapshot(const std::string& name);
+  absl::StatusOr<std::vector<SnapshotRecord>> ListSnapshots();
+  // FailedPrecondition while a non-ended VM uses it; NotFound if unknown.
+  absl::Status RemoveSnapshot(const std::string& name);
+  // Layers no image and no snapshot refers to (candidates for garbage collection).
+  absl::StatusOr<std::vector<LayerRecord>> UnreferencedLayers();
+  absl::Status RemoveLayer(const std::string& digest);
+
+  // --- VM journal
+  absl::Status JournalVm(const VmRecord& vm);
+  absl::Status MarkVmRunning(const std::string& id);
+  absl::Status EndVm(const std::string& id, EndCause cause, std::optional<int64_t> exit_code,
+                     std::optional<int64_t> signal);
+  absl::StatusOr<VmRecord> GetVm(const std::string& id);
+  // Non-ended VMs, or all with `include_ended`.
+  absl::StatusOr<std::vector<VmRecord>> ListVms(bool include_ended);
+
+ private:
+  Store(Database db, Clock now_ms) : db_(std::move(db)), now_ms_(std::move(now_ms)) {}
+  absl::StatusOr<std::vector<std::string>> SnapshotLayers(const std::string& name);
+
+  Database db_;
+  Clock now_ms_;
+};
+
+}  // namespace supermachine::store

@@ -1,0 +1,73 @@
+#include "daemon/store/migrations.h"
+
+#include "gtest/gtest.h"
+#include "tests/unit/store/temp_db.h"
+
+namespace supermachine::store {
+namespace {
+
+bool HasTable(Database& db, const std::string& name) {
+  auto s = db.Prepare("SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ?");
+  s->Bind(1, name);
+  return s->Step().value() && s->ColumnInt(0) == 1;
+}
+
+TEST(Migrations, VersionsAreConsecutiveFromOne) {
+  int expected = 1;
+  for (const Migration& m : SchemaMigrations()) {
+    EXPECT_EQ(m.version, expected) << m.name;
+    ++expected;
+  }
+}
+
+TEST(Migrations, FreshDatabaseReachesLatestVersion) {
+  TempDir dir;
+  auto db = Database::Open(dir.File("s.db"));
+  ASSERT_TRUE(Migrate(*db).ok());
+  EXPECT_EQ(SchemaVersion(*db).value(), SchemaMigrations().back().version);
+}
+
+// Migration 1: the initial schema creates every table the store uses.
+TEST(Migrations, Migration1CreatesInitialTables) {
+  TempDir dir;
+  auto db = Database::Open(dir.File("s.db"));
+  ASSERT_TRUE(Migrate(*db, SchemaMigrations().first(1)).ok());
+  for (const char* t : {"images", "layers", "image_layers", "bakes", "snapshots", "snapshot_layers", "vms"}) {
+    EXPECT_TRUE(HasTable(*db, t)) << t;
+  }
+  EXPECT_EQ(SchemaVersion(*db).value(), 1);
+}
+
+TEST(Migrations, SecondRunIsANoOp) {
+  TempDir dir;
+  auto db = Database::Open(dir.File("s.db"));
+  ASSERT_TRUE(Migrate(*db).ok());
+  EXPECT_TRUE(Migrate(*db).ok());
+}
+
+TEST(Migrations, RefusesNewerSchema) {
+  TempDir dir;
+  auto db = Database::Open(dir.File("s.db"));
+  ASSERT_TRUE(db->Exec("PRAGMA user_version = 99").ok());
+  absl::Status st = Migrate(*db);
+  EXPECT_EQ(st.code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_NE(st.message().find("99"), std::string::npos);
+}
+
+TEST(Migrations, FailedMigrationLeavesPreviousVersion) {
+  TempDir dir;
+  auto db = Database::Open(dir.File("s.db"));
+  const Migration broken[] = {
+      {1, "good", "CREATE TABLE a (x INTEGER);"},
+      {2, "bad", "CREATE TABLE b (x INTEGER); INSERT INTO nowhere VALUES (1);"},
+  };
+  absl::Status st = Migrate(*db, broken);
+  EXPECT_FALSE(st.ok());
+  EXPECT_NE(st.message().find("migration 2 (bad)"), std::string::npos);
+  EXPECT_EQ(SchemaVersion(*db).value(), 1);
+  EXPECT_TRUE(HasTable(*db, "a"));
+  EXPECT_FALSE(HasTable(*db, "b"));  // rolled back with the failed step
+}
+
+}  // namespace
+}  // namespace supermachine::store

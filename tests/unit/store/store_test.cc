@@ -1,0 +1,163 @@
+#include "daemon/store/store.h"
+
+#include "gtest/gtest.h"
+#include "tests/unit/store/temp_db.h"
+
+namespace supermachine::store {
+namespace {
+
+class StoreTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto s = Store::Open(dir_.File("store.db"), [this] { return now_; });
+    ASSERT_TRUE(s.ok()) << s.status();
+    store_.emplace(std::move(*s));
+  }
+  Store& store() { return *store_; }
+
+  SnapshotRecord Snapshot(const std::string& name) {
+    EXPECT_TRUE(store().PutLayer({"sha256:aa", "/c/layers/aa.sqfs", 10}).ok());
+    EXPECT_TRUE(store().PutLayer({"sha256:bb", "/c/layers/bb.sqfs", 20}).ok());
+    SnapshotRecord r;
+    r.name = name;
+    r.bake_key = "key-" + name;
+    r.path = "/s/" + name;
+    r.created_ms = 5;
+    r.size_bytes = 4096;
+    r.metadata_json = "{}";
+    r.layer_digests = {"sha256:aa", "sha256:bb"};
+    return r;
+  }
+
+  TempDir dir_;
+  int64_t now_ = 1000;
+  std::optional<Store> store_;
+};
+
+TEST_F(StoreTest, BakeLifecycleRecordsResult) {
+  auto id = store().BeginBake("k1", "{\"image\":\"busybox\"}", "/tmp/bake-1");
+  ASSERT_TRUE(id.ok()) << id.status();
+  now_ = 1500;
+  ASSERT_TRUE(store().FinishBake(*id, true, "", "{\"total\":500}").ok());
+  auto bake = store().GetBake(*id);
+  ASSERT_TRUE(bake.ok());
+  EXPECT_EQ(bake->status, "succeeded");
+  EXPECT_EQ(bake->started_ms, 1000);
+  EXPECT_EQ(bake->finished_ms, 1500);
+  EXPECT_EQ(bake->timings_json, "{\"total\":500}");
+}
+
+TEST_F(StoreTest, FinishingABakeTwiceIsRefused) {
+  auto id = store().BeginBake("k1", "{}", "");
+  ASSERT_TRUE(store().FinishBake(*id, false, "boom", "").ok());
+  EXPECT_EQ(store().FinishBake(*id, true, "", "").code(), absl::StatusCode::kFailedPrecondition);
+}
+
+TEST_F(StoreTest, InterruptedBakesAreMarkedFailedOnRecovery) {
+  auto running = store().BeginBake("k1", "{}", "/tmp/bake-running");
+  auto done = store().BeginBake("k2", "{}", "/tmp/bake-done");
+  ASSERT_TRUE(store().FinishBake(*done, true, "", "").ok());
+
+  auto recovered = store().RecoverInterruptedBakes();
+  ASSERT_TRUE(recovered.ok());
+  ASSERT_EQ(recovered->size(), 1u);
+  EXPECT_EQ((*recovered)[0].temp_dir, "/tmp/bake-running");
+  auto bake = store().GetBake(*running);
+  EXPECT_EQ(bake->status, "failed");
+  EXPECT_NE(bake->error.find("interrupted"), std::string::npos);
+  EXPECT_EQ(store().GetBake(*done)->status, "succeeded");
+}
+
+TEST_F(StoreTest, SnapshotRoundTripsWithOrderedLayers) {
+  ASSERT_TRUE(store().PutSnapshot(Snapshot("redis")).ok());
+  auto got = store().GetSnapshot("redis");
+  ASSERT_TRUE(got.ok()) << got.status();
+  EXPECT_EQ(got->bake_key, "key-redis");
+  EXPECT_EQ(got->layer_digests, (std::vector<std::string>{"sha256:aa", "sha256:bb"}));
+}
+
+TEST_F(StoreTest, SnapshotWithUnknownLayerIsRejectedWhole) {
+  SnapshotRecord r = Snapshot("redis");
+  r.layer_digests.push_back("sha256:missing");
+  absl::Status st = store().PutSnapshot(r);
+  EXPECT_FALSE(st.ok());
+  EXPECT_NE(st.message().find("sha256:missing"), std::string::npos);
+  EXPECT_EQ(store().GetSnapshot("redis").status().code(), absl::StatusCode::kNotFound);
+}
+
+TEST_F(StoreTest, UnknownSnapshotIsNotFound) {
+  EXPECT_EQ(store().GetSnapshot("nope").status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(store().RemoveSnapshot("nope").code(), absl::StatusCode::kNotFound);
+}
+
+TEST_F(StoreTest, SnapshotInUseCannotBeRemoved) {
+  ASSERT_TRUE(store().PutSnapshot(Snapshot("redis")).ok());
+  VmRecord vm;
+  vm.id = "vm-1";
+  vm.snapshot_name = "redis";
+  ASSERT_TRUE(store().JournalVm(vm).ok());
+  EXPECT_EQ(store().RemoveSnapshot("redis").code(), absl::StatusCode::kFailedPrecondition);
+  ASSERT_TRUE(store().EndVm("vm-1", EndCause::kReleased, std::nullopt, std::nullopt).ok());
+  EXPECT_TRUE(store().RemoveSnapshot("redis").ok());
+  // The ended VM's history survives its snapshot.
+  EXPECT_EQ(store().GetVm("vm-1")->snapshot_name, "");
+}
+
+TEST_F(StoreTest, LayersBecomeUnreferencedWhenTheirSnapshotGoes) {
+  ASSERT_TRUE(store().PutSnapshot(Snapshot("redis")).ok());
+  EXPECT_TRUE(store().UnreferencedLayers()->empty());
+  EXPECT_FALSE(store().RemoveLayer("sha256:aa").ok());
+  ASSERT_TRUE(store().RemoveSnapshot("redis").ok());
+  auto unref = store().UnreferencedLayers();
+  ASSERT_EQ(unref->size(), 2u);
+  EXPECT_EQ((*unref)[0].digest, "sha256:aa");
+  EXPECT_TRUE(store().RemoveLayer("sha256:aa").ok());
+}
+
+TEST_F(StoreTest, VmJournalKeepsPidAndStartTime) {
+  VmRecord vm;
+  vm.id = "vm-1";
+  vm.pid = 4242;
+  vm.pid_start_time = 987654;
+  vm.control_socket = "/run/sm/vm-1.sock";
+  ASSERT_TRUE(store().JournalVm(vm).ok());
+  ASSERT_TRUE(store().MarkVmRunning("vm-1").ok());
+  auto got = store().GetVm("vm-1");
+  ASSERT_TRUE(got.ok());
+  EXPECT_EQ(got->state, "running");
+  EXPECT_EQ(got->pid, 4242);
+  EXPECT_EQ(got->pid_start_time, 987654);
+}
+
+TEST_F(StoreTest, FirstEndCauseWins) {
+  VmRecord vm;
+  vm.id = "vm-1";
+  ASSERT_TRUE(store().JournalVm(vm).ok());
+  ASSERT_TRUE(store().EndVm("vm-1", EndCause::kExited, 3, std::nullopt).ok());
+  absl::Status again = store().EndVm("vm-1", EndCause::kReleased, std::nullopt, std::nullopt);
+  EXPECT_EQ(again.code(), absl::StatusCode::kFailedPrecondition);
+  auto got = store().GetVm("vm-1");
+  EXPECT_EQ(got->end_cause, "exited");
+  EXPECT_EQ(got->exit_code, 3);
+}
+
+TEST_F(StoreTest, ListVmsHidesEndedUnlessAsked) {
+  VmRecord a, b;
+  a.id = "vm-a";
+  b.id = "vm-b";
+  ASSERT_TRUE(store().JournalVm(a).ok());
+  ASSERT_TRUE(store().JournalVm(b).ok());
+  ASSERT_TRUE(store().EndVm("vm-a", EndCause::kWorkerCrash, std::nullopt, std::nullopt).ok());
+  EXPECT_EQ(store().ListVms(false)->size(), 1u);
+  EXPECT_EQ(store().ListVms(true)->size(), 2u);
+}
+
+TEST_F(StoreTest, DuplicateVmIdIsRejected) {
+  VmRecord vm;
+  vm.id = "vm-1";
+  ASSERT_TRUE(store().JournalVm(vm).ok());
+  EXPECT_EQ(store().JournalVm(vm).code(), absl::StatusCode::kAlreadyExists);
+}
+
+}  // namespace
+}  // namespace supermachine::store
