@@ -1,0 +1,135 @@
+// File: vcpu_fd.cc
+// KVM vCPU ioctls.
+#include "worker/kvm/vcpu_fd.h"
+
+#include <errno.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+
+#include <cstring>
+#include <memory>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "worker/base/status_macros.h"
+
+namespace supermachine::kvm {
+
+absl::StatusOr<VcpuFd> VcpuFd::Create(base::UniqueFd fd, uint32_t id, int mmap_size) {
+  SM_ASSIGN_OR_RETURN(memory::Mapping run,
+                      memory::Mapping::Map(fd.get(), static_cast<size_t>(mmap_size),
+                                           PROT_READ | PROT_WRITE, MAP_SHARED));
+  return VcpuFd(std::move(fd), id, std::move(run));
+}
+
+int VcpuFd::Run() {
+  if (ioctl(fd_.get(), KVM_RUN, 0) < 0) {
+    return errno;
+  }
+  return 0;
+}
+
+absl::StatusOr<kvm_regs> VcpuFd::GetRegs() const {
+  kvm_regs regs{};
+  if (ioctl(fd_.get(), KVM_GET_REGS, &regs) < 0) {
+    return base::ErrnoToStatus(errno, absl::StrCat("vcpu ", id_, ": KVM_GET_REGS"));
+  }
+  return regs;
+}
+
+absl::Status VcpuFd::SetRegs(const kvm_regs& regs) {
+  if (ioctl(fd_.get(), KVM_SET_REGS, &regs) < 0) {
+    return base::ErrnoToStatus(errno, absl::StrCat("vcpu ", id_, ": KVM_SET_REGS"));
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<kvm_sregs> VcpuFd::GetSregs() const {
+  kvm_sregs sregs{};
+  if (ioctl(fd_.get(), KVM_GET_SREGS, &sregs) < 0) {
+    return base::ErrnoToStatus(errno, absl::StrCat("vcpu ", id_, ": KVM_GET_SREGS"));
+  }
+  return sregs;
+}
+
+absl::Status VcpuFd::SetSregs(const kvm_sregs& sregs) {
+  if (ioctl(fd_.get(), KVM_SET_SREGS, &sregs) < 0) {
+    return base::ErrnoToStatus(errno, absl::StrCat("vcpu ", id_, ": KVM_SET_SREGS"));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status VcpuFd::SetFpu(const kvm_fpu& fpu) {
+  if (ioctl(fd_.get(), KVM_SET_FPU, &fpu) < 0) {
+    return base::ErrnoToStatus(errno, absl::StrCat("vcpu ", id_, ": KVM_SET_FPU"));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status VcpuFd::SetCpuid(const CpuidList& cpuid) {
+  if (ioctl(fd_.get(), kIoctlSetCpuid2, cpuid.data()) < 0) {
+    return base::ErrnoToStatus(errno, absl::StrCat("vcpu ", id_, ": KVM_SET_CPUID2"));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status VcpuFd::SetMsrs(const std::vector<kvm_msr_entry>& entries) {
+  // kvm_msrs laid out by hand: see abi.h.
+  const size_t bytes = sizeof(MsrsHeader) + entries.size() * sizeof(kvm_msr_entry);
+  auto storage = std::make_unique<uint8_t[]>(bytes);
+  MsrsHeader header{.nmsrs = static_cast<uint32_t>(entries.size()), .pad = 0};
+  std::memcpy(storage.get(), &header, sizeof(header));
+  std::memcpy(storage.get() + sizeof(header), entries.data(),
+              entries.size() * sizeof(kvm_msr_entry));
+  int r = ioctl(fd_.get(), kIoctlSetMsrs, storage.get());
+  if (r < 0) {
+    return base::ErrnoToStatus(errno, absl::StrCat("vcpu ", id_, ": KVM_SET_MSRS"));
+  }
+  // KVM_SET_MSRS returns how many it set; it stops at the first it rejects.
+  if (static_cast<size_t>(r) != entries.size()) {
+    return absl::InternalError(absl::StrFormat("vcpu %u: KVM_SET_MSRS rejected MSR 0x%x", id_,
+                                               entries[static_cast<size_t>(r)].index));
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<kvm_lapic_state> VcpuFd::GetLapic() const {
+  kvm_lapic_state lapic{};
+  if (ioctl(fd_.get(), KVM_GET_LAPIC, &lapic) < 0) {
+    return base::ErrnoToStatus(errno, absl::StrCat("vcpu ", id_, ": KVM_GET_LAPIC"));
+  }
+  return lapic;
+}
+
+absl::Status VcpuFd::SetLapic(const kvm_lapic_state& lapic) {
+  if (ioctl(fd_.get(), KVM_SET_LAPIC, &lapic) < 0) {
+    return base::ErrnoToStatus(errno, absl::StrCat("vcpu ", id_, ": KVM_SET_LAPIC"));
+  }
+  return absl::OkStatus();
+}
+
+std::string VcpuFd::DumpRegisters() const {
+  std::string out = absl::StrCat("vcpu ", id_, ":");
+  auto regs = GetRegs();
+  if (regs.ok()) {
+    const kvm_regs& r = *regs;
+    absl::StrAppendFormat(&out,
+                          " rip=0x%x rsp=0x%x rbp=0x%x rflags=0x%x rax=0x%x rbx=0x%x rcx=0x%x "
+                          "rdx=0x%x rsi=0x%x rdi=0x%x",
+                          r.rip, r.rsp, r.rbp, r.rflags, r.rax, r.rbx, r.rcx, r.rdx, r.rsi, r.rdi);
+  } else {
+    absl::StrAppend(&out, " (regs unavailable: ", regs.status().message(), ")");
+  }
+  auto sregs = GetSregs();
+  if (sregs.ok()) {
+    const kvm_sregs& s = *sregs;
+    absl::StrAppendFormat(&out,
+                          " cr0=0x%x cr2=0x%x cr3=0x%x cr4=0x%x efer=0x%x cs=0x%x(base 0x%x l=%d "
+                          "db=%d) ss=0x%x",
+                          s.cr0, s.cr2, s.cr3, s.cr4, s.efer, s.cs.selector, s.cs.base, s.cs.l,
+                          s.cs.db, s.ss.selector);
+  }
+  return out;
+}
+
+}  // namespace supermachine::kvm

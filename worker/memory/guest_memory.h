@@ -1,0 +1,86 @@
+// File: guest_memory.h
+// GuestMemory: the guest's RAM as memfd-backed shared mappings, one per guest-physical region,
+// with bounds-checked access. Every address here may come from the guest, which is hostile: a
+// range that is not wholly inside one region is refused, never clamped or asserted.
+//
+// The backing is a memfd (not anonymous memory) so a snapshot can later write the file out and a
+// restore can mmap a RAM file MAP_PRIVATE in its place.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/types/span.h"
+#include "worker/base/unique_fd.h"
+#include "worker/memory/mapping.h"
+
+namespace supermachine::memory {
+
+using GuestAddress = uint64_t;
+
+struct RegionSpec {
+  GuestAddress guest_base = 0;
+  uint64_t size = 0;  // Bytes; a multiple of the page size.
+};
+
+struct Region {
+  GuestAddress guest_base = 0;
+  uint64_t size = 0;
+  uint64_t file_offset = 0;  // Where this region starts in the memfd.
+  Mapping mapping;
+
+  uint8_t* host() const { return mapping.data(); }
+  bool Contains(GuestAddress addr, uint64_t len) const {
+    return addr >= guest_base && len <= size && addr - guest_base <= size - len;
+  }
+};
+
+class GuestMemory {
+ public:
+  // Creates one memfd holding all regions back to back. Regions must be page-aligned, non-empty
+  // and must not overlap.
+  static absl::StatusOr<GuestMemory> Create(const std::vector<RegionSpec>& specs);
+
+  GuestMemory(GuestMemory&&) = default;
+  GuestMemory& operator=(GuestMemory&&) = default;
+
+  const std::vector<Region>& regions() const { return regions_; }
+  int fd() const { return fd_.get(); }
+  uint64_t total_size() const;
+  // One past the highest guest-physical address backed by RAM.
+  GuestAddress end() const;
+
+  // Host pointer to [addr, addr+len) if that range lies inside one region, else OutOfRange.
+  // len 0 is allowed and only checks addr.
+  absl::StatusOr<uint8_t*> HostSlice(GuestAddress addr, uint64_t len) const;
+  bool IsValidRange(GuestAddress addr, uint64_t len) const;
+
+  absl::Status Read(GuestAddress addr, absl::Span<uint8_t> out) const;
+  absl::Status Write(GuestAddress addr, absl::Span<const uint8_t> in) const;
+
+  // Plain-old-data helpers. Unaligned-safe (memcpy).
+  template <typename T>
+  absl::StatusOr<T> ReadObj(GuestAddress addr) const {
+    T value;
+    absl::Status st = Read(addr, absl::Span<uint8_t>(reinterpret_cast<uint8_t*>(&value), sizeof(T)));
+    if (!st.ok()) {
+      return st;
+    }
+    return value;
+  }
+  template <typename T>
+  absl::Status WriteObj(GuestAddress addr, const T& value) const {
+    return Write(addr, absl::Span<const uint8_t>(reinterpret_cast<const uint8_t*>(&value), sizeof(T)));
+  }
+
+ private:
+  GuestMemory() = default;
+  const Region* FindRegion(GuestAddress addr, uint64_t len) const;
+
+  base::UniqueFd fd_;
+  std::vector<Region> regions_;
+};
+
+}  // namespace supermachine::memory

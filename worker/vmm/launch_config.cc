@@ -1,0 +1,265 @@
+// File: launch_config.cc
+// Flag/JSON parsing and validation of the launch config.
+#include "worker/vmm/launch_config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
+#include "worker/arch/x86_64/kernel_loader.h"
+#include "worker/arch/x86_64/layout.h"
+#include "worker/base/status_macros.h"
+#include "worker/base/unique_fd.h"
+
+namespace supermachine::vmm {
+
+absl::StatusOr<DiskConfig> ParseDiskSpec(absl::string_view spec) {
+  std::vector<std::string> parts = absl::StrSplit(spec, ',');
+  if (parts.empty() || parts[0].empty()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("disk '", spec, "': expected PATH[,ro|,rw][,id=NAME]"));
+  }
+  DiskConfig disk;
+  disk.path = parts[0];
+  for (size_t i = 1; i < parts.size(); ++i) {
+    absl::string_view p = parts[i];
+    if (p == "ro") {
+      disk.read_only = true;
+    } else if (p == "rw") {
+      disk.read_only = false;
+    } else if (absl::ConsumePrefix(&p, "id=")) {
+      if (p.empty() || p.size() > 20) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("disk '", spec, "': id must be 1..20 bytes (virtio-blk GET_ID)"));
+      }
+      disk.id = std::string(p);
+    } else {
+      return absl::InvalidArgumentError(
+          absl::StrCat("disk '", spec, "': unknown option '", p, "' (use ro, rw or id=NAME)"));
+    }
+  }
+  return disk;
+}
+
+absl::StatusOr<SerialConfig> ParseSerialSpec(absl::string_view spec) {
+  SerialConfig s;
+  absl::string_view rest = spec;
+  if (spec == "stdout") {
+    s.kind = SerialKind::kStdout;
+  } else if (spec == "none") {
+    s.kind = SerialKind::kNone;
+  } else if (absl::ConsumePrefix(&rest, "file:") && !rest.empty()) {
+    s.kind = SerialKind::kFile;
+    s.path = std::string(rest);
+  } else if (absl::ConsumePrefix(&rest, "fd:")) {
+    int fd;
+    if (!absl::SimpleAtoi(rest, &fd) || fd < 0) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("serial '", spec, "': fd:N needs a non-negative descriptor number"));
+    }
+    s.kind = SerialKind::kFd;
+    s.fd = fd;
+  } else {
+    return absl::InvalidArgumentError(
+        absl::StrCat("serial '", spec, "': expected stdout, none, file:PATH or fd:N"));
+  }
+  return s;
+}
+
+absl::StatusOr<LaunchConfig> ParseLaunchConfigJson(absl::string_view text) {
+  nlohmann::json j;
+  try {
+    j = nlohmann::json::parse(text.begin(), text.end());
+  } catch (const nlohmann::json::exception& e) {
+    return absl::InvalidArgumentError(absl::StrCat("launch config: invalid JSON: ", e.what()));
+  }
+  if (!j.is_object()) {
+    return absl::InvalidArgumentError("launch config: top level must be a JSON object");
+  }
+  LaunchConfig c;
+  try {
+    for (auto it = j.begin(); it != j.end(); ++it) {
+      const std::string& key = it.key();
+      const nlohmann::json& v = it.value();
+      if (key == "kernel") {
+        c.kernel = v.get<std::string>();
+      } else if (key == "cmdline") {
+        c.cmdline = v.get<std::string>();
+      } else if (key == "mem_mib") {
+        c.mem_mib = v.get<uint32_t>();
+      } else if (key == "vcpus") {
+        c.vcpus = v.get<uint32_t>();
+      } else if (key == "rng") {
+        c.rng = v.get<bool>();
+      } else if (key == "pvh") {
+        c.pvh = v.get<bool>();
+      } else if (key == "serial") {
+        SM_ASSIGN_OR_RETURN(c.serial, ParseSerialSpec(v.get<std::string>()));
+      } else if (key == "disks") {
+        if (!v.is_array()) {
+          return absl::InvalidArgumentError("launch config: 'disks' must be an array");
+        }
+        for (const nlohmann::json& d : v) {
+          DiskConfig disk;
+          if (d.is_string()) {
+            SM_ASSIGN_OR_RETURN(disk, ParseDiskSpec(d.get<std::string>()));
+          } else if (d.is_object()) {
+            for (auto dit = d.begin(); dit != d.end(); ++dit) {
+              if (dit.key() == "path") {
+                disk.path = dit.value().get<std::string>();
+              } else if (dit.key() == "read_only") {
+                disk.read_only = dit.value().get<bool>();
+              } else if (dit.key() == "id") {
+                disk.id = dit.value().get<std::string>();
+              } else {
+                return absl::InvalidArgumentError(
+                    absl::StrCat("launch config: unknown disk key '", dit.key(), "'"));
+              }
+            }
+          } else {
+            return absl::InvalidArgumentError(
+                "launch config: each disk is \"PATH[,ro]\" or {\"path\":..,\"read_only\":..}");
+          }
+          c.disks.push_back(std::move(disk));
+        }
+      } else {
+        return absl::InvalidArgumentError(absl::StrCat("launch config: unknown key '", key, "'"));
+      }
+    }
+  } catch (const nlohmann::json::exception& e) {
+    return absl::InvalidArgumentError(absl::StrCat("launch config: wrong type: ", e.what()));
+  }
+  return c;
+}
+
+absl::StatusOr<CommandLine> ParseCommandLine(int argc, const char* const* argv) {
+  CLI::App app{"supermachine-worker: runs one KVM microVM (see docs/worker.md)"};
+  std::string config_file, kernel, cmdline, serial;
+  uint32_t mem_mib = 0, vcpus = 0;
+  std::vector<std::string> disks;
+  bool no_rng = false, no_pvh = false;
+  app.add_option("--config", config_file, "JSON launch config; flags given too override it");
+  app.add_option("--kernel", kernel, "ELF vmlinux (PVH entry) or bzImage");
+  app.add_option("--cmdline", cmdline,
+                 absl::StrCat("kernel command line (default: \"", kDefaultCmdline,
+                              "\"); virtio_mmio.device= entries are appended"));
+  app.add_option("--mem-mib", mem_mib, "guest memory in MiB (default 256)");
+  app.add_option("--vcpus", vcpus, "number of vCPUs (default 1)");
+  app.add_option("--disk", disks, "PATH[,ro|,rw][,id=NAME]; repeat for more disks")
+      ->take_all();
+  app.add_option("--serial", serial, "stdout (default), none, file:PATH or fd:N");
+  app.add_flag("--no-rng", no_rng, "do not add a virtio-rng device");
+  app.add_flag("--no-pvh", no_pvh, "boot an ELF vmlinux through its 64-bit entry, not PVH");
+
+  CommandLine out;
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp&) {
+    out.help = true;
+    out.help_text = app.help();
+    return out;
+  } catch (const CLI::ParseError& e) {
+    return absl::InvalidArgumentError(absl::StrCat(e.what(), " (see --help)"));
+  }
+  if (!config_file.empty()) {
+    std::ifstream in(config_file);
+    if (!in) {
+      return base::ErrnoToStatus(errno, absl::StrCat("launch config '", config_file, "'"));
+    }
+    std::stringstream ss;
+    ss << in.rdbuf();
+    absl::StatusOr<LaunchConfig> parsed = ParseLaunchConfigJson(ss.str());
+    if (!parsed.ok()) {
+      return base::Annotate(parsed.status(), config_file);
+    }
+    out.config = *std::move(parsed);
+  }
+  LaunchConfig& c = out.config;
+  if (!kernel.empty()) {
+    c.kernel = kernel;
+  }
+  if (app.count("--cmdline") > 0) {
+    c.cmdline = cmdline;
+  }
+  if (app.count("--mem-mib") > 0) {
+    c.mem_mib = mem_mib;
+  }
+  if (app.count("--vcpus") > 0) {
+    c.vcpus = vcpus;
+  }
+  for (const std::string& d : disks) {
+    SM_ASSIGN_OR_RETURN(DiskConfig disk, ParseDiskSpec(d));
+    c.disks.push_back(std::move(disk));
+  }
+  if (!serial.empty()) {
+    SM_ASSIGN_OR_RETURN(c.serial, ParseSerialSpec(serial));
+  }
+  if (no_rng) {
+    c.rng = false;
+  }
+  if (no_pvh) {
+    c.pvh = false;
+  }
+  return out;
+}
+
+HostLimits QueryHostLimits() {
+  HostLimits l;
+  const long pages = sysconf(_SC_PHYS_PAGES);
+  const long page_size = sysconf(_SC_PAGESIZE);
+  if (pages > 0 && page_size > 0) {
+    l.host_mem_bytes = static_cast<uint64_t>(pages) * static_cast<uint64_t>(page_size);
+  }
+  return l;
+}
+
+absl::Status ValidateLaunchConfig(const LaunchConfig& c, const HostLimits& limits) {
+  if (c.kernel.empty()) {
+    return absl::InvalidArgumentError("no kernel given: pass --kernel PATH (vmlinux or bzImage)");
+  }
+  SM_RETURN_IF_ERROR(arch::ProbeKernel(c.kernel).status());
+  if (c.mem_mib < kMinMemMib) {
+    return absl::InvalidArgumentError(absl::StrCat("memory ", c.mem_mib, " MiB is too small: ",
+                                                   "the minimum is ", kMinMemMib, " MiB"));
+  }
+  const uint64_t mem_bytes = static_cast<uint64_t>(c.mem_mib) << 20;
+  if (limits.host_mem_bytes != 0 && mem_bytes >= limits.host_mem_bytes) {
+    return absl::ResourceExhaustedError(absl::StrCat(
+        "memory ", c.mem_mib, " MiB is too large: the host has ", limits.host_mem_bytes >> 20,
+        " MiB of RAM"));
+  }
+  const uint32_t max_vcpus =
+      limits.max_vcpus != 0 ? std::min(limits.max_vcpus, arch::kMaxVcpus) : arch::kMaxVcpus;
+  if (c.vcpus == 0 || c.vcpus > max_vcpus) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(c.vcpus, " vCPUs: supported range is 1..", max_vcpus));
+  }
+  if (c.disks.size() > kMaxDisks) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(c.disks.size(), " disks: at most ", kMaxDisks, " are supported"));
+  }
+  for (const DiskConfig& d : c.disks) {
+    base::UniqueFd fd(open(d.path.c_str(), (d.read_only ? O_RDONLY : O_RDWR) | O_CLOEXEC));
+    if (!fd.valid()) {
+      return base::ErrnoToStatus(errno, absl::StrCat("disk '", d.path, "' (",
+                                                     d.read_only ? "read-only" : "read-write",
+                                                     ")"));
+    }
+  }
+  if (c.serial.kind == SerialKind::kFd && fcntl(c.serial.fd, F_GETFD) < 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("serial fd:", c.serial.fd, ": not an open file descriptor"));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace supermachine::vmm

@@ -1,0 +1,77 @@
+// File: launch_config.h
+// The worker's launch config: from flags (CLI11) or a JSON file (nlohmann-json), validated
+// before anything is created so bad input fails with a clear message and no vCPU runs.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+
+namespace supermachine::vmm {
+
+struct DiskConfig {
+  std::string path;
+  bool read_only = false;
+  std::string id;  // GET_ID string; defaults to "disk<N>".
+  bool operator==(const DiskConfig&) const = default;
+};
+
+enum class SerialKind { kStdout, kFile, kFd, kNone };
+struct SerialConfig {
+  SerialKind kind = SerialKind::kStdout;
+  std::string path;  // kFile
+  int fd = -1;       // kFd (inherited, not owned)
+  bool operator==(const SerialConfig&) const = default;
+};
+
+inline constexpr absl::string_view kDefaultCmdline = "console=ttyS0 reboot=t panic=-1 pci=off";
+inline constexpr uint32_t kDefaultMemMib = 256;
+// Below this the kernel cannot even unpack itself next to our boot structures.
+inline constexpr uint32_t kMinMemMib = 32;
+inline constexpr uint32_t kMaxDisks = 120;  // kMaxVirtioDevices minus rng and future devices.
+
+struct LaunchConfig {
+  std::string kernel;
+  std::string cmdline = std::string(kDefaultCmdline);
+  uint32_t mem_mib = kDefaultMemMib;
+  uint32_t vcpus = 1;
+  std::vector<DiskConfig> disks;
+  SerialConfig serial;
+  bool rng = true;
+  // Use the ELF's PVH entry when it has one (else the 64-bit Linux entry).
+  bool pvh = true;
+};
+
+// "path" or "path,ro" / "path,rw" (also "path,ro,id=NAME").
+absl::StatusOr<DiskConfig> ParseDiskSpec(absl::string_view spec);
+// "stdout", "none", "file:PATH", "fd:N".
+absl::StatusOr<SerialConfig> ParseSerialSpec(absl::string_view spec);
+// {"kernel": ..., "cmdline": ..., "mem_mib": N, "vcpus": N, "disks": [{"path":..,"read_only":..}],
+//  "serial": "stdout", "rng": true, "pvh": true}. Unknown keys are errors (a typo must not be
+// silently ignored).
+absl::StatusOr<LaunchConfig> ParseLaunchConfigJson(absl::string_view json);
+
+struct CommandLine {
+  LaunchConfig config;
+  bool help = false;  // --help: print `help_text`, exit 0.
+  std::string help_text;
+};
+// Parses argv; `--config FILE` loads JSON first, then flags override it.
+absl::StatusOr<CommandLine> ParseCommandLine(int argc, const char* const* argv);
+
+// What the host allows, injected so tests need not depend on the machine.
+struct HostLimits {
+  uint64_t host_mem_bytes = 0;  // Physical RAM; guest memory must fit in it.
+  uint32_t max_vcpus = 0;       // KVM_CAP_MAX_VCPUS (0: unknown, use our own limit).
+};
+HostLimits QueryHostLimits();
+
+// Everything checkable without KVM: kernel exists and has a known format, memory within
+// [kMinMemMib, host RAM), vCPUs within limits, disks openable with the requested access,
+// device count. Messages name the offending item and what to do.
+absl::Status ValidateLaunchConfig(const LaunchConfig& config, const HostLimits& limits);
+
+}  // namespace supermachine::vmm
