@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# File: tests/lab/harness/harness_test.sh
+# Tests of tests/lab/run itself (run on the host, not inside the lab): in one lab boot, the
+# command sees svm + a working /dev/kvm (kvm_check), runs in the caller's cwd, can write to the
+# build dir at the same path, its output is streamed, and its exit status (3) comes back. A
+# second run checks that --timeout kills a hung run with status 124 instead of hanging.
+# usage: harness_test.sh <kvm_check binary> <scratch dir inside the build dir>
+set -uo pipefail
+readonly run="$(cd "$(dirname "$0")/.." && pwd)/run"
+readonly kvm_check="$1"
+readonly scratch="$2"
+failures=0
+fail() { echo "harness_test: FAIL: $*"; failures=$((failures + 1)); }
+
+rm -rf "${scratch}" && mkdir -p "${scratch}" && cd "${scratch}" || exit 1
+out="$("${run}" --timeout 600 -- sh -c \
+  "'${kvm_check}' && pwd && echo written-inside >'${scratch}/from-lab' && echo to-stderr >&2 && exit 3" 2>&1)"
+status=$?
+echo "${out}"
+[[ ${status} -eq 3 ]] || fail "exit status ${status}, expected 3"
+grep -q '^kvm_check: PASS' <<<"${out}" || fail "kvm_check did not pass inside the lab"
+grep -qx "${scratch}" <<<"${out}" || fail "command did not run in the caller's cwd ${scratch}"
+grep -qx 'to-stderr' <<<"${out}" || fail "stderr of the command was not streamed"
+[[ "$(cat "${scratch}/from-lab" 2>/dev/null)" == written-inside ]] ||
+  fail "a file written inside the lab to the build dir is not visible on the host"
+
+start=${SECONDS}
+out="$("${run}" --timeout 20 -- sleep 600 2>&1)"
+status=$?
+echo "${out}" | tail -n 3
+[[ ${status} -eq 124 ]] || fail "timeout run exited ${status}, expected 124"
+((SECONDS - start < 120)) || fail "timeout run took $((SECONDS - start)) s for a 20 s timeout"
+grep -q 'TIMEOUT' <<<"${out}" || fail "the timeout run did not say TIMEOUT"
+
+((failures == 0)) || exit 1
+echo "harness_test: PASS"
