@@ -307,6 +307,7 @@ class Conversion {
       }
       // Holes of sparse files arrive as gaps; the block processor stores zero blocks sparse.
       SM_RETURN_IF_ERROR(WriteZeros(static_cast<uint64_t>(offset) - position));
+      SM_RETURN_IF_ERROR(CountFileBytes(size));
       SM_RETURN_IF_ERROR(writer_->Append(buffer, size));
       position = static_cast<uint64_t>(offset) + size;
     }
@@ -317,7 +318,17 @@ class Conversion {
     return writer_->EndFile();
   }
 
+  absl::Status CountFileBytes(uint64_t count) {
+    file_bytes_ += count;
+    if (file_bytes_ > options_.max_file_bytes) {
+      return absl::ResourceExhaustedError(absl::StrCat(
+          "layer holds more than ", options_.max_file_bytes, " bytes of file data"));
+    }
+    return absl::OkStatus();
+  }
+
   absl::Status WriteZeros(uint64_t count) {
+    SM_RETURN_IF_ERROR(CountFileBytes(count));
     while (count > 0) {
       const size_t n = static_cast<size_t>(std::min<uint64_t>(count, zeros_.size()));
       SM_RETURN_IF_ERROR(writer_->Append(zeros_.data(), n));
@@ -335,6 +346,7 @@ class Conversion {
   std::unique_ptr<SquashfsWriter> writer_;
   ArchiveReadPtr archive_;
   std::vector<uint8_t> zeros_;
+  uint64_t file_bytes_ = 0;
 };
 
 absl::Status FsyncDir(const std::filesystem::path& dir) {

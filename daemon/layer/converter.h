@@ -29,6 +29,9 @@ struct ConvertOptions {
   uint32_t num_workers = 0;
   // Memory bound for the in-memory tree: more entries than this are refused.
   uint64_t max_entries = uint64_t{1} << 22;
+  // Bound on the file bytes fed to the compressor, holes of sparse files included (a tiny
+  // sparse tar can describe terabytes of zeros): more is refused with ResourceExhausted.
+  uint64_t max_file_bytes = uint64_t{1} << 40;
 };
 
 struct ConvertStats {
@@ -53,7 +56,7 @@ struct ConvertStats {
 //     hard link to a target not earlier in the layer, disallowed entry type, bad whiteout,
 //     parent that is not a directory, ids or sizes out of range;
 //   DataLoss — corrupt or truncated tar / gzip / zstd stream;
-//   ResourceExhausted — more than max_entries entries;
+//   ResourceExhausted — more than max_entries entries or max_file_bytes of file data;
 //   errno-derived codes for I/O on the input or output.
 absl::StatusOr<ConvertStats> ConvertLayer(const std::string& input_path,
                                           const std::string& output_path,

@@ -494,6 +494,15 @@ TEST_F(ConvertLayerRejects, MissingInputWithoutCreatingOutput) {
   EXPECT_THAT(out_.List(), ElementsAre());
 }
 
+TEST_F(ConvertLayerRejects, MoreFileDataThanTheBound) {
+  ASSERT_TRUE(testing::WriteTar(in_.Join("layer.tar"), {File("a", std::string(5000, 'a'))}).ok());
+  absl::Status st = ConvertLayer(in_.Join("layer.tar"), out_.Join("layer.sqfs"),
+                                 {.max_file_bytes = 4096})
+                        .status();
+  EXPECT_EQ(st.code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_THAT(out_.List(), ElementsAre());
+}
+
 TEST(ConvertLayer, FailedConversionLeavesExistingOutputUntouched) {
   TempDir dir;
   testing::WriteFileBytes(dir.Join("out.sqfs"), "previous");
