@@ -301,7 +301,14 @@ absl::StatusOr<HttpResponse> RegistryClient::Send(const Reference& ref, const st
       }
       transient = true;
       why = std::string(resp.status().message());
-    } else if (resp->status == 401 && !authenticated_once) {
+    } else if (resp->status == 401 && authenticated_once) {
+      // Credentials (or a fresh token) were sent and refused: say which.
+      absl::Status why_refused = Authenticate(ref, *resp, /*already_sent_auth=*/true);
+      if (!why_refused.ok()) {
+        return why_refused;
+      }
+      return resp;
+    } else if (resp->status == 401) {
       SM_RETURN_IF_ERROR(Authenticate(ref, *resp, auth.has_value()));
       authenticated_once = true;
       --attempt;  // the auth round trip is not a failed attempt
