@@ -27,7 +27,7 @@ struct SerialConfig {
   bool operator==(const SerialConfig&) const = default;
 };
 
-inline constexpr absl::string_view kDefaultCmdline = "console=ttyS0 reboot=t panic=-1 pci=off";
+inline constexpr absl::string_view kDefaultCmdline = "console=ttyS0 reboot=t panic=-1";
 inline constexpr uint32_t kDefaultMemMib = 256;
 // Below this the kernel cannot even unpack itself next to our boot structures.
 inline constexpr uint32_t kMinMemMib = 32;
