@@ -2,8 +2,9 @@
 # File: tests/lab/harness/harness_test.sh
 # Tests of tests/lab/run itself (run on the host, not inside the lab): in one lab boot, the
 # command sees svm + a working /dev/kvm (kvm_check), runs in the caller's cwd, can write to the
-# build dir at the same path, its output is streamed, and its exit status (3) comes back. A
-# second run checks that --timeout kills a hung run with status 124 instead of hanging.
+# build dir at the same path, its output is streamed (even without a final newline), its exit
+# status (3) comes back, and a nested tests/lab/run works (direct mode). A second run checks
+# that --timeout kills a hung run with status 124 instead of hanging.
 # usage: harness_test.sh <kvm_check binary> <scratch dir inside the build dir>
 set -uo pipefail
 readonly run="$(cd "$(dirname "$0")/.." && pwd)/run"
@@ -13,11 +14,17 @@ failures=0
 fail() { echo "harness_test: FAIL: $*"; failures=$((failures + 1)); }
 
 rm -rf "${scratch}" && mkdir -p "${scratch}" && cd "${scratch}" || exit 1
+# Inside, a nested tests/lab/run sees real KVM and runs its command directly (status 4).
 out="$("${run}" --timeout 600 -- sh -c \
-  "'${kvm_check}' && pwd && echo written-inside >'${scratch}/from-lab' && echo to-stderr >&2 && exit 3" 2>&1)"
+  "'${kvm_check}' && pwd && echo written-inside >'${scratch}/from-lab' && echo to-stderr >&2 &&
+   '${run}' -- sh -c 'exit 4'; echo nested=\$?; printf no-newline-at-end; exit 3" 2>&1)"
 status=$?
 echo "${out}"
 [[ ${status} -eq 3 ]] || fail "exit status ${status}, expected 3"
+grep -q '^tests/lab/run: mode: \(emulated\|hardware\)' <<<"${out}" ||
+  fail "no line saying which mode the lab uses"
+grep -qx 'nested=4' <<<"${out}" || fail "nested tests/lab/run did not return its status 4"
+grep -q 'no-newline-at-end' <<<"${out}" || fail "output without a final newline was lost"
 grep -q '^kvm_check: PASS' <<<"${out}" || fail "kvm_check did not pass inside the lab"
 grep -qx "${scratch}" <<<"${out}" || fail "command did not run in the caller's cwd ${scratch}"
 grep -qx 'to-stderr' <<<"${out}" || fail "stderr of the command was not streamed"
