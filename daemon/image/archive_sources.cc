@@ -32,7 +32,9 @@ absl::Status CheckFile(const std::string& kind, const std::string& file) {
   return absl::OkStatus();
 }
 
-// Every regular entry up to kMaxSmallBlobBytes, by normalised path.
+// Every regular JSON entry (first byte '{' or '[') up to kMaxSmallBlobBytes, by normalised
+// path: index.json, manifests, configs, manifest.json. Layers (tar, gzip, zstd) never start
+// with either byte, so they are skipped after their first chunk and never held in memory.
 absl::StatusOr<std::map<std::string, std::string>> ReadSmallEntries(
     const std::string& file, std::map<std::string, TarEntry>* all) {
   SM_ASSIGN_OR_RETURN(TarReader tar, TarReader::Open(file));
@@ -47,11 +49,30 @@ absl::StatusOr<std::map<std::string, std::string>> ReadSmallEntries(
     if (all != nullptr) {
       (*all)[e.path] = e;
     }
-    if (e.regular && e.size <= kMaxSmallBlobBytes && total + e.size <= kMaxInMemoryTotal) {
-      SM_ASSIGN_OR_RETURN(std::string data, tar.ReadAll(kMaxSmallBlobBytes));
-      total += static_cast<int64_t>(data.size());
-      small[e.path] = std::move(data);
+    if (!e.regular || e.size > kMaxSmallBlobBytes || e.size == 0) {
+      continue;
     }
+    if (total + e.size > kMaxInMemoryTotal) {
+      return absl::ResourceExhaustedError(absl::StrCat(
+          file, ": more than ", kMaxInMemoryTotal, " bytes of JSON metadata; not an image archive?"));
+    }
+    std::string data;
+    bool json = true;
+    absl::Status read = tar.ReadData([&](absl::string_view chunk) -> absl::Status {
+      if (data.empty() && !chunk.empty() &&
+          absl::string_view("{[ \t\r\n").find(chunk.front()) == absl::string_view::npos) {
+        json = false;
+        return absl::CancelledError();  // not JSON: stop reading this entry
+      }
+      data.append(chunk.data(), chunk.size());
+      return absl::OkStatus();
+    });
+    if (!json) {
+      continue;
+    }
+    SM_RETURN_IF_ERROR(read);
+    total += static_cast<int64_t>(data.size());
+    small[e.path] = std::move(data);
   }
   return small;
 }

@@ -2,6 +2,7 @@
 // Verified, atomic, once-only blob ingestion (see the lifecycle in blob_store.h).
 #include "daemon/image/blob_store.h"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <sys/file.h>
 #include <sys/stat.h>
@@ -12,6 +13,7 @@
 #include <vector>
 
 #include "absl/cleanup/cleanup.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "worker/base/status_macros.h"
 
@@ -52,6 +54,22 @@ absl::Status MakeDirs(const std::string& dir) {
                         absl::StrCat("create cache dir ", dir, ": ", ec.message()));
   }
   return absl::OkStatus();
+}
+
+// Called with the digest's lock held: any ingest file for it belongs to a writer that died
+// (a live one would hold the lock), so it is garbage.
+void RemoveStaleIngestFiles(const std::string& dir, const Digest& digest) {
+  const std::string prefix = absl::StrCat(".ingest-", digest.hex(), "-");
+  DIR* d = ::opendir(dir.c_str());
+  if (d == nullptr) {
+    return;
+  }
+  absl::Cleanup close_dir = [d] { ::closedir(d); };
+  while (struct dirent* e = ::readdir(d)) {
+    if (absl::StartsWith(e->d_name, prefix)) {
+      ::unlinkat(::dirfd(d), e->d_name, 0);
+    }
+  }
 }
 
 }  // namespace
@@ -153,6 +171,8 @@ absl::StatusOr<IngestResult> BlobStore::Ingest(
   if (::stat(final_path.c_str(), &st) == 0) {
     return IngestResult{.path = final_path, .size = st.st_size, .already_present = true};
   }
+
+  RemoveStaleIngestFiles(BlobDir(), digest);
 
   std::string tmp = absl::StrCat(BlobDir(), "/.ingest-", digest.hex(), "-XXXXXX");
   base::UniqueFd fd(::mkostemp(tmp.data(), O_CLOEXEC));

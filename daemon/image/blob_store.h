@@ -50,7 +50,8 @@ struct IngestResult {
 // * ingesting: Ingest holds an exclusive flock on <root>/locks/sha256/<hex>.lock for the
 //   whole write, so concurrent ingests of one digest (threads or processes) fetch it once:
 //   the others wait, find it committed, and return already_present.
-//   Bytes go to <root>/blobs/sha256/.ingest-<hex>-XXXXXX (same directory as the final name).
+//   Bytes go to <root>/blobs/sha256/.ingest-<hex>-XXXXXX (same directory as the final name);
+//   ingest files of that digest left by a crashed writer are removed first.
 // * commit: written size == expected size (when known), sha256 == digest, fsync(file),
 //   rename(temp, <hex>), fsync(directory). A mismatch is DataLoss and nothing is committed.
 // * committed blobs are immutable and never rewritten; readers only ever open committed

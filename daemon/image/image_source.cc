@@ -12,7 +12,8 @@ namespace supermachine::image {
 bool IsSupportedLayerMediaType(absl::string_view mt) {
   namespace m = media_types;
   if (mt == m::kOciLayerTar || mt == m::kOciLayerGzip || mt == m::kOciLayerZstd ||
-      mt == m::kDockerLayerGzip || mt == m::kDockerForeignLayerGzip) {
+      mt == m::kDockerLayerGzip || mt == m::kDockerForeignLayerGzip ||
+      mt == "application/vnd.docker.image.rootfs.diff.tar") {
     return true;
   }
   // OCI "nondistributable" variants carry the same content.
@@ -86,6 +87,12 @@ absl::StatusOr<ResolvedImage> ResolveFromManifest(const std::string& source,
                                                      ") has unsupported media type '",
                                                      out.layers[i].media_type, "'"));
     }
+  }
+  if (manifest.config.media_type != media_types::kOciConfig &&
+      manifest.config.media_type != media_types::kDockerConfig) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        source, ": not a container image (config media type '", manifest.config.media_type,
+        "'; an OCI artifact such as a Helm chart or signature?)"));
   }
   auto config_json = ReadVerified(read, manifest.config);
   if (!config_json.ok()) {

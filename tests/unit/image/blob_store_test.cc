@@ -130,6 +130,15 @@ TEST(BlobStore, ConcurrentIngestsOfOneDigestFetchOnce) {
   EXPECT_EQ(testing::ReadFileOrDie(store.PathFor(d)), bytes);
 }
 
+TEST(BlobStore, IngestRemovesIngestFilesLeftByACrashedWriter) {
+  testing::TempDir dir;
+  auto store = *BlobStore::Open(dir.path());
+  const Digest d = Sha256Of("fresh");
+  testing::WriteFileOrDie(dir.Sub("blobs/sha256/.ingest-" + d.hex() + "-dead01"), "partial");
+  ASSERT_TRUE(store.PutBytes(d, "fresh").ok());
+  EXPECT_THAT(testing::ListDir(dir.Sub("blobs/sha256")), ElementsAre(d.hex()));
+}
+
 TEST(BlobStore, ReadSmallDetectsOnDiskCorruption) {
   testing::TempDir dir;
   auto store = *BlobStore::Open(dir.path());

@@ -173,6 +173,21 @@ TEST(OciLayoutSource, ForeignSinglePlatformImageIsRefused) {
   EXPECT_THAT(std::string(pulled.status().message()), HasSubstr("image is for linux/s390x"));
 }
 
+TEST(OciLayoutSource, ArtifactWithNonImageConfigIsRefused) {
+  testing::TempDir dir;
+  auto img = testing::BuildImage(HostPlatform(), {{{"a", "1"}}}, {"/a"});
+  img.config.media_type = "application/vnd.cncf.helm.config.v1+json";
+  img.manifest_json = testing::ManifestJson(img.config, img.layers);
+  img.manifest = testing::Describe(img.manifest_json, media_types::kOciManifest);
+  testing::LayoutWriter layout(dir.Sub("layout"));
+  layout.PutImage(img);
+  layout.WriteIndex({img.manifest});
+  auto store = *BlobStore::Open(dir.Sub("cache"));
+  auto pulled = PullImage(*ParseSourceSpec("oci-layout:" + dir.Sub("layout")), PullContext{.store = &store});
+  EXPECT_EQ(pulled.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(pulled.status().message()), HasSubstr("not a container image"));
+}
+
 TEST(DockerArchiveSource, LayerNotMatchingDiffIdIsDataLoss) {
   testing::TempDir dir;
   auto img = testing::BuildImage(HostPlatform(), {{{"a", "1"}}}, {"/a"}, /*gzip=*/false);
