@@ -125,6 +125,13 @@ absl::StatusOr<std::unique_ptr<SquashfsWriter>> SquashfsWriter::Create(
   return w;
 }
 
+SquashfsWriter::~SquashfsWriter() {
+  if (block_processor_ != nullptr && !finished_) {
+    // Best effort: the image is being discarded; an error here only means blocks failed.
+    sqfs_block_processor_sync(block_processor_.get());
+  }
+}
+
 absl::Status SquashfsWriter::BeginFile(LayerInode* inode) {
   return Check(sqfs_block_processor_begin_file(block_processor_.get(), &inode->file_inode,
                                                nullptr, 0),
@@ -246,6 +253,7 @@ absl::Status SquashfsWriter::WriteInode(LayerInode* node, uint32_t parent_inode_
 }
 
 absl::StatusOr<uint64_t> SquashfsWriter::Finish(LayerTree& tree) {
+  finished_ = true;  // Whatever finish() returns, nothing is left in flight to drain.
   SM_RETURN_IF_ERROR(
       Check(sqfs_block_processor_finish(block_processor_.get()), "finish data blocks"));
 

@@ -48,6 +48,12 @@ class SquashfsWriter {
   // Uncompressed file bytes fed so far.
   uint64_t data_bytes_in() const;
 
+  // After a failure (no Finish), drains the blocks still queued in the worker pool: libsquashfs
+  // 1.2 frees its own queues on destroy but not blocks handed to the pool, which would leak.
+  ~SquashfsWriter();
+  SquashfsWriter(const SquashfsWriter&) = delete;
+  SquashfsWriter& operator=(const SquashfsWriter&) = delete;
+
  private:
   SquashfsWriter() = default;
   absl::Status WriteInode(LayerInode* node, uint32_t parent_inode_num);
@@ -66,6 +72,7 @@ class SquashfsWriter {
   SqfsPtr<sqfs_block_processor_t> block_processor_;
   sqfs_super_t super_{};
   uint32_t block_size_ = 0;
+  bool finished_ = false;
 };
 
 }  // namespace supermachine::layer
