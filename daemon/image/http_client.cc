@@ -47,6 +47,17 @@ size_t OnHeader(char* data, size_t size, size_t nitems, void* user) {
     t->current_status = status;
     return n;
   }
+  if (line.empty()) {
+    // End of one response's headers; redirects and 1xx are followed by another response.
+    const bool final_2xx = t->current_status >= 200 && t->current_status < 300;
+    if (final_2xx && t->request->on_response_start) {
+      t->sink_status = t->request->on_response_start(t->current_status, t->response->headers);
+      if (!t->sink_status.ok()) {
+        return 0;  // aborts the transfer
+      }
+    }
+    return n;
+  }
   const size_t colon = line.find(':');
   if (colon != absl::string_view::npos) {
     t->response->headers.emplace(

@@ -26,6 +26,11 @@ struct HttpRequest {
   // When set, the body of a 2xx response is streamed here (an error stops the transfer and is
   // returned from Do). Otherwise it is collected into HttpResponse::body up to max_body_bytes.
   std::function<absl::Status(absl::string_view)> body_sink;
+  // Called once the headers of the final 2xx response are in, before its body reaches the
+  // sink (e.g. to check a 206 Content-Range or to restart a resumed download on a 200).
+  // An error aborts the transfer and is returned from Do.
+  std::function<absl::Status(long status, const std::multimap<std::string, std::string>& headers)>
+      on_response_start;
   int64_t max_body_bytes = 8 << 20;
   absl::Duration connect_timeout = absl::Seconds(15);
   // Abort when fewer than 1 byte/s arrive for this long (a stalled server), not on total time:

@@ -73,7 +73,8 @@ struct RegistryClient::Call {
   std::string accept;
   int64_t max_body_bytes = kMaxManifestBytes;
   std::function<absl::Status(absl::string_view)> sink;
-  std::function<absl::Status()> before_retry;  // e.g. reset the blob writer
+  std::function<std::vector<std::string>()> extra_headers;  // evaluated per attempt (Range)
+  std::function<absl::Status(long, const std::multimap<std::string, std::string>&)> on_response_start;
 };
 
 RegistryClient::RegistryClient(RegistryClientOptions options)
@@ -89,7 +90,8 @@ RegistryStats RegistryClient::stats() const {
                        .blob_downloads = blob_downloads_.load(),
                        .bytes_downloaded = bytes_downloaded_.load(),
                        .token_fetches = token_fetches_.load(),
-                       .retries = retries_.load()};
+                       .retries = retries_.load(),
+                       .resumes = resumes_.load()};
 }
 
 void RegistryClient::Sleep(absl::Duration d) const {
@@ -282,10 +284,16 @@ absl::StatusOr<HttpResponse> RegistryClient::Send(const Reference& ref, const st
     ++attempt;
     HttpRequest req{.url = url,
                     .body_sink = call.sink,
+                    .on_response_start = call.on_response_start,
                     .max_body_bytes = call.max_body_bytes,
                     .stall_timeout = options_.stall_timeout};
     if (!call.accept.empty()) {
       req.headers.push_back(absl::StrCat("Accept: ", call.accept));
+    }
+    if (call.extra_headers) {
+      for (std::string& h : call.extra_headers()) {
+        req.headers.push_back(std::move(h));
+      }
     }
     std::optional<std::string> auth = AuthHeaderFor(ref);
     if (auth.has_value()) {
@@ -312,9 +320,6 @@ absl::StatusOr<HttpResponse> RegistryClient::Send(const Reference& ref, const st
       SM_RETURN_IF_ERROR(Authenticate(ref, *resp, auth.has_value()));
       authenticated_once = true;
       --attempt;  // the auth round trip is not a failed attempt
-      if (call.before_retry) {
-        SM_RETURN_IF_ERROR(call.before_retry());
-      }
       continue;
     } else if (IsTransientStatus(resp->status)) {
       transient = true;
@@ -330,9 +335,6 @@ absl::StatusOr<HttpResponse> RegistryClient::Send(const Reference& ref, const st
     ++retries_;
     Sleep(backoff);
     backoff = std::min(backoff * 2, options_.max_backoff);
-    if (call.before_retry) {
-      SM_RETURN_IF_ERROR(call.before_retry());
-    }
   }
 }
 
@@ -418,6 +420,7 @@ absl::StatusOr<IngestResult> RegistryClient::FetchBlob(const Reference& ref,
   const std::string what = absl::StrCat("blob ", desc.digest.ToString(), " of ", ref.registry, "/",
                                         ref.repository);
   HttpResponse last;
+  int resumes = 0;
   auto ingested = store.Ingest(desc.digest, desc.size, [&](BlobWriter& writer) -> absl::Status {
     ++blob_downloads_;
     Call call;
@@ -429,12 +432,35 @@ absl::StatusOr<IngestResult> RegistryClient::FetchBlob(const Reference& ref,
       }
       return absl::OkStatus();
     };
-    call.before_retry = [&] { return writer.Reset(); };
+    // A retry after a broken transfer resumes with a Range request; a server that answers
+    // 200 instead of 206 sends the whole blob again, so the writer starts over.
+    call.extra_headers = [&]() -> std::vector<std::string> {
+      if (writer.written() == 0) {
+        return {};
+      }
+      return {absl::StrCat("Range: bytes=", writer.written(), "-")};
+    };
+    call.on_response_start = [&](long status,
+                                 const std::multimap<std::string, std::string>& headers) -> absl::Status {
+      if (status == 206) {
+        auto range = headers.find("content-range");
+        const std::string want = absl::StrCat("bytes ", writer.written(), "-");
+        if (range == headers.end() || !absl::StartsWith(range->second, want)) {
+          return absl::DataLossError(absl::StrCat(
+              "pull ", what, ": server resumed at the wrong offset (Content-Range: ",
+              range == headers.end() ? "missing" : range->second, ", want ", want, "...)"));
+        }
+        ++resumes;
+        return absl::OkStatus();
+      }
+      return writer.written() > 0 ? writer.Reset() : absl::OkStatus();
+    };
     SM_ASSIGN_OR_RETURN(last, Send(ref, absl::StrCat("/v2/", ref.repository, "/blobs/",
                                                      desc.digest.ToString()),
                                    call));
     switch (last.status) {
       case 200:
+      case 206:
         return absl::OkStatus();
       case 401:
         return absl::UnauthenticatedError(absl::StrCat("pull ", what, ": 401 Unauthorized",
@@ -448,6 +474,7 @@ absl::StatusOr<IngestResult> RegistryClient::FetchBlob(const Reference& ref,
         return absl::UnknownError(absl::StrCat("pull ", what, ": unexpected HTTP ", last.status));
     }
   });
+  resumes_ += resumes;
   if (!ingested.ok()) {
     return base::Annotate(ingested.status(), absl::StrCat("pull ", ref.registry, "/", ref.repository));
   }

@@ -66,6 +66,7 @@ struct RegistryStats {
   int64_t bytes_downloaded = 0;
   int64_t token_fetches = 0;
   int64_t retries = 0;
+  int64_t resumes = 0;           // blob downloads continued with a Range request (206)
 };
 
 // Thread-safe.
@@ -86,7 +87,8 @@ class RegistryClient {
   absl::StatusOr<ManifestResponse> GetManifestByDigest(const Reference& ref, const Digest& digest);
 
   // Puts blob `desc` of repository `ref` into `store` (no request if already there). Follows
-  // redirects (to a CDN), verifies size and digest before committing (see BlobStore).
+  // redirects (to a CDN), resumes a broken transfer with a Range request where the server
+  // supports it, verifies size and digest before committing (see BlobStore).
   absl::StatusOr<IngestResult> FetchBlob(const Reference& ref, const Descriptor& desc,
                                          const BlobStore& store,
                                          const ProgressCallback& progress = nullptr);
@@ -119,7 +121,7 @@ class RegistryClient {
   // Per "registry/repository": how to authenticate (learnt from the first 401).
   std::map<std::string, std::unique_ptr<AuthState>> auth_ ABSL_GUARDED_BY(mu_);
   std::atomic<int64_t> requests_{0}, manifest_fetches_{0}, blob_downloads_{0},
-      bytes_downloaded_{0}, token_fetches_{0}, retries_{0};
+      bytes_downloaded_{0}, token_fetches_{0}, retries_{0}, resumes_{0};
 };
 
 }  // namespace supermachine::image

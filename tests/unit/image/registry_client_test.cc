@@ -152,6 +152,25 @@ TEST_F(RegistryTest, TruncatedBlobIsRetriedThenFailsAndLeavesNoBlob) {
   EXPECT_FALSE(store_.Contains(image_.config.digest));
 }
 
+TEST_F(RegistryTest, BrokenTransferResumesWithRange) {
+  registry_.knobs().truncate_first_blob_gets = 3;  // config and both layers break once
+  registry_.knobs().support_range = true;
+  RegistryClient client(Options());
+  auto pulled = Pull(client, Ref("team/app:v1"));
+  ASSERT_TRUE(pulled.ok()) << pulled.status();
+  EXPECT_EQ(client.stats().resumes, 3);
+  EXPECT_EQ(testing::ReadFileOrDie(pulled->layer_paths[0]), image_.layer_blobs[0]);
+}
+
+TEST_F(RegistryTest, BrokenTransferRestartsWhenServerIgnoresRange) {
+  registry_.knobs().truncate_first_blob_gets = 3;
+  RegistryClient client(Options());
+  auto pulled = Pull(client, Ref("team/app:v1"));
+  ASSERT_TRUE(pulled.ok()) << pulled.status();
+  EXPECT_EQ(client.stats().resumes, 0);
+  EXPECT_EQ(testing::ReadFileOrDie(pulled->layer_paths[1]), image_.layer_blobs[1]);
+}
+
 TEST_F(RegistryTest, ServiceUnavailableIsRetriedWithBackoff) {
   registry_.knobs().fail_first_blob_gets = 2;
   RegistryClient client(Options());

@@ -1,6 +1,9 @@
 // File: fake_registry.cc
 #include "tests/unit/image/testing/fake_registry.h"
 
+#include <algorithm>
+#include <string>
+
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "daemon/image/docker_config.h"
@@ -93,7 +96,15 @@ FakeResponse FakeRegistry::Handle(const FakeRequest& req) {
     if (knobs_.tamper_blobs && !body.empty()) {
       body[body.size() / 2] ^= 0x01;
     }
-    if (knobs_.truncate_blobs) {
+    auto range = req.headers.find("range");
+    if (knobs_.support_range && range != req.headers.end() && absl::StartsWith(range->second, "bytes=")) {
+      const size_t from = std::stoul(range->second.substr(6));
+      resp.status = 206;
+      resp.headers.emplace_back("Content-Range", absl::StrCat("bytes ", from, "-", body.size() - 1, "/", body.size()));
+      body = body.substr(std::min(from, body.size()));
+    }
+    if (knobs_.truncate_blobs || truncated_.load() < knobs_.truncate_first_blob_gets) {
+      ++truncated_;
       resp.truncate_at = static_cast<long>(body.size() / 2);
     }
     resp.body = std::move(body);

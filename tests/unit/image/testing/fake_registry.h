@@ -26,6 +26,8 @@ class FakeRegistry {
     int fail_first_blob_gets = 0;        // answer 503 to this many blob GETs first
     bool tamper_blobs = false;           // flip a byte in every blob body
     bool truncate_blobs = false;         // send half of every blob, then close
+    int truncate_first_blob_gets = 0;    // truncate only this many blob GETs
+    bool support_range = false;          // answer "Range: bytes=N-" with 206
     bool redirect_blobs = false;         // 307 to /cdn/<digest>
     bool wrong_content_digest_header = false;
   };
@@ -49,6 +51,7 @@ class FakeRegistry {
   std::map<std::string, std::string> blobs_ ABSL_GUARDED_BY(mu_);  // digest → bytes
   std::atomic<int> blob_gets_{0};
   std::atomic<int> failed_{0};
+  std::atomic<int> truncated_{0};
   std::unique_ptr<FakeHttpServer> server_;
 };
 
