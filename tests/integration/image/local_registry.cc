@@ -82,6 +82,11 @@ absl::StatusOr<std::unique_ptr<LocalRegistry>> LocalRegistry::Start(const Option
     absl::StrAppend(&config, "auth:\n  htpasswd:\n    realm: supermachine-test\n    path: ", options.dir,
                     "/htpasswd\n");
   }
+  if (options.token_auth.has_value()) {
+    const auto& t = *options.token_auth;
+    absl::StrAppend(&config, "auth:\n  token:\n    realm: ", t.realm, "\n    service: ", t.service,
+                    "\n    issuer: ", t.issuer, "\n    rootcertbundle: ", t.root_cert_bundle, "\n");
+  }
   std::ofstream(absl::StrCat(options.dir, "/config.yml")) << config;
   const std::string log_path = absl::StrCat(options.dir, "/registry.log");
   base::UniqueFd log(::open(log_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));

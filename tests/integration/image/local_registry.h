@@ -26,6 +26,15 @@ class LocalRegistry {
     std::string dir;  // config, storage and log live here
     // When set, the registry requires HTTP Basic auth with these credentials (bcrypt htpasswd).
     std::optional<std::pair<std::string, std::string>> basic_auth;
+    // When set, the registry requires bearer tokens from `realm`, signed by the key of a
+    // certificate in `root_cert_bundle` (PEM), for `service`, issued by `issuer`.
+    struct TokenAuth {
+      std::string realm;
+      std::string service;
+      std::string issuer;
+      std::string root_cert_bundle;
+    };
+    std::optional<TokenAuth> token_auth;
   };
   // Writes the config, starts `docker-registry serve`, waits until /v2/ answers.
   static absl::StatusOr<std::unique_ptr<LocalRegistry>> Start(const Options& options);
