@@ -149,7 +149,9 @@ absl::Status Vm::Build() {
   for (const VirtioSlot& s : virtio_) {
     slots.push_back({.base = s.base, .irq = s.gsi});
   }
-  SM_ASSIGN_OR_RETURN(cmdline_, BuildKernelCmdline(c.cmdline, slots, kernel.cmdline_limit));
+  // The bzImage header's cmdline_size excludes the NUL; BuildKernelCmdline counts it.
+  const uint32_t cmdline_limit = kernel.cmdline_limit != 0 ? kernel.cmdline_limit + 1 : 0;
+  SM_ASSIGN_OR_RETURN(cmdline_, BuildKernelCmdline(c.cmdline, slots, cmdline_limit));
   std::vector<uint8_t> cmdline_bytes(cmdline_.begin(), cmdline_.end());
   cmdline_bytes.push_back(0);
   SM_RETURN_IF_ERROR(mem_->Write(arch::kCmdlineAddr, cmdline_bytes));

@@ -39,9 +39,13 @@ std::string ReadFile(const fs::path& p) {
   return ss.str();
 }
 
-// The kernel cache dir for this source tree, or "" (the test then fails with the reason).
+// The kernel cache dir for this source tree (or $SM_KERNEL_DIR), or "" (the test then fails
+// with the reason).
 std::string KernelDir() {
   static const std::string dir = [] {
+    if (const char* env = getenv("SM_KERNEL_DIR"); env != nullptr && *env != '\0') {
+      return std::string(env);
+    }
     std::string cmd = absl::StrCat(SM_SOURCE_DIR, "/kernel/build.sh --print-dir 2>/dev/null");
     FILE* f = popen(cmd.c_str(), "r");
     if (f == nullptr) {
@@ -63,7 +67,7 @@ class WorkerLab : public ::testing::Test {
  protected:
   void SetUp() override {
     ASSERT_FALSE(KernelDir().empty())
-        << "guest kernel not built: run kernel/build.sh (kernel/README.md)";
+        << "guest kernel not built: run kernel/build.sh (kernel/README.md) or set SM_KERNEL_DIR";
     ASSERT_TRUE(fs::exists("/dev/kvm")) << "no /dev/kvm: this test must run via tests/lab/run";
     const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
     dir_ = fs::path(getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp") /

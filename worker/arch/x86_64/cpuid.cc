@@ -49,15 +49,6 @@ void NormalizeCpuid(uint32_t vcpu_id, uint32_t vcpu_count, kvm::CpuidList* cpuid
       case 0x6:
         e.ecx &= ~kLeaf6EcxEpb;
         break;
-      case 0xd:
-        if (e.index == 0) {
-          // EBX = XSAVE area size for the features enabled in XCR0. The guest enables every
-          // feature we offer (EAX), so report the size for all of them (ECX); a KVM that does
-          // not refresh EBX when the guest writes XCR0 (seen in the nested lab) otherwise
-          // leaves the boot-time x87/SSE size and Linux warns "XSAVE consistency problem".
-          e.ebx = e.ecx;
-        }
-        break;
       case 0xa:
         // No virtual PMU: the guest must not program host performance counters.
         e.eax = e.ebx = e.ecx = e.edx = 0;
