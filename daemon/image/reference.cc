@@ -2,6 +2,7 @@
 // Image reference grammar (after distribution/reference) and Docker Hub normalisation.
 #include "daemon/image/reference.h"
 
+#include <cstring>
 #include <vector>
 
 #include "absl/strings/ascii.h"
@@ -173,9 +174,6 @@ absl::StatusOr<Reference> ParseReference(absl::string_view text) {
   if (name.empty()) {
     return RefError(text, "missing repository name");
   }
-  if (name.size() > kMaxNameLength) {
-    return RefError(text, absl::StrCat("repository name longer than ", kMaxNameLength, " characters"));
-  }
 
   // 3. Domain: the first component when followed by '/' and it looks like a host.
   std::vector<absl::string_view> parts = absl::StrSplit(name, '/');
@@ -217,6 +215,15 @@ absl::StatusOr<Reference> ParseReference(absl::string_view text) {
     }
   } else {
     ref.registry = std::string(domain);
+  }
+  // Docker limits the normalised name ("docker.io/library/x"), so the limit holds for any
+  // spelling of the same name and normalising never produces an unparsable ref.
+  const size_t canonical_length =
+      (ref.IsDockerHub() ? std::strlen(kDockerHubDomain) : ref.registry.size()) + 1 +
+      ref.repository.size();
+  if (canonical_length > kMaxNameLength) {
+    return RefError(text, absl::StrCat("repository name longer than ", kMaxNameLength,
+                                       " characters (including the registry)"));
   }
   if (ref.tag.empty() && !ref.digest.has_value()) {
     ref.tag = "latest";

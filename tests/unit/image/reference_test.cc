@@ -127,6 +127,12 @@ TEST(Reference, RejectsOverlongTag) {
   EXPECT_THAT(std::string(ref.status().message()), HasSubstr("invalid tag"));
 }
 
+TEST(Reference, LengthLimitCountsTheNormalisedName) {
+  // 240 characters alone, but "docker.io/library/" + 240 is 258 > 255.
+  absl::StatusOr<Reference> ref = ParseReference(std::string(240, 'a'));
+  EXPECT_THAT(std::string(ref.status().message()), HasSubstr("longer than 255"));
+}
+
 TEST(Reference, RejectsOverlongName) {
   absl::StatusOr<Reference> ref = ParseReference(std::string(256, 'a'));
   EXPECT_THAT(std::string(ref.status().message()), HasSubstr("longer than 255"));
