@@ -85,10 +85,17 @@ if [[ ! -f "${src_dir}/Makefile" ]]; then
   mv "${src_dir}.tmp" "${src_dir}"
 fi
 
+# Temp dirs of builds that were killed (we hold the lock, so none of them is running).
+rm -rf "${cache_root}"/.build-*
 tmp_dir="$(mktemp -d "${cache_root}/.build-${hash}.XXXXXX")"
 trap 'rm -rf "${tmp_dir}"' EXIT
 obj="${tmp_dir}/obj"
 mkdir -p "${obj}"
+# Reproducible: no build user, host or time in the image (`uname -v` shows the source date),
+# so the same inputs give the same vmlinux on every machine.
+export KBUILD_BUILD_USER=supermachine KBUILD_BUILD_HOST=supermachine
+KBUILD_BUILD_TIMESTAMP="$(date -u -d "@$(stat -c %Y "${source_tar}")" '+%Y-%m-%d %H:%M:%S UTC')"
+export KBUILD_BUILD_TIMESTAMP
 kmake() { make -C "${src_dir}" O="${obj}" ARCH=x86_64 "$@"; }
 
 log "configuring (allnoconfig + ${fragments[*]##*/})"
