@@ -98,6 +98,20 @@ absl::StatusOr<uint8_t*> GuestMemory::HostSlice(GuestAddress addr, uint64_t len)
   return r->host() + (addr - r->guest_base);
 }
 
+void GuestMemory::Prefault(GuestAddress addr, uint64_t len) const {
+#ifndef MADV_POPULATE_WRITE
+  constexpr int MADV_POPULATE_WRITE = 23;  // Linux 5.14; older headers lack it.
+#endif
+  absl::StatusOr<uint8_t*> host = HostSlice(addr, len);
+  if (!host.ok() || len == 0) {
+    return;
+  }
+  const uintptr_t page = static_cast<uintptr_t>(sysconf(_SC_PAGESIZE));
+  const uintptr_t start = reinterpret_cast<uintptr_t>(*host) & ~(page - 1);
+  const uintptr_t end = (reinterpret_cast<uintptr_t>(*host) + len + page - 1) & ~(page - 1);
+  (void)madvise(reinterpret_cast<void*>(start), end - start, MADV_POPULATE_WRITE);
+}
+
 absl::Status GuestMemory::Read(GuestAddress addr, absl::Span<uint8_t> out) const {
   SM_ASSIGN_OR_RETURN(uint8_t * src, HostSlice(addr, out.size()));
   if (!out.empty()) {

@@ -57,6 +57,11 @@ class GuestMemory {
   absl::StatusOr<uint8_t*> HostSlice(GuestAddress addr, uint64_t len) const;
   bool IsValidRange(GuestAddress addr, uint64_t len) const;
 
+  // Allocates the pages of [addr, addr+len) now, in one call, instead of one fault per page
+  // when they are first written (MADV_POPULATE_WRITE). For ranges the VMM is about to fill,
+  // e.g. the kernel image. Best effort: a kernel without it just faults as usual.
+  void Prefault(GuestAddress addr, uint64_t len) const;
+
   absl::Status Read(GuestAddress addr, absl::Span<uint8_t> out) const;
   absl::Status Write(GuestAddress addr, absl::Span<const uint8_t> in) const;
 

@@ -96,6 +96,7 @@ absl::StatusOr<std::unique_ptr<Vm>> Vm::Create(VmOptions options) {
   SM_RETURN_IF_ERROR(ValidateLaunchConfig(options.config, limits));
   SM_ASSIGN_OR_RETURN(kvm::Kvm kvm, kvm::Kvm::Open(options.kvm_path));
   std::unique_ptr<Vm> vm(new Vm(std::move(options), std::move(kvm)));
+  vm->MarkPhase("validate+open_kvm");
   SM_RETURN_IF_ERROR(vm->Build());
   return vm;
 }
@@ -120,6 +121,7 @@ absl::Status Vm::Build() {
   SM_ASSIGN_OR_RETURN(kvm::CpuidList supported_cpuid, kvm_.SupportedCpuid());
   SM_ASSIGN_OR_RETURN(base::UniqueFd vm_fd, kvm_.CreateVm());
   vm_ = std::make_unique<kvm::VmFd>(std::move(vm_fd));
+  MarkPhase("create_vm");
 
   // VM-wide setup, in the order KVM requires:
   // 1. The TSS region (three pages Intel VMX uses for real-mode emulation) must be set before
@@ -142,9 +144,13 @@ absl::Status Vm::Build() {
         vm_->SetUserMemoryRegion(static_cast<uint32_t>(i), r.guest_base, r.size, r.host()));
   }
 
+  MarkPhase("irqchip+memory");
+
   // Kernel, devices (which decide the command line), boot structures.
   SM_ASSIGN_OR_RETURN(arch::LoadedKernel kernel, arch::LoadKernel(c.kernel, *mem_, c.pvh));
+  MarkPhase("load_kernel");
   SM_RETURN_IF_ERROR(SetupDevices());
+  MarkPhase("devices");
   std::vector<MmioDeviceSlot> slots;
   for (const VirtioSlot& s : virtio_) {
     slots.push_back({.base = s.base, .irq = s.gsi});
@@ -187,6 +193,7 @@ absl::Status Vm::Build() {
                                              : std::nullopt));
     vcpus_.push_back(std::move(owned));
   }
+  MarkPhase("boot_structures+vcpus");
   end_event_ = base::UniqueFd(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
   if (!end_event_.valid()) {
     return base::ErrnoToStatus(errno, "eventfd");
@@ -370,8 +377,12 @@ VmEnd Vm::Run() {
   if (options_.report_timing_from.has_value()) {
     // Close enough to the first instruction: the next thing the boot vCPU does is KVM_RUN.
     const absl::Duration d = absl::Now() - *options_.report_timing_from;
-    std::fprintf(stderr, "supermachine-worker: timing: start_to_first_kvm_run_us=%lld\n",
-                 static_cast<long long>(absl::ToInt64Microseconds(d)));
+    std::string phases;
+    for (const auto& [name, at] : phases_) {
+      absl::StrAppend(&phases, " ", name, "_us=", absl::ToInt64Microseconds(at));
+    }
+    std::fprintf(stderr, "supermachine-worker: timing: start_to_first_kvm_run_us=%lld%s\n",
+                 static_cast<long long>(absl::ToInt64Microseconds(d)), phases.c_str());
   }
   for (auto& vcpu : vcpus_) {
     kvm::VcpuFd* v = vcpu.get();
@@ -464,6 +475,12 @@ VmEnd Vm::Run() {
   }
   std::lock_guard lock(end_mu_);
   return end_.value_or(VmEnd{.exit_code = kExitVmmError, .message = "VM ended without a cause"});
+}
+
+void Vm::MarkPhase(const char* name) {
+  if (options_.report_timing_from.has_value()) {
+    phases_.emplace_back(name, absl::Now() - *options_.report_timing_from);
+  }
 }
 
 void Vm::ReportMemoryUse() const {

@@ -76,6 +76,8 @@ class Vm {
   void Finish(VmEnd end);
   void StopVcpus();
   void ReportMemoryUse() const;
+  // With report_timing_from: remembers when setup phase `name` ended (printed by Run()).
+  void MarkPhase(const char* name);
 
   VmOptions options_;
   kvm::Kvm kvm_;
@@ -83,6 +85,7 @@ class Vm {
   std::optional<memory::GuestMemory> mem_;
   std::string cmdline_;
   std::string summary_;
+  std::vector<std::pair<const char*, absl::Duration>> phases_;
 
   base::UniqueFd serial_file_;
   std::unique_ptr<devices::SerialOutput> serial_out_;

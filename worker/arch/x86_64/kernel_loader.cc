@@ -154,6 +154,7 @@ absl::StatusOr<LoadedKernel> LoadElf(const KernelFile& f, const std::string& pat
           "the VM more memory",
           path, ph.p_paddr, ph.p_memsz, mem.total_size() >> 20));
     }
+    mem.Prefault(ph.p_paddr, ph.p_filesz);
     SM_RETURN_IF_ERROR(ReadExact(f, ph.p_offset, *dst, ph.p_filesz, path));
     // The rest (bss) is already zero: guest memory starts as a fresh memfd.
     k.end = std::max<uint64_t>(k.end, ph.p_paddr + ph.p_memsz);
@@ -217,6 +218,7 @@ absl::StatusOr<LoadedKernel> LoadBzImage(const KernelFile& f, const std::string&
         "kernel '%s': bzImage needs %u MiB from 1 MiB to decompress; give the VM more memory",
         path, (needed >> 20) + 1));
   }
+  mem.Prefault(kHighMemStart, kernel_size);
   SM_RETURN_IF_ERROR(ReadExact(f, kernel_offset, *dst, kernel_size, path));
 
   LoadedKernel k;
