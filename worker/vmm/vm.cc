@@ -414,7 +414,8 @@ VmEnd Vm::Run() {
   if (options_.stop_signal_fd >= 0) {
     loop_ok = loop_ok && add(options_.stop_signal_fd, 1);
   }
-  bool serial_input = options_.serial_input_fd >= 0 && add(options_.serial_input_fd, 2);
+  (void)(options_.serial_input_fd >= 0 && add(options_.serial_input_fd, 2));
+  bool serial_paused = false;
   for (VirtioSlot& s : virtio_) {
     for (uint32_t q = 0; q < s.ioeventfds.size(); ++q) {
       notifiers.push_back({s.ioeventfds[q].get(), s.transport.get(), q});
@@ -428,7 +429,12 @@ VmEnd Vm::Run() {
   bool done = false;
   while (!done) {
     epoll_event events[16];
-    int n = epoll_wait(ep.get(), events, 16, serial_input ? -1 : -1);
+    // While the guest's input FIFO is full, stdin is not watched (it is level-triggered and
+    // would spin); poll for room every 10 ms instead.
+    if (serial_paused && serial_->input_space() > 0) {
+      serial_paused = !add(options_.serial_input_fd, 2);
+    }
+    int n = epoll_wait(ep.get(), events, 16, serial_paused ? 10 : -1);
     if (n < 0) {
       if (errno == EINTR) {
         continue;
@@ -452,13 +458,17 @@ VmEnd Vm::Run() {
       } else if (tag == 2) {
         uint8_t buf[devices::Serial::kInputFifo];
         const size_t space = serial_->input_space();
-        ssize_t got = space == 0 ? 0 : read(options_.serial_input_fd, buf, space);
+        if (space == 0) {
+          epoll_ctl(ep.get(), EPOLL_CTL_DEL, options_.serial_input_fd, nullptr);
+          serial_paused = true;
+          continue;
+        }
+        ssize_t got = read(options_.serial_input_fd, buf, space);
         if (got > 0) {
           serial_->EnqueueInput(absl::Span<const uint8_t>(buf, static_cast<size_t>(got)));
-        } else if (got == 0 && space > 0) {
-          // EOF: stop watching, the guest simply gets no more input.
+        } else if (got == 0 || (errno != EINTR && errno != EAGAIN)) {
+          // EOF or error: stop watching; the guest simply gets no more input.
           epoll_ctl(ep.get(), EPOLL_CTL_DEL, options_.serial_input_fd, nullptr);
-          serial_input = false;
         }
       } else {
         const Notifier& nt = notifiers[tag - 3];
