@@ -5,7 +5,7 @@
 # Used as a lab test (tests/lab/peer/CMakeLists.txt) and by tests/bench/run for timings.
 # Run it through tests/lab/run: it needs a /dev/kvm that boots Linux guests.
 """usage: qemu_microvm.py --agent BIN [--kernel-dir DIR] [--image vmlinux|bzImage]...
-                       [--runs N] [--smp N] [--mem MIB] [--timeout S] [--json OUT]"""
+                       [--runs N] [--warmup N] [--smp N] [--mem MIB] [--timeout S] [--json OUT]"""
 
 import argparse
 import json
@@ -18,6 +18,7 @@ import sys
 import tempfile
 import time
 
+sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import mkinitramfs  # noqa: E402
 
@@ -93,6 +94,7 @@ def main():
     p.add_argument("--kernel-dir", help="default: `kernel/build.sh --print-dir`")
     p.add_argument("--image", action="append", choices=["vmlinux", "bzImage"])
     p.add_argument("--runs", type=int, default=1)
+    p.add_argument("--warmup", type=int, default=0, help="unrecorded rounds first")
     p.add_argument("--smp", type=int, default=2)
     p.add_argument("--mem", type=int, default=256)
     p.add_argument("--timeout", type=float, default=120, help="per boot")
@@ -111,20 +113,24 @@ def main():
         initrd = os.path.join(tmp, "initramfs.cpio")
         with open(initrd, "wb") as f:
             f.write(mkinitramfs.build(args.agent))
+        argvs = {}
         for image in images:
             kernel = os.path.join(kdir, image)
             if not os.path.isfile(kernel):
                 fail(f"{kernel} missing: rebuild with kernel/build.sh --force")
-            qemu_argv = [
+            argvs[image] = [
                 "qemu-system-x86_64", "-M", "microvm,x-option-roms=off,rtc=off",
                 "-enable-kvm", "-cpu", "host", "-smp", str(args.smp), "-m", str(args.mem),
                 "-nodefaults", "-no-user-config", "-display", "none", "-serial", "stdio",
                 "-no-reboot", "-kernel", kernel, "-initrd", initrd,
                 "-append", "console=ttyS0 reboot=t panic=-1 quiet",
             ]
-            runs = []
-            for i in range(args.runs):
-                marker_at, exit_at, m, status, console = boot_once(qemu_argv, args.timeout)
+        runs = {image: [] for image in images}
+        # Rounds alternate the images (A B A B ...) so drift in machine load hits all alike;
+        # warm-up rounds (page cache, qemu binary) are checked but not recorded.
+        for rnd in range(-args.warmup, args.runs):
+            for image in images:
+                marker_at, exit_at, m, status, console = boot_once(argvs[image], args.timeout)
                 if m is None:
                     fail(f"{image}: no guest-agent marker on the console (qemu exit {status}); "
                          "console:\n" + console[-3000:])
@@ -136,16 +142,20 @@ def main():
                 if int(m.group(3)) != args.smp:
                     fail(f"{image}: guest sees {m.group(3)} CPUs, expected {args.smp} "
                          "(MP table / SMP config?)")
-                runs.append({"marker_s": marker_at, "exit_s": exit_at,
-                             "guest_uptime_s": float(m.group(2))})
-                print(f"{PROG}: {image} run {i + 1}/{args.runs}: marker after {marker_at:.3f} s, "
+                label = f"warm-up {rnd + args.warmup + 1}" if rnd < 0 else \
+                    f"run {rnd + 1}/{args.runs}"
+                print(f"{PROG}: {image} {label}: marker after {marker_at:.3f} s, "
                       f"qemu exited 0 after {exit_at:.3f} s, guest uptime at init "
                       f"{m.group(2)} s, {m.group(3)} CPUs", flush=True)
+                if rnd >= 0:
+                    runs[image].append({"marker_s": marker_at, "exit_s": exit_at,
+                                        "guest_uptime_s": float(m.group(2))})
+        for image in images:
             results[image] = {
-                "runs": runs,
-                "marker_s": summarize([r["marker_s"] for r in runs]),
-                "exit_s": summarize([r["exit_s"] for r in runs]),
-                "guest_uptime_s": summarize([r["guest_uptime_s"] for r in runs]),
+                "runs": runs[image],
+                "marker_s": summarize([r["marker_s"] for r in runs[image]]),
+                "exit_s": summarize([r["exit_s"] for r in runs[image]]),
+                "guest_uptime_s": summarize([r["guest_uptime_s"] for r in runs[image]]),
             }
     if args.json:
         with open(args.json, "w") as f:
