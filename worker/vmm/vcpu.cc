@@ -36,13 +36,13 @@ uint32_t WithDeliveryMode(uint32_t reg, uint32_t mode) { return (reg & ~0x700u) 
 
 }  // namespace
 
-absl::Status ConfigureVcpu(kvm::VcpuFd& vcpu, uint32_t vcpu_count,
+absl::Status ConfigureVcpu(kvm::VcpuFd& vcpu, const arch::CpuidOptions& cpuid_options,
                            const kvm::CpuidList& supported,
                            const std::optional<arch::BootRegs>& boot) {
   // CPUID first: KVM derives which MSRs and xsave features exist from it, so KVM_SET_MSRS
   // (and register state using those features) must come after KVM_SET_CPUID2.
   kvm::CpuidList cpuid = supported.Clone();
-  arch::NormalizeCpuid(vcpu.id(), vcpu_count, &cpuid);
+  arch::NormalizeCpuid(cpuid_options, &cpuid);
   SM_RETURN_IF_ERROR(vcpu.SetCpuid(cpuid));
   SM_RETURN_IF_ERROR(vcpu.SetMsrs(arch::BootMsrs()));
   if (boot.has_value()) {

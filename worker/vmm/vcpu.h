@@ -10,6 +10,7 @@
 #include <string>
 
 #include "absl/status/status.h"
+#include "worker/arch/x86_64/cpuid.h"
 #include "worker/arch/x86_64/regs.h"
 #include "worker/kvm/kvm.h"
 #include "worker/kvm/vcpu_fd.h"
@@ -18,7 +19,7 @@ namespace supermachine::vmm {
 
 // Configures `vcpu` of `vcpu_count`. `boot` holds the boot vCPU's registers; application
 // processors get none: they sit in wait-for-SIPI until the boot CPU starts them.
-absl::Status ConfigureVcpu(kvm::VcpuFd& vcpu, uint32_t vcpu_count,
+absl::Status ConfigureVcpu(kvm::VcpuFd& vcpu, const arch::CpuidOptions& cpuid_options,
                            const kvm::CpuidList& supported,
                            const std::optional<arch::BootRegs>& boot);
 

@@ -188,7 +188,11 @@ absl::Status Vm::Build() {
     SM_ASSIGN_OR_RETURN(base::UniqueFd fd, vm_->CreateVcpu(id));
     SM_ASSIGN_OR_RETURN(kvm::VcpuFd vcpu, kvm::VcpuFd::Create(std::move(fd), id, mmap_size));
     auto owned = std::make_unique<kvm::VcpuFd>(std::move(vcpu));
-    SM_RETURN_IF_ERROR(ConfigureVcpu(*owned, c.vcpus, supported_cpuid,
+    const arch::CpuidOptions cpuid_options{
+        .vcpu_id = id,
+        .vcpu_count = c.vcpus,
+        .tsc_deadline = kvm_.CheckExtension(KVM_CAP_TSC_DEADLINE_TIMER) > 0};
+    SM_RETURN_IF_ERROR(ConfigureVcpu(*owned, cpuid_options, supported_cpuid,
                                      id == 0 ? std::optional<arch::BootRegs>(boot_regs)
                                              : std::nullopt));
     vcpus_.push_back(std::move(owned));

@@ -171,7 +171,7 @@ def main():
     rows = []
     for key, label in (("marker_s", "host wall: start → init marker (s)"),
                        ("exit_s", "host wall: start → VMM exit (s)"),
-                       ("guest_uptime_s", "guest uptime at init (s)")):
+                       ("guest_uptime_s", "guest uptime at init (s)*")):
         o, q = stat("ours", key), stat("qemu", key)
         ratio = o["median"] / q["median"] if o and q and q["median"] else None
         report["metrics"][key] = {"ours": o, "qemu": q, "ratio": ratio}
@@ -194,6 +194,8 @@ def main():
     print(f"{'worker start → first KVM_RUN (ms)':40} {fmt(fk)}")
     print(f"{'worker RSS minus guest RAM @marker (KiB)':40} {fmt(ov)}")
     print(f"{'worker RSS minus guest RAM @exit (KiB)':40} {fmt(ox)}")
+    print("* the guest's own clock: not comparable between VMMs (QEMU's guest clock stalls during"
+          " early boot in the lab; see docs/design/kvm-notes.md). Compare host wall times.")
     print("\nJSON:")
     print(json.dumps({k: v for k, v in report.items() if k != "raw"}, indent=1))
     if args.json:

@@ -124,6 +124,12 @@ TEST_F(BlockTest, ReadIntoDeviceReadableBufferIsAnIoError) {
             kBlockStatusIoErr);
 }
 
+TEST_F(BlockTest, HostReadFailureIsAnIoError) {
+  auto dev = Open(true);
+  fs::resize_file(path_, 0);  // The backing file shrinks under the device: reads hit EOF.
+  EXPECT_EQ(Request(*dev, kBlockRequestIn, 0, 512, true), kBlockStatusIoErr);
+}
+
 TEST_F(BlockTest, FlushSucceeds) {
   auto dev = Open(false);
   EXPECT_EQ(Request(*dev, kBlockRequestFlush, 0, 0, false), kBlockStatusOk);

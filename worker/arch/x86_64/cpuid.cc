@@ -6,6 +6,7 @@ namespace supermachine::arch {
 namespace {
 
 constexpr uint32_t kLeaf1EcxHypervisor = 1u << 31;
+constexpr uint32_t kLeaf1EcxTscDeadline = 1u << 24;
 constexpr uint32_t kLeaf1EbxApicIdShift = 24;
 constexpr uint32_t kLeaf1EbxLogicalCountShift = 16;
 constexpr uint32_t kLeaf1EdxHtt = 1u << 28;
@@ -21,7 +22,9 @@ uint32_t CeilLog2(uint32_t n) {
 
 }  // namespace
 
-void NormalizeCpuid(uint32_t vcpu_id, uint32_t vcpu_count, kvm::CpuidList* cpuid) {
+void NormalizeCpuid(const CpuidOptions& options, kvm::CpuidList* cpuid) {
+  const uint32_t vcpu_id = options.vcpu_id;
+  const uint32_t vcpu_count = options.vcpu_count;
   // Model the vCPUs as cores of one socket, one thread each: simple, and Linux counts CPUs
   // from the MP table anyway; topology only decides how the scheduler groups them.
   const uint32_t core_bits = CeilLog2(vcpu_count);
@@ -39,6 +42,9 @@ void NormalizeCpuid(uint32_t vcpu_id, uint32_t vcpu_count, kvm::CpuidList* cpuid
         // Tells the guest it is virtualised: it then uses KVM's paravirt clock and skips
         // hardware probes (e.g. TSC calibration against the PIT).
         e.ecx |= kLeaf1EcxHypervisor;
+        if (options.tsc_deadline) {
+          e.ecx |= kLeaf1EcxTscDeadline;
+        }
         break;
       case 0x4:
         // Deterministic cache parameters: EAX[31:26] = cores per package - 1.

@@ -11,7 +11,16 @@
 
 namespace supermachine::arch {
 
-// Rewrites `cpuid` in place for vCPU `vcpu_id` of `vcpu_count`.
-void NormalizeCpuid(uint32_t vcpu_id, uint32_t vcpu_count, kvm::CpuidList* cpuid);
+struct CpuidOptions {
+  uint32_t vcpu_id = 0;
+  uint32_t vcpu_count = 1;
+  // KVM_CAP_TSC_DEADLINE_TIMER: KVM_GET_SUPPORTED_CPUID never reports the TSC-deadline bit
+  // because it depends on the in-kernel LAPIC; the VMM sets it when the cap is there. Without
+  // it Linux programs the LAPIC timer through MMIO and calibrates it at boot (~0.1 s of ticks).
+  bool tsc_deadline = false;
+};
+
+// Rewrites `cpuid` in place for one vCPU.
+void NormalizeCpuid(const CpuidOptions& options, kvm::CpuidList* cpuid);
 
 }  // namespace supermachine::arch

@@ -10,6 +10,7 @@
 //   disk64  write 64 MiB of pseudo-random data to /dev/vdb, read it back with O_DIRECT and print
 //           FNV-1a-64 of what was written and what was read.
 //   hang    sleep forever (the host stops the VM with SIGTERM).
+//   cpuinfo print the boot CPU's model name and flags lines from /proc/cpuinfo.
 //   dmesg   print the kernel log with timestamps (kept even with `quiet`; for boot profiling).
 #include <fcntl.h>
 #include <sys/mount.h>
@@ -132,6 +133,25 @@ void Disk64() {
   free(buf);
 }
 
+void Cpuinfo() {
+  int fd = open("/proc/cpuinfo", O_RDONLY | O_CLOEXEC);
+  std::string all;
+  char buf[4096];
+  ssize_t n;
+  while (fd >= 0 && (n = read(fd, buf, sizeof(buf))) > 0) {
+    all.append(buf, static_cast<size_t>(n));
+  }
+  if (fd >= 0) {
+    close(fd);
+  }
+  for (const char* key : {"model name", "flags", "bugs"}) {
+    size_t at = all.find(key);
+    if (at != std::string::npos) {
+      Say(all.substr(at, all.find('\n', at) - at));
+    }
+  }
+}
+
 void Dmesg() {
   int fd = open("/dev/kmsg", O_RDONLY | O_NONBLOCK | O_CLOEXEC);
   char rec[8192];
@@ -178,6 +198,8 @@ int main() {
       Rng();
     } else if (c == "disk64") {
       Disk64();
+    } else if (c == "cpuinfo") {
+      Cpuinfo();
     } else if (c == "dmesg") {
       Dmesg();
     } else if (c == "hang") {
