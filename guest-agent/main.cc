@@ -21,14 +21,17 @@ constexpr char kPrefix[] = "supermachine-guest-agent: ";
 
 int main() {
   namespace agent = supermachine::agent;
+  // Everything below (mounting over /proc, resetting the machine) is only right for the init of
+  // a guest; run by mistake on a host as root it would reboot the host.
+  if (getpid() != 1) {
+    std::fprintf(stderr, "%sonly runs as PID 1 of a guest (this is pid %d); not doing anything\n",
+                 kPrefix, static_cast<int>(getpid()));
+    return 2;
+  }
   std::vector<std::string> errors = agent::MountEssentialFilesystems();
   agent::AttachConsole();
   for (const std::string& e : errors) {
     std::fprintf(stderr, "%serror: %s\n", kPrefix, e.c_str());
-  }
-  if (getpid() != 1) {
-    std::fprintf(stderr, "%swarning: not running as PID 1 (pid %d)\n", kPrefix,
-                 static_cast<int>(getpid()));
   }
   // The marker hosts and tests wait for; the uptime is the guest's own boot-to-init time.
   std::optional<double> uptime = agent::ReadUptimeSeconds();
