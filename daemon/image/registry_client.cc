@@ -317,7 +317,9 @@ absl::StatusOr<HttpResponse> RegistryClient::Send(const Reference& ref, const st
       }
       return resp;
     } else if (resp->status == 401) {
-      SM_RETURN_IF_ERROR(Authenticate(ref, *resp, auth.has_value()));
+      // Even if we sent a cached token or header: it may have been revoked or expired early,
+      // so learn the challenge afresh (a new token); a second 401 is final.
+      SM_RETURN_IF_ERROR(Authenticate(ref, *resp, /*already_sent_auth=*/false));
       authenticated_once = true;
       --attempt;  // the auth round trip is not a failed attempt
       continue;

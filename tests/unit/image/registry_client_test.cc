@@ -260,6 +260,18 @@ TEST_F(RegistryTest, BearerTokenIsRefetchedAfterExpiry) {
   EXPECT_EQ(client.stats().token_fetches, 2);
 }
 
+TEST_F(RegistryTest, RevokedTokenIsReplacedOnce) {
+  registry_.knobs().auth = testing::FakeRegistry::Auth::kBearer;
+  RegistryClientOptions options = Options();
+  options.credentials[registry_.host()] = Credentials{"alice", "secret"};
+  RegistryClient client(options);
+  ASSERT_TRUE(client.GetManifest(*ParseReference(Ref("team/app:v1"))).ok());
+  registry_.knobs().token = "tok-rotated";  // the registry no longer accepts the cached token
+  auto again = client.GetManifest(*ParseReference(Ref("team/app:v1")));
+  ASSERT_TRUE(again.ok()) << again.status();
+  EXPECT_EQ(client.stats().token_fetches, 2);
+}
+
 TEST_F(RegistryTest, TokenServerRefusalIsUnauthenticated) {
   registry_.knobs().auth = testing::FakeRegistry::Auth::kBearer;
   RegistryClient client(Options());
