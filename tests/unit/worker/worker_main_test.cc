@@ -2,12 +2,14 @@
 // The supermachine-worker binary: bad input fails with exit 2 and a specific message before any
 // vCPU runs; a tiny guest runs through the real main (flags and JSON config).
 #include <fcntl.h>
+#include <signal.h>
 #include <unistd.h>
 
 #include <filesystem>
 #include <fstream>
 #include <sstream>
 
+#include "absl/time/clock.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/unit/worker/test_kernel.h"
@@ -136,6 +138,23 @@ TEST_F(WorkerMain, JsonConfigIsUsed) {
   WorkerRun r = Worker({"--config", (dir_ / "vm.json").string()});
   EXPECT_EQ(r.code, 4) << r.err;
   EXPECT_EQ(Read(dir_ / "console"), "OK\n");
+}
+
+TEST_F(WorkerMain, SigtermStopsARunningGuestWithExit6) {
+  supermachine::testing::WriteBytes(
+      kernel_, supermachine::testing::MakeElfKernel({0xeb, 0xfe}, 0x1000000, false));  // jmp $
+  supermachine::base::UniqueFd err(
+      open((dir_ / "err").c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
+  auto child = ChildProcess::Spawn({.argv = {SM_WORKER_BIN, "--kernel", kernel_, "--mem-mib",
+                                             "64", "--vcpus", "2", "--serial", "none"},
+                                    .stderr_fd = err.get()});
+  ASSERT_TRUE(child.ok()) << child.status();
+  absl::SleepFor(absl::Milliseconds(300));
+  ASSERT_TRUE(child->Signal(SIGTERM).ok());
+  auto st = child->WaitFor(absl::Seconds(20));
+  ASSERT_TRUE(st.ok()) << "worker ignored SIGTERM";
+  EXPECT_EQ(st->ToString(), "exited 6");
+  EXPECT_THAT(Read(dir_ / "err"), HasSubstr("stopped by signal 15"));
 }
 
 TEST_F(WorkerMain, HelpExits0) {
