@@ -3,6 +3,10 @@
 // concurrent ingests of one digest fetch it once.
 #include "daemon/image/blob_store.h"
 
+#include <fcntl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
 #include <atomic>
 #include <thread>
 #include <vector>
@@ -12,6 +16,7 @@
 
 #include "absl/time/clock.h"
 #include "tests/unit/image/testing/temp_dir.h"
+#include "worker/base/unique_fd.h"
 
 namespace supermachine::image {
 namespace {
@@ -127,6 +132,34 @@ TEST(BlobStore, ConcurrentIngestsOfOneDigestFetchOnce) {
   }
   EXPECT_EQ(fills.load(), 1);
   EXPECT_EQ(present.load(), 7);
+  EXPECT_EQ(testing::ReadFileOrDie(store.PathFor(d)), bytes);
+}
+
+TEST(BlobStore, ConcurrentIngestsFromTwoProcessesFetchOnce) {
+  testing::TempDir dir;
+  auto store = *BlobStore::Open(dir.path());
+  const std::string bytes(256 << 10, 'p');
+  const Digest d = Sha256Of(bytes);
+  const std::string fills_log = dir.Sub("fills.log");
+  auto ingest = [&] {
+    return store.Ingest(d, static_cast<int64_t>(bytes.size()), [&](BlobWriter& w) {
+      base::UniqueFd log(::open(fills_log.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644));
+      (void)!::write(log.get(), "fill\n", 5);
+      absl::SleepFor(absl::Milliseconds(100));  // widen the race window
+      return w.Write(bytes);
+    });
+  };
+  const pid_t child = ::fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    ::_exit(ingest().ok() ? 0 : 1);
+  }
+  auto mine = ingest();
+  int wstatus = 0;
+  ASSERT_EQ(::waitpid(child, &wstatus, 0), child);
+  ASSERT_TRUE(mine.ok()) << mine.status();
+  EXPECT_TRUE(WIFEXITED(wstatus) && WEXITSTATUS(wstatus) == 0);
+  EXPECT_EQ(testing::ReadFileOrDie(fills_log), "fill\n");
   EXPECT_EQ(testing::ReadFileOrDie(store.PathFor(d)), bytes);
 }
 
