@@ -1,4 +1,5 @@
 // File: local_registry.cc
+// docker-registry config writing, start-up and readiness; tool runner for umoci/skopeo.
 #include "tests/integration/image/local_registry.h"
 
 #include <arpa/inet.h>

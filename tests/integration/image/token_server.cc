@@ -1,4 +1,5 @@
 // File: token_server.cc
+// Token endpoint: Basic check, scope → access claims, RS256 JWT with the cert in x5c.
 #include "tests/integration/image/token_server.h"
 
 #include <openssl/evp.h>

@@ -1,4 +1,5 @@
 // File: digest_test.cc
+// sha256 digest parsing and streaming hashing.
 #include "daemon/image/digest.h"
 
 #include <gmock/gmock.h>

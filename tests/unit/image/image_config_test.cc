@@ -1,4 +1,5 @@
 // File: image_config_test.cc
+// Image config parsing: runtime fields, diff_ids, type errors named by field.
 #include "daemon/image/image_config.h"
 
 #include <gmock/gmock.h>

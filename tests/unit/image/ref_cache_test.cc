@@ -1,4 +1,5 @@
 // File: ref_cache_test.cc
+// Ref → digest cache: TTL with an injected clock, ignore-TTL for `never`, corrupt entries.
 #include "daemon/image/ref_cache.h"
 
 #include <gtest/gtest.h>

@@ -1,4 +1,5 @@
 // File: source_spec_test.cc
+// Source specs: registry refs and oci-layout / oci-archive / docker-archive paths with tags.
 #include "daemon/image/source_spec.h"
 
 #include <gmock/gmock.h>

@@ -1,4 +1,5 @@
 // File: token_cache_test.cc
+// Bearer token expiry with the safety margin, on an injected clock.
 #include "daemon/image/token_cache.h"
 
 #include <gtest/gtest.h>

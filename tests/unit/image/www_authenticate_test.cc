@@ -1,4 +1,5 @@
 // File: www_authenticate_test.cc
+// WWW-Authenticate parsing: Bearer/Basic, quoting, several challenges, errors.
 #include "daemon/image/www_authenticate.h"
 
 #include <gmock/gmock.h>

@@ -1,4 +1,5 @@
 // File: fake_http_server.cc
+// One-thread loopback HTTP server: parse request head, call the handler, write, close.
 #include "tests/unit/image/testing/fake_http_server.h"
 
 #include <arpa/inet.h>

@@ -1,4 +1,5 @@
 // File: fake_registry.cc
+// Request routing for the fake registry: /token, /v2/ auth, manifests, blobs and knobs.
 #include "tests/unit/image/testing/fake_registry.h"
 
 #include <algorithm>

@@ -1,4 +1,5 @@
 // File: image_builder.cc
+// Test image construction with libarchive (tar, gzip) and nlohmann-json (documents).
 #include "tests/unit/image/testing/image_builder.h"
 
 #include <archive.h>

@@ -1,4 +1,5 @@
 // File: temp_dir.cc
+// mkdtemp-backed temporary directories and whole-file helpers.
 #include "tests/unit/image/testing/temp_dir.h"
 
 #include <stdlib.h>
