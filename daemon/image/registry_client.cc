@@ -102,12 +102,17 @@ void RegistryClient::Sleep(absl::Duration d) const {
   }
 }
 
-std::string RegistryClient::BaseUrl(const std::string& registry) const {
+std::string RegistryBaseUrl(const std::string& registry,
+                            const std::vector<std::string>& insecure_registries) {
   const bool plain =
       IsLoopbackRegistry(registry) ||
-      std::find(options_.insecure_registries.begin(), options_.insecure_registries.end(),
-                registry) != options_.insecure_registries.end();
+      std::find(insecure_registries.begin(), insecure_registries.end(), registry) !=
+          insecure_registries.end();
   return absl::StrCat(plain ? "http://" : "https://", registry);
+}
+
+std::string RegistryClient::BaseUrl(const std::string& registry) const {
+  return RegistryBaseUrl(registry, options_.insecure_registries);
 }
 
 absl::StatusOr<std::optional<Credentials>> RegistryClient::CredentialsFor(

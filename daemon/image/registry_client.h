@@ -69,6 +69,11 @@ struct RegistryStats {
   int64_t resumes = 0;           // blob downloads continued with a Range request (206)
 };
 
+// "https://<registry>", or "http://<registry>" when it is a loopback registry or listed in
+// `insecure_registries`. Plain HTTP is never chosen for any other registry.
+std::string RegistryBaseUrl(const std::string& registry,
+                            const std::vector<std::string>& insecure_registries);
+
 // Thread-safe.
 class RegistryClient {
  public:

@@ -313,6 +313,16 @@ TEST_F(RegistryTest, PingSucceeds) {
   EXPECT_TRUE(client.Ping(registry_.host()).ok());
 }
 
+TEST(RegistryClient, PlainHttpOnlyForLoopbackOrListedRegistries) {
+  EXPECT_EQ(RegistryBaseUrl("ghcr.io", {}), "https://ghcr.io");
+  EXPECT_EQ(RegistryBaseUrl("registry.lan:5000", {}), "https://registry.lan:5000");
+  EXPECT_EQ(RegistryBaseUrl("registry.lan:5000", {"registry.lan:5000"}), "http://registry.lan:5000");
+  EXPECT_EQ(RegistryBaseUrl("registry.lan:5001", {"registry.lan:5000"}), "https://registry.lan:5001");
+  EXPECT_EQ(RegistryBaseUrl("127.0.0.1:5000", {}), "http://127.0.0.1:5000");
+  EXPECT_EQ(RegistryBaseUrl("localhost:5000", {}), "http://localhost:5000");
+  EXPECT_EQ(RegistryBaseUrl("127.evil.example:5000", {}), "https://127.evil.example:5000");
+}
+
 TEST(RegistryClient, ConnectionRefusedIsUnavailableAfterRetries) {
   // Bind and close a port so nothing listens there.
   std::string host;
