@@ -18,6 +18,7 @@ namespace supermachine::image {
 namespace {
 
 constexpr int64_t kMaxManifestBytes = 4 << 20;  // the distribution spec's suggested limit
+constexpr absl::Duration kMaxRetryAfter = absl::Seconds(30);
 
 // Percent-encodes a query value.
 std::string QueryEscape(absl::string_view s) {
@@ -340,7 +341,14 @@ absl::StatusOr<HttpResponse> RegistryClient::Send(const Reference& ref, const st
           absl::StrCat(why, " (gave up after ", attempt, " attempts)"));
     }
     ++retries_;
-    Sleep(backoff);
+    absl::Duration wait = backoff;
+    // A rate-limited (429) or overloaded (503) registry may say when to come back; honour it
+    // up to a bound, so a hostile header cannot park a pull for hours.
+    int retry_after_s = 0;
+    if (resp.ok() && absl::SimpleAtoi(resp->Header("retry-after"), &retry_after_s) && retry_after_s > 0) {
+      wait = std::max(wait, std::min(absl::Seconds(retry_after_s), kMaxRetryAfter));
+    }
+    Sleep(wait);
     backoff = std::min(backoff * 2, options_.max_backoff);
   }
 }

@@ -180,6 +180,16 @@ TEST_F(RegistryTest, ServiceUnavailableIsRetriedWithBackoff) {
   EXPECT_EQ(slept_, absl::Milliseconds(200 + 400));
 }
 
+TEST_F(RegistryTest, RateLimitHonoursRetryAfterWithinABound) {
+  registry_.knobs().fail_first_blob_gets = 2;
+  registry_.knobs().fail_status = 429;
+  registry_.knobs().retry_after = "3600";  // an hour: capped at 30 s
+  RegistryClient client(Options());
+  auto pulled = Pull(client, Ref("team/app:v1"));
+  ASSERT_TRUE(pulled.ok()) << pulled.status();
+  EXPECT_EQ(slept_, absl::Seconds(60));
+}
+
 TEST_F(RegistryTest, BlobRedirectsAreFollowed) {
   registry_.knobs().redirect_blobs = true;
   RegistryClient client(Options());

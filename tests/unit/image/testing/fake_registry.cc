@@ -81,7 +81,11 @@ FakeResponse FakeRegistry::Handle(const FakeRequest& req) {
     ++blob_gets_;
     if (failed_.load() < knobs_.fail_first_blob_gets) {
       ++failed_;
-      return FakeResponse{.status = 503, .body = "busy"};
+      FakeResponse busy{.status = knobs_.fail_status, .body = "busy"};
+      if (!knobs_.retry_after.empty()) {
+        busy.headers.emplace_back("Retry-After", knobs_.retry_after);
+      }
+      return busy;
     }
     std::string body;
     {

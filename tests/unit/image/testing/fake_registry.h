@@ -23,7 +23,9 @@ class FakeRegistry {
     std::string password = "secret";
     std::string token = "tok-123";
     bool token_as_access_token = false;  // answer {"access_token":..} instead of {"token":..}
-    int fail_first_blob_gets = 0;        // answer 503 to this many blob GETs first
+    int fail_first_blob_gets = 0;        // answer fail_status to this many blob GETs first
+    int fail_status = 503;
+    std::string retry_after;             // Retry-After header on those failures, if set
     bool tamper_blobs = false;           // flip a byte in every blob body
     bool truncate_blobs = false;         // send half of every blob, then close
     int truncate_first_blob_gets = 0;    // truncate only this many blob GETs
