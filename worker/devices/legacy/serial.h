@@ -64,8 +64,8 @@ class Serial {
   SerialState StateForTest();
 
  private:
-  void UpdateInterrupt() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  bool loopback() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+  void UpdateInterrupt();  // Requires mu_.
+  bool loopback() const {  // Requires mu_.
     return (state_.modem_control & 0x10) != 0;
   }
 

@@ -92,13 +92,13 @@ class MmioTransport {
   std::string last_error();
 
  private:
-  uint32_t ReadRegister(uint64_t offset) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  void WriteRegister(uint64_t offset, uint32_t value) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  void SetStatus(uint32_t value) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  void ResetLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  void NotifyLocked(uint32_t queue_index) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  Queue* SelectedQueue() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  bool QueueConfigWritable() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  uint32_t ReadRegister(uint64_t offset);  // Requires mu_.
+  void WriteRegister(uint64_t offset, uint32_t value);  // Requires mu_.
+  void SetStatus(uint32_t value);  // Requires mu_.
+  void ResetLocked();  // Requires mu_.
+  void NotifyLocked(uint32_t queue_index);  // Requires mu_.
+  Queue* SelectedQueue();  // Requires mu_.
+  bool QueueConfigWritable() const;  // Requires mu_.
 
   std::mutex mu_;
   std::unique_ptr<VirtioDevice> device_ ABSL_GUARDED_BY(mu_);

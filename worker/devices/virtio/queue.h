@@ -49,7 +49,7 @@ class Queue {
   static constexpr uint64_t kMaxChainBytes = 64ull << 20;
 
   Queue() = default;
-  explicit Queue(QueueState state) : state_(state) {}
+  explicit Queue(const QueueState& state) : state_(state) {}
 
   QueueState& state() { return state_; }
   const QueueState& state() const { return state_; }
