@@ -42,6 +42,10 @@ def kernel_dir_from_build_sh():
     return d
 
 
+class BootHung(Exception):
+    pass
+
+
 def boot_once(qemu_argv, timeout):
     """Boots once. Returns (marker_seconds, exit_seconds, uptime_s, cpus, status, console)."""
     start = time.monotonic()
@@ -58,7 +62,8 @@ def boot_once(qemu_argv, timeout):
             proc.kill()
             proc.wait()
             tail = console.decode("utf-8", "replace").splitlines()[-30:]
-            fail(f"qemu did not exit within {timeout} s; console tail:\n" + "\n".join(tail))
+            raise BootHung(f"qemu did not exit within {timeout} s; console tail:\n"
+                           + "\n".join(tail))
         ready, _, _ = select.select([fd], [], [], min(left, 0.5))
         if not ready:
             continue
@@ -98,6 +103,9 @@ def main():
     p.add_argument("--smp", type=int, default=2)
     p.add_argument("--mem", type=int, default=256)
     p.add_argument("--timeout", type=float, default=120, help="per boot")
+    p.add_argument("--hang-retries", type=int, default=0,
+                   help="boots that hang (no exit within --timeout) retried this many times; "
+                        "every hang is reported")
     p.add_argument("--json", help="write timings here")
     args = p.parse_args()
     images = args.image or ["vmlinux"]
@@ -126,11 +134,24 @@ def main():
                 "-append", "console=ttyS0 reboot=t panic=-1 quiet",
             ]
         runs = {image: [] for image in images}
+        hangs = []
         # Rounds alternate the images (A B A B ...) so drift in machine load hits all alike;
         # warm-up rounds (page cache, qemu binary) are checked but not recorded.
         for rnd in range(-args.warmup, args.runs):
             for image in images:
-                marker_at, exit_at, m, status, console = boot_once(argvs[image], args.timeout)
+                for attempt in range(args.hang_retries + 1):
+                    try:
+                        marker_at, exit_at, m, status, console = boot_once(argvs[image],
+                                                                           args.timeout)
+                        break
+                    except BootHung as e:
+                        if attempt == args.hang_retries:
+                            fail(f"{image}: {e}")
+                        # Seen ~1 in 30 boots in the emulated lab under heavy load (nested
+                        # SVM under TCG), not on hardware KVM: say so loudly, then retry.
+                        hangs.append({"image": image, "round": rnd, "detail": str(e)[:2000]})
+                        print(f"{PROG}: {image}: boot HUNG ({e}); retrying "
+                              f"({attempt + 1}/{args.hang_retries})", flush=True)
                 if m is None:
                     fail(f"{image}: no guest-agent marker on the console (qemu exit {status}); "
                          "console:\n" + console[-3000:])
@@ -160,8 +181,9 @@ def main():
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"kernel_dir": kdir, "smp": args.smp, "mem_mib": args.mem,
-                       "images": results}, f, indent=2)
-    print(f"{PROG}: PASS ({', '.join(images)}; {args.runs} run(s) each)", flush=True)
+                       "images": results, "hangs": hangs}, f, indent=2)
+    print(f"{PROG}: PASS ({', '.join(images)}; {args.runs} run(s) each; "
+          f"{len(hangs)} hung boot(s) retried)", flush=True)
     return 0
 
 
