@@ -34,6 +34,21 @@ void WriteLapicReg(kvm_lapic_state* lapic, size_t offset, uint32_t v) {
 
 uint32_t WithDeliveryMode(uint32_t reg, uint32_t mode) { return (reg & ~0x700u) | (mode << 8); }
 
+const char* InternalErrorName(uint32_t suberror) {
+  switch (suberror) {
+    case KVM_INTERNAL_ERROR_EMULATION:
+      return "instruction emulation failed";
+    case KVM_INTERNAL_ERROR_SIMUL_EX:
+      return "exception while delivering an exception";
+    case KVM_INTERNAL_ERROR_DELIVERY_EV:
+      return "exit while delivering an event";
+    case KVM_INTERNAL_ERROR_UNEXPECTED_EXIT_REASON:
+      return "unexpected exit reason";
+    default:
+      return "unknown";
+  }
+}
+
 }  // namespace
 
 absl::Status ConfigureVcpu(kvm::VcpuFd& vcpu, const arch::CpuidOptions& cpuid_options,
@@ -122,8 +137,9 @@ std::optional<VmEnd> RunVcpu(kvm::VcpuFd& vcpu, const ExitHandlers& handlers,
                                      vcpu.id(),
                                      run->fail_entry.hardware_entry_failure_reason));
       case KVM_EXIT_INTERNAL_ERROR:
-        return error(absl::StrFormat("vcpu %u: KVM internal error (suberror %u)", vcpu.id(),
-                                     run->internal.suberror));
+        return error(absl::StrFormat("vcpu %u: KVM internal error (suberror %u: %s)", vcpu.id(),
+                                     run->internal.suberror,
+                                     InternalErrorName(run->internal.suberror)));
       case KVM_EXIT_INTR:
         break;
       default:
