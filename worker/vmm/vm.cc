@@ -191,7 +191,8 @@ absl::Status Vm::Build() {
     const arch::CpuidOptions cpuid_options{
         .vcpu_id = id,
         .vcpu_count = c.vcpus,
-        .tsc_deadline = kvm_.CheckExtension(KVM_CAP_TSC_DEADLINE_TIMER) > 0};
+        .tsc_deadline = kvm_.CheckExtension(KVM_CAP_TSC_DEADLINE_TIMER) > 0,
+        .brand = arch::HostBrandString()};
     SM_RETURN_IF_ERROR(ConfigureVcpu(*owned, cpuid_options, supported_cpuid,
                                      id == 0 ? std::optional<arch::BootRegs>(boot_regs)
                                              : std::nullopt));

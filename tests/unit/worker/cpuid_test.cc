@@ -34,6 +34,14 @@ TEST(Cpuid, TscDeadlineIsSetOnlyWhenKvmHasIt) {
   EXPECT_FALSE(without.at(0).ecx & (1u << 24));
 }
 
+TEST(Cpuid, BrandStringLeavesAreFilledWhenGiven) {
+  kvm::CpuidList c = ListWith({{.function = 0x80000003}});
+  CpuidOptions options;
+  options.brand[4] = 0x41424344;
+  NormalizeCpuid(options, &c);
+  EXPECT_EQ(c.at(0).eax, 0x41424344u);
+}
+
 TEST(Cpuid, PmuLeafIsHidden) {
   kvm::CpuidList c = ListWith({{.function = 0xa, .eax = 0x07300404}});
   NormalizeCpuid({}, &c);

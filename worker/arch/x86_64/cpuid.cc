@@ -2,6 +2,8 @@
 // CPUID leaf rewriting.
 #include "worker/arch/x86_64/cpuid.h"
 
+#include <cpuid.h>
+
 namespace supermachine::arch {
 namespace {
 
@@ -22,7 +24,28 @@ uint32_t CeilLog2(uint32_t n) {
 
 }  // namespace
 
+std::array<uint32_t, 12> HostBrandString() {
+  std::array<uint32_t, 12> brand{};
+  unsigned max_ext = __get_cpuid_max(0x80000000, nullptr);
+  if (max_ext < 0x80000004) {
+    return brand;
+  }
+  for (uint32_t leaf = 0; leaf < 3; ++leaf) {
+    unsigned a, b, c, d;
+    __cpuid(0x80000002 + leaf, a, b, c, d);
+    brand[leaf * 4] = a;
+    brand[leaf * 4 + 1] = b;
+    brand[leaf * 4 + 2] = c;
+    brand[leaf * 4 + 3] = d;
+  }
+  return brand;
+}
+
 void NormalizeCpuid(const CpuidOptions& options, kvm::CpuidList* cpuid) {
+  bool brand_set = false;
+  for (uint32_t word : options.brand) {
+    brand_set = brand_set || word != 0;
+  }
   const uint32_t vcpu_id = options.vcpu_id;
   const uint32_t vcpu_count = options.vcpu_count;
   // Model the vCPUs as cores of one socket, one thread each: simple, and Linux counts CPUs
@@ -74,6 +97,17 @@ void NormalizeCpuid(const CpuidOptions& options, kvm::CpuidList* cpuid) {
           e.eax = 0;
           e.ebx = 0;
           e.ecx = e.index;
+        }
+        break;
+      case 0x80000002:
+      case 0x80000003:
+      case 0x80000004:
+        if (brand_set) {
+          const uint32_t base = (e.function - 0x80000002) * 4;
+          e.eax = options.brand[base];
+          e.ebx = options.brand[base + 1];
+          e.ecx = options.brand[base + 2];
+          e.edx = options.brand[base + 3];
         }
         break;
       case 0x80000008:

@@ -5,6 +5,7 @@
 // needs to boot and count CPUs correctly.
 #pragma once
 
+#include <array>
 #include <cstdint>
 
 #include "worker/kvm/kvm.h"
@@ -18,7 +19,13 @@ struct CpuidOptions {
   // because it depends on the in-kernel LAPIC; the VMM sets it when the cap is there. Without
   // it Linux programs the LAPIC timer through MMIO and calibrates it at boot (~0.1 s of ticks).
   bool tsc_deadline = false;
+  // Leaves 0x80000002..4 (the processor brand string, 48 bytes as 12 registers). KVM reports
+  // them as zeros and leaves them to the VMM; all-zero here leaves them alone.
+  std::array<uint32_t, 12> brand{};
 };
+
+// The brand string registers of the CPU we run on (what `cpuid` 0x80000002..4 returns here).
+std::array<uint32_t, 12> HostBrandString();
 
 // Rewrites `cpuid` in place for one vCPU.
 void NormalizeCpuid(const CpuidOptions& options, kvm::CpuidList* cpuid);
