@@ -5,10 +5,12 @@
 #   tar2sqfs  squashfs-tools-ng's tar2sqfs -c zstd (same library, its own tar reader)
 #   upstream  tar -xf + mksquashfs -comp zstd -no-xattrs (what upstream supermachine 0.4.4 runs)
 # in the same run, on the same input, interleaved, several times. Prints median/MAD/min/max of
-# wall time, output sizes and ours/peer ratios as a table and as JSON. Not a test: no asserts.
+# wall time, median CPU time (user+sys of the tool's processes: less sensitive to other load on
+# a shared machine), output sizes and ours/peer ratios as a table and as JSON. Not a test.
 import argparse
 import json
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -99,18 +101,22 @@ def main():
     layer, raw_size = make_layer(rootfs, work)
     outs = {name: os.path.join(work, f"{name}.sqfs") for name in ("ours", "tar2sqfs", "upstream")}
     times = {name: [] for name in outs}
+    cpu = {name: [] for name in outs}
     # Warm the page cache once so no tool pays for the first read alone.
     time_tar2sqfs(layer, outs["tar2sqfs"])
     for i in range(args.runs):
         # Rotate the order so background load and cache state do not favour one tool.
         order = ["ours", "tar2sqfs", "upstream"][i % 3:] + ["ours", "tar2sqfs", "upstream"][:i % 3]
         for name in order:
+            before = resource.getrusage(resource.RUSAGE_CHILDREN)
             if name == "ours":
                 times[name].append(time_ours(args.converter, layer, outs[name]))
             elif name == "tar2sqfs":
                 times[name].append(time_tar2sqfs(layer, outs[name]))
             else:
                 times[name].append(time_upstream(layer, outs[name], work))
+            after = resource.getrusage(resource.RUSAGE_CHILDREN)
+            cpu[name].append(after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime)
 
     result = {
         "input": {"layer": layer, "compressed_bytes": os.path.getsize(layer),
@@ -118,24 +124,29 @@ def main():
         "tools": {},
     }
     for name in outs:
-        result["tools"][name] = dict(summary(times[name]), output_bytes=os.path.getsize(outs[name]))
+        result["tools"][name] = dict(summary(times[name]),
+                                     cpu_median_s=round(statistics.median(cpu[name]), 3),
+                                     output_bytes=os.path.getsize(outs[name]))
     ours = result["tools"]["ours"]
     for peer in ("tar2sqfs", "upstream"):
         p = result["tools"][peer]
         result[f"ours_vs_{peer}"] = {
             "time_ratio": round(ours["median_s"] / p["median_s"], 3),
+            "cpu_ratio": round(ours["cpu_median_s"] / p["cpu_median_s"], 3),
             "size_ratio": round(ours["output_bytes"] / p["output_bytes"], 3)}
 
     mib = 1024 * 1024
     print(f"layer: {layer}  {result['input']['compressed_bytes'] / mib:.1f} MiB gzip, "
           f"{raw_size / mib:.1f} MiB tar, {args.runs} runs, {os.cpu_count()} CPUs")
-    print(f"{'tool':<10} {'median s':>9} {'MAD':>7} {'min':>7} {'max':>7} {'out MiB':>9}")
+    print(f"{'tool':<10} {'median s':>9} {'MAD':>7} {'min':>7} {'max':>7} {'CPU s':>7} "
+          f"{'out MiB':>9}")
     for name, r in result["tools"].items():
         print(f"{name:<10} {r['median_s']:>9.2f} {r['mad_s']:>7.2f} {r['min_s']:>7.2f} "
-              f"{r['max_s']:>7.2f} {r['output_bytes'] / mib:>9.1f}")
+              f"{r['max_s']:>7.2f} {r['cpu_median_s']:>7.2f} {r['output_bytes'] / mib:>9.1f}")
     for peer in ("tar2sqfs", "upstream"):
         r = result[f"ours_vs_{peer}"]
-        print(f"ours / {peer:<9} time {r['time_ratio']:.2f}x  size {r['size_ratio']:.3f}x")
+        print(f"ours / {peer:<9} time {r['time_ratio']:.2f}x  cpu {r['cpu_ratio']:.2f}x  "
+              f"size {r['size_ratio']:.3f}x")
     text = json.dumps(result, indent=2)
     print(text)
     if args.json:
