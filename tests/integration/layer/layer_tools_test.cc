@@ -128,7 +128,8 @@ class LayerTools : public ::testing::Test {
     tar_ = dir_.Join("rich.tar");
     sqfs_ = dir_.Join("rich.sqfs");
     ASSERT_TRUE(testing::WriteTar(tar_, RichLayer(), TarCompression::kZstd).ok());
-    auto stats = ConvertLayer(tar_, sqfs_, {.media_type = "application/vnd.oci.image.layer.v1.tar+zstd"});
+    auto stats =
+        ConvertLayer(tar_, sqfs_, {.media_type = "application/vnd.oci.image.layer.v1.tar+zstd"});
     ASSERT_TRUE(stats.ok()) << stats.status();
   }
   TempDir dir_;
