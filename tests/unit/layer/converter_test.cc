@@ -313,6 +313,13 @@ TEST(ConvertLayer, AbsoluteAndDotPathsStayInsideTheRoot) {
   EXPECT_EQ(tree->at("/etc/dot").content, "d");
 }
 
+TEST(ConvertLayer, KeepsNonAsciiNamesAsBytes) {
+  TempDir dir;
+  auto tree = ConvertAndRead(dir, {File("caf\xc3\xa9/na\xc3\xafve.txt", "u")});
+  ASSERT_TRUE(tree.ok()) << tree.status();
+  EXPECT_EQ(tree->at("/caf\xc3\xa9/na\xc3\xafve.txt").content, "u");
+}
+
 TEST(ConvertLayer, RootEntrySetsRootAttributes) {
   TempDir dir;
   auto tree = ConvertAndRead(dir, {Dir("./", {.perm = 0700, .uid = 7}), File("f", "")});

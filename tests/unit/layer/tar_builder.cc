@@ -78,6 +78,8 @@ absl::Status WriteTar(const std::string& path, const std::vector<TarEntry>& entr
                       TarCompression compression) {
   std::unique_ptr<struct archive, WriteDeleter> a(archive_write_new());
   archive_write_set_format_pax_restricted(a.get());
+  // Names are bytes (as on Linux), whatever the test's locale: no charset translation.
+  archive_write_set_format_option(a.get(), "pax", "hdrcharset", "BINARY");
   switch (compression) {
     case TarCompression::kNone: archive_write_add_filter_none(a.get()); break;
     case TarCompression::kGzip: archive_write_add_filter_gzip(a.get()); break;
