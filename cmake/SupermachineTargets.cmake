@@ -29,8 +29,10 @@ function(sm_add_unit_test name)
   add_executable(${name} ${ARG_SOURCES})
   sm_project_target(${name})
   target_link_libraries(${name} PRIVATE ${ARG_LIBS} GTest::gtest GTest::gmock GTest::gtest_main)
+  # Test names are "<binary>.<Suite>.<Test>", so `ctest -R image_` selects a binary's tests.
   gtest_discover_tests(${name}
     DISCOVERY_MODE PRE_TEST
+    TEST_PREFIX "${name}."
     PROPERTIES LABELS unit TIMEOUT 300)
 endfunction()
 
@@ -47,6 +49,7 @@ function(sm_add_integration_test name)
   target_link_libraries(${name} PRIVATE ${ARG_LIBS} GTest::gtest GTest::gmock GTest::gtest_main)
   gtest_discover_tests(${name}
     DISCOVERY_MODE PRE_TEST
+    TEST_PREFIX "${name}."
     PROPERTIES LABELS integration TIMEOUT 600)
 endfunction()
 
