@@ -1,33 +1,280 @@
 // File: main.cc
-// supermachined entry point: parses flags and wires the domain libraries together.
-// The control plane (gRPC service, pool, store) is wired in as those libraries land.
+// supermachined entry point. Wires config → store → gRPC service on the Unix socket →
+// Prometheus exporter, then waits for SIGTERM/SIGINT and shuts down within a deadline.
+// Everything mutable lives in main's frame; the domains get what they need by reference.
+#include <fcntl.h>
+#include <grp.h>
+#include <signal.h>
+#include <sys/file.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
 #include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <memory>
 #include <string>
 
-#include "CLI/CLI.hpp"
+#include <grpcpp/grpcpp.h>
+#include <grpcpp/health_check_service_interface.h>
+#ifdef SM_HAVE_GRPC_REFLECTION
+#include <grpcpp/ext/proto_server_reflection_plugin.h>
+#endif
+
+#include "absl/strings/str_cat.h"
+#include "daemon/api/service.h"
+#include "daemon/api/status_mapping.h"
+#include "daemon/config/daemon_config.h"
+#include "daemon/config/log.h"
+#include "daemon/metrics/metrics.h"
+#include "daemon/store/store.h"
+#include "worker/base/status_macros.h"
+#include "worker/base/unique_fd.h"
+
+namespace {
+
+using supermachine::base::ErrnoToStatus;
+using supermachine::base::UniqueFd;
+using supermachine::config::DaemonConfig;
+using supermachine::config::Logger;
+
+// How long in-flight RPCs get to finish on SIGTERM before they are cancelled. Short enough
+// for systemd's default 90 s stop timeout, long enough for a store query.
+constexpr auto kShutdownGrace = std::chrono::seconds(5);
+
+int64_t NowMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+// Creates `dir` and its parents. Only a leaf we create gets `mode`: an existing directory
+// (say /tmp for a socket in /tmp) is the admin's and keeps its permissions.
+absl::Status MakeDirs(const std::string& dir, mode_t mode) {
+  if (dir.empty()) {
+    return absl::OkStatus();
+  }
+  std::error_code ec;
+  bool created = std::filesystem::create_directories(dir, ec);
+  if (ec) {
+    return absl::PermissionDeniedError(absl::StrCat("create directory ", dir, ": ", ec.message()));
+  }
+  // create_directories uses 0777 & ~umask; set the leaf's mode explicitly.
+  if (created && ::chmod(dir.c_str(), mode) != 0) {
+    return ErrnoToStatus(errno, absl::StrCat("chmod ", dir));
+  }
+  return absl::OkStatus();
+}
+
+// True when something accepts connections on the Unix socket at `path`.
+bool SocketIsLive(const std::string& path) {
+  UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  if (!fd) {
+    return false;
+  }
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  std::strncpy(addr.sun_path, path.c_str(), sizeof(addr.sun_path) - 1);
+  return ::connect(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0;
+}
+
+// Makes sure we are the only daemon on `socket`: an flock on "<socket>.lock" (held for our
+// lifetime through the returned fd) settles races between two starting daemons, and a live
+// socket is never removed. A stale socket file (nothing listening) is removed.
+absl::StatusOr<UniqueFd> ClaimSocket(const std::string& socket, Logger& log) {
+  sockaddr_un probe;
+  if (socket.size() >= sizeof(probe.sun_path)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "socket path ", socket, " is ", socket.size(), " bytes; Unix sockets allow at most ",
+        sizeof(probe.sun_path) - 1, ": choose a shorter --socket"));
+  }
+  const std::string lock_path = socket + ".lock";
+  UniqueFd lock(::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600));
+  if (!lock) {
+    return ErrnoToStatus(errno, absl::StrCat("open lock file ", lock_path));
+  }
+  if (::flock(lock.get(), LOCK_EX | LOCK_NB) != 0) {
+    if (errno == EWOULDBLOCK) {
+      return absl::AlreadyExistsError(absl::StrCat(
+          "another supermachined is already running on ", socket, " (it holds ", lock_path,
+          "); stop it first (systemctl stop supermachined) or pass a different --socket"));
+    }
+    return ErrnoToStatus(errno, absl::StrCat("lock ", lock_path));
+  }
+  struct stat st;
+  if (::lstat(socket.c_str(), &st) == 0) {
+    if (!S_ISSOCK(st.st_mode)) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          socket, " exists and is not a socket; remove it or pass a different --socket"));
+    }
+    if (SocketIsLive(socket)) {
+      return absl::AlreadyExistsError(absl::StrCat(
+          "another process is already serving on ", socket,
+          "; stop it first (systemctl stop supermachined) or pass a different --socket"));
+    }
+    if (::unlink(socket.c_str()) != 0) {
+      return ErrnoToStatus(errno, absl::StrCat("remove stale socket ", socket));
+    }
+    log.Info("removed stale socket (nothing was listening)", {{"socket", socket}});
+  }
+  return lock;
+}
+
+absl::Status SetSocketAccess(const DaemonConfig& c) {
+  if (!c.socket_group.empty()) {
+    struct group gr;
+    struct group* result = nullptr;
+    char buf[4096];
+    if (::getgrnam_r(c.socket_group.c_str(), &gr, buf, sizeof(buf), &result) != 0 ||
+        result == nullptr) {
+      return absl::NotFoundError(absl::StrCat("socket group '", c.socket_group,
+                                              "' does not exist (create it with groupadd)"));
+    }
+    if (::chown(c.socket.c_str(), static_cast<uid_t>(-1), gr.gr_gid) != 0) {
+      return ErrnoToStatus(errno, absl::StrCat("chown ", c.socket, " to group ", c.socket_group));
+    }
+  }
+  if (::chmod(c.socket.c_str(), c.socket_mode) != 0) {
+    return ErrnoToStatus(errno, absl::StrCat("chmod ", c.socket));
+  }
+  return absl::OkStatus();
+}
+
+int Fail(Logger& log, const std::string& msg, const absl::Status& st) {
+  log.Error(msg, {{"error", std::string(st.message())}});
+  return 1;
+}
+
+}  // namespace
 
 int main(int argc, char** argv) {
-  CLI::App app{
-      "supermachined: turns OCI images into snapshotted KVM microVMs and hands out\n"
-      "pre-restored VMs over a gRPC control plane on a Unix socket.",
-      "supermachined"};
-  std::string socket_path;
-  std::string state_dir = "/var/lib/supermachine";
-  app.add_option("--socket", socket_path,
-                 "Unix socket to listen on (default /run/supermachine/supermachined.sock as "
-                 "root, $XDG_RUNTIME_DIR/supermachine/supermachined.sock otherwise)");
-  app.add_option("--state-dir", state_dir, "Directory for the store, caches and snapshots")
-      ->capture_default_str();
-  bool version = false;
-  app.add_flag("--version", version, "Print the version and exit");
-  CLI11_PARSE(app, argc, argv);
-  if (version) {
-    std::printf("supermachined %s\n", SM_VERSION);
-    return 0;
+  namespace cfg = supermachine::config;
+  cfg::ParsedFlags parsed =
+      cfg::ParseDaemonFlags(argc, argv, cfg::CurrentUserEnvironment(), SM_VERSION);
+  if (parsed.exit_now) {
+    std::fputs(parsed.output.c_str(), parsed.exit_code == 0 ? stdout : stderr);
+    return parsed.exit_code;
   }
-  std::fprintf(stderr,
-               "supermachined %s: the control plane is not wired yet in this build "
-               "(see docs/design/architecture.md for the roadmap).\n",
-               SM_VERSION);
-  return 2;
+  const DaemonConfig& config = parsed.config;
+
+  // Block the stop signals before any thread exists (gRPC, civetweb) so every thread inherits
+  // the mask and only main's sigwait sees them.
+  sigset_t stop_signals;
+  sigemptyset(&stop_signals);
+  sigaddset(&stop_signals, SIGTERM);
+  sigaddset(&stop_signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+  // A client hanging up mid-write must be an error on that call, not the daemon's death.
+  ::signal(SIGPIPE, SIG_IGN);
+
+  Logger log(stderr, config.log_level);
+  log.Info("starting", {{"version", SM_VERSION}, {"pid", std::to_string(::getpid())}});
+
+  // The socket is claimed first: a second daemon must be refused before it touches state.
+  absl::Status st = MakeDirs(std::filesystem::path(config.socket).parent_path().string(), 0755);
+  if (!st.ok()) {
+    return Fail(log, "cannot prepare the socket directory", st);
+  }
+  absl::StatusOr<UniqueFd> socket_lock = ClaimSocket(config.socket, log);
+  if (!socket_lock.ok()) {
+    return Fail(log, "cannot claim the socket", socket_lock.status());
+  }
+  st = MakeDirs(config.state_dir, 0700);
+  if (st.ok()) {
+    st = MakeDirs(config.snapshots_dir, 0700);
+  }
+  if (!st.ok()) {
+    return Fail(log, "cannot prepare the state directories", st);
+  }
+
+  const std::string db_path = config.state_dir + "/store.db";
+  absl::StatusOr<supermachine::store::Store> store = supermachine::store::Store::Open(db_path, NowMs);
+  if (!store.ok()) {
+    return Fail(log, "cannot open the store", store.status());
+  }
+  absl::StatusOr<std::vector<supermachine::store::BakeRecord>> recovered =
+      store->RecoverInterruptedBakes();
+  if (!recovered.ok()) {
+    return Fail(log, "cannot recover interrupted bakes", recovered.status());
+  }
+  for (const auto& bake : *recovered) {
+    // The bake pipeline that would clean the temp dir is not in this build; report it so an
+    // operator can, and so the pipeline's own recovery sees the same list later.
+    log.Warn("bake was interrupted by a daemon restart; marked failed",
+             {{"bake_id", std::to_string(bake.id)}, {"bake_key", bake.bake_key},
+              {"temp_dir", bake.temp_dir}});
+  }
+  log.Info("store opened", {{"path", db_path}, {"interrupted_bakes", std::to_string(recovered->size())}});
+
+  supermachine::metrics::DaemonMetrics metrics(SM_VERSION);
+  supermachine::api::SupermachineService service({
+      .store = &*store,
+      .snapshots_dir = config.snapshots_dir,
+      .daemon_version = SM_VERSION,
+      .on_rpc_done =
+          [&metrics](const std::string& method, grpc::StatusCode code) {
+            metrics.CountRpc(method, supermachine::api::GrpcCodeName(code));
+          },
+  });
+
+  grpc::EnableDefaultHealthCheckService(true);
+#ifdef SM_HAVE_GRPC_REFLECTION
+  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+#endif
+  grpc::ServerBuilder builder;
+  builder.AddListeningPort("unix:" + config.socket, grpc::InsecureServerCredentials());
+  builder.RegisterService(&service);
+  // gRPC creates the socket with 0777 & ~umask; keep it owner-only until chmod/chown below
+  // set the configured access, so there is no window where it is wider than asked.
+  mode_t old_umask = ::umask(0177);
+  std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
+  ::umask(old_umask);
+  if (server == nullptr) {
+    return Fail(log, "cannot start the gRPC server",
+                absl::UnavailableError(absl::StrCat("listen on unix:", config.socket, " failed")));
+  }
+  st = SetSocketAccess(config);
+  if (!st.ok()) {
+    server->Shutdown();
+    ::unlink(config.socket.c_str());
+    return Fail(log, "cannot set the socket's access", st);
+  }
+
+  if (!config.metrics_address.empty()) {
+    st = metrics.Serve(config.metrics_address, [&service]() -> int64_t {
+      absl::StatusOr<int64_t> n = service.CountSnapshots();
+      return n.ok() ? *n : -1;
+    });
+    if (!st.ok()) {
+      server->Shutdown();
+      ::unlink(config.socket.c_str());
+      return Fail(log, "cannot start the metrics exporter", st);
+    }
+    log.Info("metrics listening", {{"address", config.metrics_address},
+                                   {"port", std::to_string(metrics.port())}});
+  }
+  char mode_text[8];
+  std::snprintf(mode_text, sizeof(mode_text), "%04o", config.socket_mode);
+  log.Info("serving", {{"socket", config.socket}, {"socket_mode", mode_text},
+                       {"metrics_port", std::to_string(metrics.port())}});
+
+  int sig = 0;
+  while (sigwait(&stop_signals, &sig) != 0) {
+  }
+  log.Info("stopping", {{"signal", strsignal(sig)}});
+  // Health checks flip to NOT_SERVING first so load balancers stop sending new work.
+  if (auto* health = server->GetHealthCheckService(); health != nullptr) {
+    health->Shutdown();
+  }
+  server->Shutdown(std::chrono::system_clock::now() + kShutdownGrace);
+  server->Wait();
+  if (::unlink(config.socket.c_str()) != 0 && errno != ENOENT) {
+    log.Warn("cannot remove the socket", {{"socket", config.socket}, {"error", strerror(errno)}});
+  }
+  log.Info("stopped");
+  return 0;
 }

@@ -1,0 +1,256 @@
+// File: daemon_config.cc
+#include "daemon/config/daemon_config.h"
+
+#include <fstream>
+#include <sstream>
+
+#include "CLI/CLI.hpp"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "nlohmann/json.hpp"
+
+namespace supermachine::config {
+namespace {
+
+absl::StatusOr<std::string> ReadFile(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) {
+    return absl::NotFoundError(absl::StrCat("config file ", path, ": cannot be read"));
+  }
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+absl::Status CheckHostPort(const std::string& what, const std::string& addr) {
+  size_t colon = addr.rfind(':');
+  uint32_t port = 0;
+  if (colon == std::string::npos || colon == 0 ||
+      !absl::SimpleAtoi(addr.substr(colon + 1), &port) || port > 65535) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(what, " '", addr, "': expected HOST:PORT, e.g. 127.0.0.1:9464"));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::StatusOr<uint32_t> ParseSocketMode(const std::string& text) {
+  uint32_t mode = 0;
+  bool digits = !text.empty() && text.size() <= 4 &&
+                text.find_first_not_of("01234567") == std::string::npos;
+  if (digits) {
+    for (char c : text) {
+      mode = mode * 8 + static_cast<uint32_t>(c - '0');
+    }
+  }
+  if (!digits || mode > 0777) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("socket mode '", text, "': expected octal permission bits such as 0660"));
+  }
+  return mode;
+}
+
+absl::Status ApplyJsonConfig(const std::string& json_text, DaemonConfig* config) {
+  nlohmann::json j = nlohmann::json::parse(json_text, nullptr, /*allow_exceptions=*/false);
+  if (j.is_discarded() || !j.is_object()) {
+    return absl::InvalidArgumentError("config file: not a JSON object");
+  }
+  for (const auto& [key, value] : j.items()) {
+    auto string_field = [&](std::string* dst) -> absl::Status {
+      if (!value.is_string()) {
+        return absl::InvalidArgumentError(absl::StrCat("config file: '", key, "' must be a string"));
+      }
+      *dst = value.get<std::string>();
+      return absl::OkStatus();
+    };
+    absl::Status st;
+    if (key == "socket") {
+      st = string_field(&config->socket);
+    } else if (key == "socket_group") {
+      st = string_field(&config->socket_group);
+    } else if (key == "state_dir") {
+      st = string_field(&config->state_dir);
+    } else if (key == "snapshots_dir") {
+      st = string_field(&config->snapshots_dir);
+    } else if (key == "metrics_address") {
+      st = string_field(&config->metrics_address);
+    } else if (key == "log_level") {
+      std::string level;
+      st = string_field(&level);
+      if (st.ok() && !ParseLogLevel(level, &config->log_level)) {
+        st = absl::InvalidArgumentError(absl::StrCat(
+            "config file: log_level '", level, "': expected debug, info, warn or error"));
+      }
+    } else if (key == "socket_mode") {
+      // A JSON number cannot be octal; 660 as a number is read as the digits "660".
+      std::string text = value.is_string()   ? value.get<std::string>()
+                         : value.is_number_unsigned() ? std::to_string(value.get<uint64_t>())
+                                                      : std::string("?");
+      absl::StatusOr<uint32_t> mode = ParseSocketMode(text);
+      if (mode.ok()) {
+        config->socket_mode = *mode;
+      } else {
+        st = absl::InvalidArgumentError(absl::StrCat("config file: ", mode.status().message()));
+      }
+    } else {
+      st = absl::InvalidArgumentError(absl::StrCat(
+          "config file: unknown field '", key,
+          "' (known: socket, socket_mode, socket_group, state_dir, snapshots_dir, "
+          "metrics_address, log_level)"));
+    }
+    if (!st.ok()) {
+      return st;
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ValidateDaemonConfig(const DaemonConfig& c) {
+  if (c.socket.empty()) {
+    return absl::InvalidArgumentError("socket path is empty");
+  }
+  if (c.state_dir.empty()) {
+    return absl::InvalidArgumentError("state dir is empty");
+  }
+  if (!c.metrics_address.empty()) {
+    absl::Status st = CheckHostPort("metrics address", c.metrics_address);
+    if (!st.ok()) {
+      return st;
+    }
+  }
+  const bool any_remote = !c.tls_cert.empty() || !c.tls_key.empty() || !c.tls_client_ca.empty() ||
+                          !c.token_file.empty();
+  if (c.tcp.empty()) {
+    if (any_remote) {
+      return absl::InvalidArgumentError(
+          "--tls-cert/--tls-key/--tls-client-ca/--token-file only apply with --tcp");
+    }
+    return absl::OkStatus();
+  }
+  absl::Status st = CheckHostPort("--tcp", c.tcp);
+  if (!st.ok()) {
+    return st;
+  }
+  if (c.tls_cert.empty() || c.tls_key.empty()) {
+    return absl::InvalidArgumentError(
+        "--tcp requires TLS: pass --tls-cert and --tls-key (and --tls-client-ca for mTLS); "
+        "supermachined never serves its API over plain TCP");
+  }
+  if (c.token_file.empty()) {
+    return absl::InvalidArgumentError(
+        "--tcp requires --token-file: remote clients must present a bearer token");
+  }
+  return absl::UnimplementedError(
+      "--tcp is not supported yet: per-RPC bearer-token checking is not implemented, and "
+      "supermachined will not open an unauthenticated remote port; use the Unix socket "
+      "(e.g. over ssh: ssh -L /tmp/sm.sock:/run/supermachine/supermachined.sock host)");
+}
+
+ParsedFlags ParseDaemonFlags(int argc, const char* const* argv, const UserEnvironment& env,
+                             const std::string& version) {
+  ParsedFlags out;
+  DaemonConfig flags;
+  std::string config_file;
+  std::string socket_mode;
+  std::string log_level;
+  bool print_version = false;
+
+  CLI::App app{
+      "supermachined: turns OCI images into snapshotted KVM microVMs and hands out\n"
+      "pre-restored VMs over a gRPC control plane on a Unix socket.",
+      "supermachined"};
+  app.add_option("--config", config_file,
+                 "JSON config file (fields: socket, socket_mode, socket_group, state_dir, "
+                 "snapshots_dir, metrics_address, log_level); flags override it");
+  auto* socket_opt = app.add_option(
+      "--socket", flags.socket,
+      "Unix socket to listen on (default " + DefaultSocketPath(env) + ")");
+  auto* mode_opt = app.add_option("--socket-mode", socket_mode, "Socket permission bits (default 0660)");
+  auto* group_opt = app.add_option("--socket-group", flags.socket_group,
+                                   "Group owning the socket; its members may use smctl");
+  auto* state_opt = app.add_option("--state-dir", flags.state_dir,
+                                   "Directory for the store (default " + DefaultStateDir(env) + ")");
+  auto* snaps_opt = app.add_option("--snapshots-dir", flags.snapshots_dir,
+                                   "Directory for snapshots (default <state-dir>/snapshots)");
+  auto* metrics_opt = app.add_option(
+      "--metrics-address", flags.metrics_address,
+      "Prometheus /metrics HOST:PORT (default 127.0.0.1:9464; \"\" disables)");
+  auto* level_opt = app.add_option("--log-level", log_level, "debug, info, warn or error (default info)");
+  app.add_option("--tcp", flags.tcp, "Also listen on HOST:PORT (requires TLS and a token; not supported yet)");
+  app.add_option("--tls-cert", flags.tls_cert, "TLS certificate (PEM) for --tcp");
+  app.add_option("--tls-key", flags.tls_key, "TLS private key (PEM) for --tcp");
+  app.add_option("--tls-client-ca", flags.tls_client_ca, "CA (PEM) that client certificates must chain to (mTLS)");
+  app.add_option("--token-file", flags.token_file, "File holding the bearer token remote clients must send");
+  app.add_flag("--version", print_version, "Print the version and exit");
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp&) {
+    out.exit_now = true;
+    out.output = app.help();
+    return out;
+  } catch (const CLI::ParseError& e) {
+    out.exit_now = true;
+    out.exit_code = 2;
+    out.output = absl::StrCat("supermachined: ", e.what(), "\nRun with --help for usage.\n");
+    return out;
+  }
+  if (print_version) {
+    out.exit_now = true;
+    out.output = absl::StrCat("supermachined ", version, "\n");
+    return out;
+  }
+
+  DaemonConfig c;
+  c.socket = DefaultSocketPath(env);
+  c.state_dir = DefaultStateDir(env);
+  auto fail = [&](const absl::Status& st) {
+    out.exit_now = true;
+    out.exit_code = 2;
+    out.output = absl::StrCat("supermachined: ", st.message(), "\n");
+    return out;
+  };
+  if (!config_file.empty()) {
+    absl::StatusOr<std::string> text = ReadFile(config_file);
+    if (!text.ok()) {
+      return fail(text.status());
+    }
+    absl::Status st = ApplyJsonConfig(*text, &c);
+    if (!st.ok()) {
+      return fail(absl::InvalidArgumentError(absl::StrCat(config_file, ": ", st.message())));
+    }
+  }
+  if (socket_opt->count() > 0) c.socket = flags.socket;
+  if (group_opt->count() > 0) c.socket_group = flags.socket_group;
+  if (state_opt->count() > 0) c.state_dir = flags.state_dir;
+  if (snaps_opt->count() > 0) c.snapshots_dir = flags.snapshots_dir;
+  if (metrics_opt->count() > 0) c.metrics_address = flags.metrics_address;
+  if (mode_opt->count() > 0) {
+    absl::StatusOr<uint32_t> mode = ParseSocketMode(socket_mode);
+    if (!mode.ok()) {
+      return fail(mode.status());
+    }
+    c.socket_mode = *mode;
+  }
+  if (level_opt->count() > 0 && !ParseLogLevel(log_level, &c.log_level)) {
+    return fail(absl::InvalidArgumentError(
+        absl::StrCat("--log-level '", log_level, "': expected debug, info, warn or error")));
+  }
+  c.tcp = flags.tcp;
+  c.tls_cert = flags.tls_cert;
+  c.tls_key = flags.tls_key;
+  c.tls_client_ca = flags.tls_client_ca;
+  c.token_file = flags.token_file;
+  if (c.snapshots_dir.empty()) {
+    c.snapshots_dir = c.state_dir + "/snapshots";
+  }
+  absl::Status st = ValidateDaemonConfig(c);
+  if (!st.ok()) {
+    return fail(st);
+  }
+  out.config = std::move(c);
+  return out;
+}
+
+}  // namespace supermachine::config

@@ -1,0 +1,143 @@
+// File: daemon_config_test.cc
+#include "daemon/config/daemon_config.h"
+
+#include <fstream>
+#include <vector>
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "tests/unit/api/temp_dir.h"
+
+namespace supermachine::config {
+namespace {
+
+using ::testing::HasSubstr;
+
+const UserEnvironment kRoot = {.uid = 0, .home = "/root"};
+const UserEnvironment kAlice = {.uid = 1000, .home = "/home/alice",
+                                .xdg_runtime_dir = "/run/user/1000"};
+
+ParsedFlags Parse(std::vector<const char*> args, const UserEnvironment& env = kAlice) {
+  args.insert(args.begin(), "supermachined");
+  return ParseDaemonFlags(static_cast<int>(args.size()), args.data(), env, "1.2.3");
+}
+
+TEST(DefaultPaths, RootUsesSystemPaths) {
+  EXPECT_EQ(DefaultSocketPath(kRoot), "/run/supermachine/supermachined.sock");
+  EXPECT_EQ(DefaultStateDir(kRoot), "/var/lib/supermachine");
+}
+
+TEST(DefaultPaths, UserUsesXdgDirs) {
+  UserEnvironment env = kAlice;
+  env.xdg_state_home = "/home/alice/state";
+  EXPECT_EQ(DefaultSocketPath(env), "/run/user/1000/supermachine/supermachined.sock");
+  EXPECT_EQ(DefaultStateDir(env), "/home/alice/state/supermachine");
+}
+
+TEST(DefaultPaths, UserWithoutXdgFallsBackToHomeAndRunUser) {
+  const UserEnvironment env = {.uid = 1001, .home = "/home/bob"};
+  EXPECT_EQ(DefaultSocketPath(env), "/run/user/1001/supermachine/supermachined.sock");
+  EXPECT_EQ(DefaultStateDir(env), "/home/bob/.local/state/supermachine");
+}
+
+TEST(ParseDaemonFlags, DefaultsWithoutFlags) {
+  ParsedFlags p = Parse({});
+  ASSERT_FALSE(p.exit_now) << p.output;
+  EXPECT_EQ(p.config.socket, "/run/user/1000/supermachine/supermachined.sock");
+  EXPECT_EQ(p.config.state_dir, "/home/alice/.local/state/supermachine");
+  EXPECT_EQ(p.config.snapshots_dir, "/home/alice/.local/state/supermachine/snapshots");
+  EXPECT_EQ(p.config.socket_mode, 0660u);
+  EXPECT_EQ(p.config.metrics_address, "127.0.0.1:9464");
+  EXPECT_EQ(p.config.log_level, LogLevel::kInfo);
+}
+
+TEST(ParseDaemonFlags, FlagsOverrideConfigFile) {
+  test_support::TempDir dir;
+  std::ofstream(dir.File("c.json"))
+      << R"({"socket": "/x/file.sock", "state_dir": "/x/state", "socket_mode": "0600",
+            "log_level": "debug", "metrics_address": "0.0.0.0:1"})";
+  const std::string path = dir.File("c.json");
+  ParsedFlags p = Parse({"--config", path.c_str(), "--socket", "/x/flag.sock", "--metrics-address", ""});
+  ASSERT_FALSE(p.exit_now) << p.output;
+  EXPECT_EQ(p.config.socket, "/x/flag.sock");
+  EXPECT_EQ(p.config.state_dir, "/x/state");
+  EXPECT_EQ(p.config.socket_mode, 0600u);
+  EXPECT_EQ(p.config.log_level, LogLevel::kDebug);
+  EXPECT_EQ(p.config.metrics_address, "");
+}
+
+TEST(ParseDaemonFlags, UnknownConfigFieldIsRefusedByName) {
+  test_support::TempDir dir;
+  std::ofstream(dir.File("c.json")) << R"({"sockett": "/x"})";
+  const std::string path = dir.File("c.json");
+  ParsedFlags p = Parse({"--config", path.c_str()});
+  EXPECT_TRUE(p.exit_now);
+  EXPECT_EQ(p.exit_code, 2);
+  EXPECT_THAT(p.output, HasSubstr("unknown field 'sockett'"));
+}
+
+TEST(ParseDaemonFlags, MissingConfigFileIsAnError) {
+  ParsedFlags p = Parse({"--config", "/nonexistent/c.json"});
+  EXPECT_EQ(p.exit_code, 2);
+  EXPECT_THAT(p.output, HasSubstr("/nonexistent/c.json"));
+}
+
+TEST(ParseDaemonFlags, NonOctalSocketModeIsRefused) {
+  ParsedFlags p = Parse({"--socket-mode", "0998"});
+  EXPECT_EQ(p.exit_code, 2);
+  EXPECT_THAT(p.output, HasSubstr("socket mode '0998'"));
+}
+
+TEST(ParseDaemonFlags, BadLogLevelIsRefused) {
+  ParsedFlags p = Parse({"--log-level", "loud"});
+  EXPECT_EQ(p.exit_code, 2);
+  EXPECT_THAT(p.output, HasSubstr("--log-level 'loud'"));
+}
+
+TEST(ParseDaemonFlags, MetricsAddressWithoutPortIsRefused) {
+  ParsedFlags p = Parse({"--metrics-address", "localhost"});
+  EXPECT_EQ(p.exit_code, 2);
+  EXPECT_THAT(p.output, HasSubstr("expected HOST:PORT"));
+}
+
+TEST(ParseDaemonFlags, TcpWithoutTlsIsRefused) {
+  ParsedFlags p = Parse({"--tcp", "0.0.0.0:7443", "--token-file", "/t"});
+  EXPECT_EQ(p.exit_code, 2);
+  EXPECT_THAT(p.output, HasSubstr("--tcp requires TLS"));
+}
+
+TEST(ParseDaemonFlags, TcpWithoutTokenIsRefused) {
+  ParsedFlags p = Parse({"--tcp", "0.0.0.0:7443", "--tls-cert", "/c", "--tls-key", "/k"});
+  EXPECT_EQ(p.exit_code, 2);
+  EXPECT_THAT(p.output, HasSubstr("--tcp requires --token-file"));
+}
+
+TEST(ParseDaemonFlags, FullyConfiguredTcpIsRefusedAsNotSupportedYet) {
+  ParsedFlags p = Parse({"--tcp", "0.0.0.0:7443", "--tls-cert", "/c", "--tls-key", "/k",
+                         "--token-file", "/t"});
+  EXPECT_EQ(p.exit_code, 2);
+  EXPECT_THAT(p.output, HasSubstr("--tcp is not supported yet"));
+}
+
+TEST(ParseDaemonFlags, VersionPrintsAndExitsZero) {
+  ParsedFlags p = Parse({"--version"});
+  EXPECT_TRUE(p.exit_now);
+  EXPECT_EQ(p.exit_code, 0);
+  EXPECT_EQ(p.output, "supermachined 1.2.3\n");
+}
+
+TEST(ParseDaemonFlags, HelpNamesTheConfigFields) {
+  ParsedFlags p = Parse({"--help"});
+  EXPECT_EQ(p.exit_code, 0);
+  EXPECT_THAT(p.output, HasSubstr("socket_group"));
+}
+
+TEST(ParseSocketMode, AcceptsOctalWithinPermissionBits) {
+  EXPECT_EQ(*ParseSocketMode("0660"), 0660u);
+  EXPECT_EQ(*ParseSocketMode("600"), 0600u);
+  EXPECT_FALSE(ParseSocketMode("1777").ok());
+  EXPECT_FALSE(ParseSocketMode("").ok());
+}
+
+}  // namespace
+}  // namespace supermachine::config
