@@ -1,33 +1,44 @@
 // File: main.cc
-// smctl: command-line client of supermachined. Parses the verb, connects to the daemon's Unix
-// socket, prints results. Verbs talk to the daemon only through the generated API client.
+// smctl: command-line client of supermachined. Registers the verbs (one per file in
+// commands/), parses, runs the chosen one and returns its exit status.
 #include <cstdio>
-#include <string>
+#include <vector>
 
 #include "CLI/CLI.hpp"
+#include "cli/client.h"
+#include "cli/commands/commands.h"
+#include "cli/exit_codes.h"
 
 int main(int argc, char** argv) {
+  using namespace supermachine::cli;
   CLI::App app{"smctl: run OCI container images as snapshotted KVM microVMs", "smctl"};
   app.require_subcommand(1);
-  std::string socket_path;
-  app.add_option("--socket", socket_path, "Daemon socket (default: as supermachined)");
+  GlobalOptions globals;
+  app.add_option("--socket", globals.socket,
+                 "Daemon socket (default: $SUPERMACHINE_SOCKET, else as supermachined: "
+                 "/run/supermachine/supermachined.sock as root, "
+                 "$XDG_RUNTIME_DIR/supermachine/supermachined.sock otherwise)");
+  app.add_option("--timeout", globals.timeout_seconds, "Seconds to wait for each daemon reply")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
+  app.set_version_flag("--version", std::string("smctl ") + SM_VERSION);
 
-  app.add_subcommand("run", "Bake IMAGE if needed, acquire a VM from it, forward ports, stream logs");
-  app.add_subcommand("bake", "Bake IMAGE into a snapshot");
-  app.add_subcommand("exec", "Run a command in a VM");
-  app.add_subcommand("ps", "List VMs");
-  app.add_subcommand("images", "List baked snapshots");
-  app.add_subcommand("rm", "Remove a VM or snapshot");
-  app.add_subcommand("logs", "Show a VM's output");
-  app.add_subcommand("health", "Check the daemon's health");
-  auto* version = app.add_subcommand("version", "Print the client version");
-
-  CLI11_PARSE(app, argc, argv);
-  if (version->parsed()) {
-    std::printf("smctl %s\n", SM_VERSION);
-    return 0;
+  std::vector<Verb> verbs = {
+      AddRunCommand(app, globals),    AddBakeCommand(app, globals),   AddExecCommand(app, globals),
+      AddPsCommand(app, globals),     AddImagesCommand(app, globals), AddRmCommand(app, globals),
+      AddLogsCommand(app, globals),   AddHealthCommand(app, globals), AddVersionCommand(app, globals),
+  };
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    // --help and --version exit 0 through here; real parse errors exit kExitUsage.
+    int rc = app.exit(e);
+    return rc == 0 ? 0 : kExitUsage;
   }
-  std::fprintf(stderr, "smctl: '%s' needs the daemon control plane, which this build does not have yet\n",
-               app.get_subcommands().front()->get_name().c_str());
-  return 2;
+  for (const Verb& v : verbs) {
+    if (v.app->parsed()) {
+      return v.run();
+    }
+  }
+  return kExitUsage;
 }
