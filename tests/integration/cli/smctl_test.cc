@@ -1,0 +1,197 @@
+// File: smctl_test.cc
+// The real smctl against the real supermachined: output of the implemented verbs, the
+// daemon's UNIMPLEMENTED message for the rest, and the newcomer errors with their exit codes.
+#include <sys/stat.h>
+
+#include <filesystem>
+
+#include "daemon/store/store.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "nlohmann/json.hpp"
+#include "tests/integration/daemon/daemon_process.h"
+
+namespace supermachine::test_support {
+namespace {
+
+using ::testing::HasSubstr;
+using ::testing::StartsWith;
+
+class SmctlTest : public ::testing::Test {
+ protected:
+  void StartDaemon() {
+    absl::StatusOr<DaemonProcess> d = DaemonProcess::Start(dir_.path());
+    ASSERT_TRUE(d.ok()) << d.status();
+    daemon_.emplace(std::move(*d));
+  }
+  CommandResult Smctl(std::vector<std::string> args) {
+    args.insert(args.begin(), {SM_SMCTL_PATH, "--socket", dir_.File("sm.sock")});
+    absl::StatusOr<CommandResult> r = RunCommand(args, dir_.path());
+    EXPECT_TRUE(r.ok()) << r.status();
+    return r.ok() ? *r : CommandResult{};
+  }
+  // Records a snapshot and an ended VM in the store before the daemon opens it.
+  void SeedStore() {
+    std::filesystem::create_directories(dir_.File("state"));
+    absl::StatusOr<store::Store> s =
+        store::Store::Open(dir_.File("state/store.db"), [] { return int64_t{1'000}; });
+    ASSERT_TRUE(s.ok()) << s.status();
+    store::SnapshotRecord snap;
+    snap.name = "redis";
+    snap.path = dir_.File("state/snapshots/redis");
+    snap.size_bytes = 12'300'000;
+    snap.metadata_json = R"({"image": "redis:7", "image_digest": "sha256:0123456789abcdef"})";
+    ASSERT_TRUE(s->PutSnapshot(snap).ok());
+    store::VmRecord vm;
+    vm.id = "vm-1";
+    vm.snapshot_name = "redis";
+    vm.state = "starting";
+    ASSERT_TRUE(s->JournalVm(vm).ok());
+    ASSERT_TRUE(s->EndVm("vm-1", store::EndCause::kKilled, std::nullopt, 9).ok());
+  }
+
+  ScratchDir dir_;
+  std::optional<DaemonProcess> daemon_;
+};
+
+TEST_F(SmctlTest, VersionJsonHasClientAndDaemon) {
+  StartDaemon();
+  CommandResult r = Smctl({"version", "--json"});
+  ASSERT_EQ(r.exit.code, 0) << r.err;
+  nlohmann::json j = nlohmann::json::parse(r.out);
+  EXPECT_EQ(j["client"], SM_VERSION);
+  EXPECT_EQ(j["daemon"]["daemon"], SM_VERSION);
+  EXPECT_EQ(j["daemon"]["api"], "supermachine.v1");
+}
+
+TEST_F(SmctlTest, VersionTableNamesBoth) {
+  StartDaemon();
+  CommandResult r = Smctl({"version"});
+  ASSERT_EQ(r.exit.code, 0) << r.err;
+  EXPECT_EQ(r.out, std::string("Client: smctl ") + SM_VERSION + "\nDaemon: supermachined " +
+                       SM_VERSION + " (API supermachine.v1)\n");
+}
+
+TEST_F(SmctlTest, HealthJsonReportsServingAndKvmKind) {
+  StartDaemon();
+  CommandResult r = Smctl({"health", "--json"});
+  ASSERT_EQ(r.exit.code, 0) << r.err;
+  nlohmann::json j = nlohmann::json::parse(r.out);
+  EXPECT_EQ(j["serving"], true);
+  EXPECT_THAT(j["kvm"].get<std::string>(), ::testing::AnyOf("hardware", "pvm", "absent"));
+}
+
+TEST_F(SmctlTest, ImagesJsonListsStoredSnapshots) {
+  SeedStore();
+  StartDaemon();
+  CommandResult r = Smctl({"images", "--json"});
+  ASSERT_EQ(r.exit.code, 0) << r.err;
+  nlohmann::json j = nlohmann::json::parse(r.out);
+  ASSERT_EQ(j["snapshots"].size(), 1u);
+  EXPECT_EQ(j["snapshots"][0]["name"], "redis");
+  EXPECT_EQ(j["snapshots"][0]["image"], "redis:7");
+}
+
+TEST_F(SmctlTest, ImagesTableHasHeaderAndRow) {
+  SeedStore();
+  StartDaemon();
+  CommandResult r = Smctl({"images"});
+  ASSERT_EQ(r.exit.code, 0) << r.err;
+  EXPECT_THAT(r.out, StartsWith("NAME    IMAGE     DIGEST                CREATED"));
+  EXPECT_THAT(r.out, HasSubstr("redis   redis:7   sha256:0123456789ab"));
+  EXPECT_THAT(r.out, HasSubstr("12.3MB"));
+}
+
+TEST_F(SmctlTest, PsHidesEndedVmsAndPsAllShowsTheirCause) {
+  SeedStore();
+  StartDaemon();
+  CommandResult running = Smctl({"ps", "--json"});
+  CommandResult all = Smctl({"ps", "-a", "--json"});
+  ASSERT_EQ(running.exit.code, 0) << running.err;
+  ASSERT_EQ(all.exit.code, 0) << all.err;
+  EXPECT_EQ(nlohmann::json::parse(running.out)["vms"].size(), 0u);
+  nlohmann::json j = nlohmann::json::parse(all.out);
+  ASSERT_EQ(j["vms"].size(), 1u);
+  EXPECT_EQ(j["vms"][0]["end_cause"], "END_CAUSE_KILLED");
+  EXPECT_EQ(j["vms"][0]["signal"], 9);
+}
+
+TEST_F(SmctlTest, RmRemovesASnapshotThenReportsNotFound) {
+  SeedStore();
+  StartDaemon();
+  CommandResult first = Smctl({"rm", "redis"});
+  CommandResult second = Smctl({"rm", "redis"});
+  EXPECT_EQ(first.exit.code, 0) << first.err;
+  EXPECT_EQ(first.out, "redis\n");
+  EXPECT_EQ(second.exit.code, 3);
+  EXPECT_EQ(second.err, "smctl: snapshot 'redis' not found\n");
+}
+
+TEST_F(SmctlTest, RunPrintsTheDaemonsUnimplementedMessage) {
+  StartDaemon();
+  CommandResult r = Smctl({"run", "-d", "-p", "8080:80", "-e", "A=1", "--name", "web", "redis"});
+  EXPECT_EQ(r.exit.code, 5);
+  EXPECT_THAT(r.err, HasSubstr("smctl: Acquire is not implemented by this supermachined yet"));
+}
+
+TEST_F(SmctlTest, ExecAndLogsAndBakeAreUnimplementedByTheDaemon) {
+  StartDaemon();
+  CommandResult exec = Smctl({"exec", "vm-1", "--", "ls", "-l"});
+  CommandResult logs = Smctl({"logs", "-f", "vm-1"});
+  CommandResult bake = Smctl({"bake", "--memory", "128", "redis"});
+  EXPECT_EQ(exec.exit.code, 5);
+  EXPECT_THAT(exec.err, HasSubstr("Exec is not implemented"));
+  EXPECT_EQ(logs.exit.code, 5);
+  EXPECT_THAT(logs.err, HasSubstr("Logs is not implemented"));
+  EXPECT_EQ(bake.exit.code, 5);
+  EXPECT_THAT(bake.err, HasSubstr("Bake is not implemented"));
+}
+
+TEST_F(SmctlTest, BadPortFlagIsAUsageErrorBeforeAnyRpc) {
+  CommandResult r = Smctl({"run", "-p", "8080", "redis"});
+  EXPECT_EQ(r.exit.code, 2);
+  EXPECT_THAT(r.err, HasSubstr("-p '8080'"));
+}
+
+TEST_F(SmctlTest, NoDaemonSaysNotRunningAndHowToStartIt) {
+  CommandResult r = Smctl({"ps"});
+  EXPECT_EQ(r.exit.code, 69);
+  EXPECT_THAT(r.err, HasSubstr("supermachined is not running (no socket at " + dir_.File("sm.sock")));
+  EXPECT_THAT(r.err, HasSubstr("systemctl start supermachined"));
+}
+
+TEST_F(SmctlTest, SocketEnvironmentVariableIsUsedWithoutFlag) {
+  StartDaemon();
+  absl::StatusOr<CommandResult> r = RunCommand(
+      {"/usr/bin/env", "SUPERMACHINE_SOCKET=" + dir_.File("sm.sock"), SM_SMCTL_PATH, "version"},
+      dir_.path());
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->exit.code, 0) << r->err;
+}
+
+TEST_F(SmctlTest, UserOutsideTheSocketGroupIsToldToJoinIt) {
+  // Root bypasses socket permissions, so smctl runs as nobody (setpriv, util-linux). The
+  // scratch dir is opened for traversal; the socket keeps its 0660 root:root mode.
+  ASSERT_EQ(::geteuid(), 0u) << "this test drops to uid 65534 and must start as root";
+  StartDaemon();
+  ASSERT_EQ(::chmod(dir_.path().c_str(), 0755), 0);
+  absl::StatusOr<CommandResult> r = RunCommand(
+      {"/usr/bin/setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", SM_SMCTL_PATH,
+       "--socket", dir_.File("sm.sock"), "ps"},
+      dir_.path());
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->exit.code, 4) << r->err;
+  EXPECT_THAT(r->err, HasSubstr("permission denied on " + dir_.File("sm.sock")));
+  EXPECT_THAT(r->err, HasSubstr("add yourself to group root"));
+}
+
+TEST_F(SmctlTest, HelpWorksOnEveryVerb) {
+  for (const char* verb : {"run", "bake", "exec", "ps", "images", "rm", "logs", "health", "version"}) {
+    CommandResult r = Smctl({verb, "--help"});
+    EXPECT_EQ(r.exit.code, 0) << verb << ": " << r.err;
+    EXPECT_THAT(r.out, HasSubstr("Usage")) << verb;
+  }
+}
+
+}  // namespace
+}  // namespace supermachine::test_support

@@ -1,0 +1,183 @@
+// File: daemon_test.cc
+// The real supermachined: lifecycle (socket claim, SIGTERM), grpc.health.v1, /metrics, and
+// startup recovery of interrupted bakes.
+#include <signal.h>
+#include <sys/stat.h>
+
+#include <filesystem>
+#include <future>
+
+#include <grpcpp/generic/generic_stub.h>
+#include <grpcpp/grpcpp.h>
+
+#include "daemon/store/store.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "tests/integration/daemon/daemon_process.h"
+
+namespace supermachine::test_support {
+namespace {
+
+using ::testing::HasSubstr;
+
+// grpc.health.v1.Health/Check through a generic stub (Debian ships no health .proto): an
+// empty HealthCheckRequest is zero bytes; the response is field 1 (status) as a varint.
+absl::StatusOr<int> HealthCheck(const std::string& socket) {
+  auto channel = grpc::CreateChannel("unix:" + socket, grpc::InsecureChannelCredentials());
+  grpc::GenericStub stub(channel);
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
+  // An empty message is one empty slice; a default ByteBuffer is "no message" to gRPC.
+  grpc::Slice empty_slice(std::string{});
+  grpc::ByteBuffer request(&empty_slice, 1);
+  grpc::ByteBuffer response;
+  std::promise<grpc::Status> done;
+  stub.UnaryCall(&ctx, "/grpc.health.v1.Health/Check", grpc::StubOptions(), &request, &response,
+                 [&done](grpc::Status st) { done.set_value(st); });
+  grpc::Status st = done.get_future().get();
+  if (!st.ok()) {
+    return absl::UnknownError(st.error_message());
+  }
+  std::vector<grpc::Slice> slices;
+  if (!response.Dump(&slices).ok()) {
+    return absl::InternalError("cannot read the health response");
+  }
+  std::string bytes;
+  for (const grpc::Slice& s : slices) {
+    bytes.append(reinterpret_cast<const char*>(s.begin()), s.size());
+  }
+  if (bytes.size() != 2 || bytes[0] != 0x08) {
+    return absl::InternalError("unexpected health response encoding");
+  }
+  return static_cast<int>(bytes[1]);
+}
+
+constexpr int kHealthServing = 1;  // grpc.health.v1.HealthCheckResponse.SERVING
+
+TEST(Daemon, StandardHealthCheckAnswersServing) {
+  ScratchDir dir;
+  absl::StatusOr<DaemonProcess> d = DaemonProcess::Start(dir.path());
+  ASSERT_TRUE(d.ok()) << d.status();
+  absl::StatusOr<int> status = HealthCheck(d->socket());
+  ASSERT_TRUE(status.ok()) << status.status();
+  EXPECT_EQ(*status, kHealthServing);
+}
+
+TEST(Daemon, MetricsEndpointServesBuildInfoAndSnapshotGauge) {
+  ScratchDir dir;
+  absl::StatusOr<DaemonProcess> d = DaemonProcess::Start(dir.path());
+  ASSERT_TRUE(d.ok()) << d.status();
+  absl::StatusOr<std::string> resp = HttpGet(d->metrics_port(), "/metrics");
+  ASSERT_TRUE(resp.ok()) << resp.status();
+  EXPECT_THAT(*resp, HasSubstr("200 OK"));
+  EXPECT_THAT(*resp, HasSubstr("supermachine_build_info{api=\"supermachine.v1\",version=\""));
+  EXPECT_THAT(*resp, HasSubstr("supermachine_snapshots 0"));
+}
+
+TEST(Daemon, MetricsCountRpcsByMethodAndCode) {
+  ScratchDir dir;
+  absl::StatusOr<DaemonProcess> d = DaemonProcess::Start(dir.path());
+  ASSERT_TRUE(d.ok()) << d.status();
+  ASSERT_TRUE(HealthCheck(d->socket()).ok());  // grpc.health is not ours: not counted
+  absl::StatusOr<CommandResult> ps =
+      RunCommand({SM_SMCTL_PATH, "--socket", d->socket(), "ps"}, dir.path());
+  ASSERT_TRUE(ps.ok()) << ps.status();
+  absl::StatusOr<std::string> resp = HttpGet(d->metrics_port(), "/metrics");
+  ASSERT_TRUE(resp.ok()) << resp.status();
+  EXPECT_THAT(*resp, HasSubstr("supermachine_rpcs_total{code=\"OK\",method=\"ListVMs\"} 1"));
+}
+
+TEST(Daemon, SigtermStopsCleanlyAndRemovesTheSocket) {
+  ScratchDir dir;
+  absl::StatusOr<DaemonProcess> d = DaemonProcess::Start(dir.path());
+  ASSERT_TRUE(d.ok()) << d.status();
+  ASSERT_TRUE(d->process().Signal(SIGTERM).ok());
+  absl::StatusOr<base::ExitStatus> exit = d->process().WaitFor(absl::Seconds(10));
+  ASSERT_TRUE(exit.ok()) << exit.status();
+  EXPECT_TRUE(exit->success()) << exit->ToString() << "\n" << d->Stderr();
+  EXPECT_FALSE(std::filesystem::exists(d->socket()));
+  EXPECT_THAT(d->Stderr(), HasSubstr("level=info msg=\"stopped\""));
+}
+
+TEST(Daemon, SecondDaemonOnTheSameSocketIsRefused) {
+  ScratchDir dir;
+  absl::StatusOr<DaemonProcess> d = DaemonProcess::Start(dir.path());
+  ASSERT_TRUE(d.ok()) << d.status();
+  absl::StatusOr<CommandResult> second = RunDaemonToExit(
+      {"--socket", d->socket(), "--state-dir", dir.File("state2"), "--metrics-address", ""},
+      dir.path());
+  ASSERT_TRUE(second.ok()) << second.status();
+  EXPECT_EQ(second->exit.code, 1);
+  EXPECT_THAT(second->err, HasSubstr("another supermachined is already running on " + d->socket()));
+  // The first one is untouched.
+  EXPECT_TRUE(HealthCheck(d->socket()).ok());
+}
+
+TEST(Daemon, StaleSocketFromAKilledDaemonIsReplaced) {
+  ScratchDir dir;
+  {
+    absl::StatusOr<DaemonProcess> first = DaemonProcess::Start(dir.path());
+    ASSERT_TRUE(first.ok()) << first.status();
+    ASSERT_TRUE(first->process().Signal(SIGKILL).ok());
+    ASSERT_TRUE(first->process().Wait().ok());
+  }
+  ASSERT_TRUE(std::filesystem::exists(dir.File("sm.sock")));
+  absl::StatusOr<DaemonProcess> second = DaemonProcess::Start(dir.path());
+  ASSERT_TRUE(second.ok()) << second.status();
+  EXPECT_THAT(second->Stderr(), HasSubstr("removed stale socket"));
+  EXPECT_TRUE(HealthCheck(second->socket()).ok());
+}
+
+TEST(Daemon, SocketGetsTheConfiguredMode) {
+  ScratchDir dir;
+  absl::StatusOr<DaemonProcess> d = DaemonProcess::Start(dir.path(), {"--socket-mode", "0600"});
+  ASSERT_TRUE(d.ok()) << d.status();
+  struct stat st;
+  ASSERT_EQ(::stat(d->socket().c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0600u);
+}
+
+TEST(Daemon, MarksBakesInterruptedByACrashAsFailedAtStartup) {
+  ScratchDir dir;
+  std::filesystem::create_directories(dir.File("state"));
+  {
+    absl::StatusOr<store::Store> s =
+        store::Store::Open(dir.File("state/store.db"), [] { return int64_t{1}; });
+    ASSERT_TRUE(s.ok()) << s.status();
+    ASSERT_TRUE(s->BeginBake("key-1", "{}", "/tmp/bake-tmp").ok());
+  }
+  absl::StatusOr<DaemonProcess> d = DaemonProcess::Start(dir.path());
+  ASSERT_TRUE(d.ok()) << d.status();
+  EXPECT_THAT(d->Stderr(), HasSubstr("bake was interrupted"));
+  EXPECT_THAT(d->Stderr(), HasSubstr("interrupted_bakes=1"));
+}
+
+TEST(Daemon, TcpWithoutTlsRefusesToStart) {
+  ScratchDir dir;
+  absl::StatusOr<CommandResult> r = RunDaemonToExit(
+      {"--socket", dir.File("sm.sock"), "--state-dir", dir.File("state"), "--tcp", "127.0.0.1:0",
+       "--token-file", dir.File("token")},
+      dir.path());
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->exit.code, 2);
+  EXPECT_THAT(r->err, HasSubstr("--tcp requires TLS"));
+  EXPECT_FALSE(std::filesystem::exists(dir.File("sm.sock")));
+}
+
+TEST(Daemon, TakenMetricsPortFailsStartupWithTheAddress) {
+  ScratchDir dir;
+  absl::StatusOr<DaemonProcess> first = DaemonProcess::Start(dir.path());
+  ASSERT_TRUE(first.ok()) << first.status();
+  const std::string taken = "127.0.0.1:" + std::to_string(first->metrics_port());
+  absl::StatusOr<CommandResult> r = RunDaemonToExit(
+      {"--socket", dir.File("other.sock"), "--state-dir", dir.File("state2"), "--metrics-address",
+       taken},
+      dir.path());
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->exit.code, 1);
+  EXPECT_THAT(r->err, HasSubstr("metrics address " + taken));
+  EXPECT_FALSE(std::filesystem::exists(dir.File("other.sock")));
+}
+
+}  // namespace
+}  // namespace supermachine::test_support
