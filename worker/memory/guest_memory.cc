@@ -106,10 +106,12 @@ void GuestMemory::Prefault(GuestAddress addr, uint64_t len) const {
   if (!host.ok() || len == 0) {
     return;
   }
-  const uintptr_t page = static_cast<uintptr_t>(sysconf(_SC_PAGESIZE));
-  const uintptr_t start = reinterpret_cast<uintptr_t>(*host) & ~(page - 1);
-  const uintptr_t end = (reinterpret_cast<uintptr_t>(*host) + len + page - 1) & ~(page - 1);
-  (void)madvise(reinterpret_cast<void*>(start), end - start, MADV_POPULATE_WRITE);
+  // madvise wants a page-aligned start: step back to the page boundary (region bases are
+  // page-aligned, so this stays inside the mapping) and round the length up.
+  const uint64_t page = static_cast<uint64_t>(sysconf(_SC_PAGESIZE));
+  const uint64_t head = (addr - FindRegion(addr, len)->guest_base) % page;
+  const uint64_t span = (head + len + page - 1) / page * page;
+  (void)madvise(*host - head, span, MADV_POPULATE_WRITE);
 }
 
 absl::Status GuestMemory::Read(GuestAddress addr, absl::Span<uint8_t> out) const {

@@ -27,7 +27,7 @@ class BlockTest : public ::testing::Test {
     path_ = fs::temp_directory_path() /
             ("sm-block-test-" + std::to_string(getpid()) + "-" +
              ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    std::string content(8 * 512, '\0');
+    std::string content(size_t{8} * 512, '\0');
     for (size_t i = 0; i < content.size(); ++i) {
       content[i] = static_cast<char>(i / 512 + 'A');  // Sector n is filled with 'A'+n.
     }

@@ -77,7 +77,7 @@ TEST(PvhStartInfo, WritesMagicCmdlineAndMemmap) {
   EXPECT_EQ(*mem->ReadObj<uint64_t>(kPvhStartInfoAddr + 24), kCmdlineAddr);
   EXPECT_EQ(*mem->ReadObj<uint64_t>(kPvhStartInfoAddr + 40), kPvhMemmapAddr);
   EXPECT_EQ(*mem->ReadObj<uint32_t>(kPvhStartInfoAddr + 48), e.size());
-  EXPECT_EQ(*mem->ReadObj<uint64_t>(kPvhMemmapAddr + 24 * 2), kHighMemStart);
+  EXPECT_EQ(*mem->ReadObj<uint64_t>(kPvhMemmapAddr + 48), kHighMemStart);
 }
 
 TEST(Gdt, FlatCodeSegmentDecodesToFourGiBLongModeSegment) {

@@ -49,7 +49,7 @@ TEST(MpTable, ListsOneEnabledProcessorPerVcpuWithBootFlagOnFirst) {
   EXPECT_EQ((*t)[first + 3], 1 | 2);   // Enabled | BSP.
   EXPECT_EQ((*t)[first + 20 + 1], 1);  // Second CPU: APIC id 1.
   EXPECT_EQ((*t)[first + 20 + 3], 1);  // Enabled, not BSP.
-  EXPECT_EQ((*t)[first + 4 * 20], 1);  // Then the bus entry.
+  EXPECT_EQ((*t)[first + size_t{4} * 20], 1);  // Then the bus entry.
 }
 
 TEST(MpTable, FitsBelow640KiBForTheMaximumVcpus) {

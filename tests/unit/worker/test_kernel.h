@@ -69,7 +69,7 @@ inline std::vector<uint8_t> MakeElfKernel(const std::vector<uint8_t>& code, uint
 // with `xloadflags`, then `payload`.
 inline std::vector<uint8_t> MakeBzImage(uint16_t version, uint16_t xloadflags,
                                         const std::vector<uint8_t>& payload) {
-  std::vector<uint8_t> out(5 * 512, 0);
+  std::vector<uint8_t> out(size_t{5} * 512, 0);
   out[0x1f1] = 4;                                          // setup_sects
   out[0x1fe] = 0x55;
   out[0x1ff] = 0xaa;

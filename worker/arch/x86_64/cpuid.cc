@@ -30,9 +30,9 @@ std::array<uint32_t, 12> HostBrandString() {
   if (max_ext < 0x80000004) {
     return brand;
   }
-  for (uint32_t leaf = 0; leaf < 3; ++leaf) {
+  for (size_t leaf = 0; leaf < 3; ++leaf) {
     unsigned a, b, c, d;
-    __cpuid(0x80000002 + leaf, a, b, c, d);
+    __cpuid(0x80000002 + static_cast<unsigned>(leaf), a, b, c, d);
     brand[leaf * 4] = a;
     brand[leaf * 4 + 1] = b;
     brand[leaf * 4 + 2] = c;
