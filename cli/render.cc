@@ -67,9 +67,15 @@ std::string HumanAgo(int64_t then_ms, int64_t now_ms) {
   auto plural = [](int64_t n, const char* unit) {
     return std::to_string(n) + " " + unit + (n == 1 ? "" : "s") + " ago";
   };
-  if (s < 60) return plural(s, "second");
-  if (s < 3600) return plural(s / 60, "minute");
-  if (s < 86400) return plural(s / 3600, "hour");
+  if (s < 60) {
+    return plural(s, "second");
+  }
+  if (s < 3600) {
+    return plural(s / 60, "minute");
+  }
+  if (s < 86400) {
+    return plural(s / 3600, "hour");
+  }
   return plural(s / 86400, "day");
 }
 
@@ -79,7 +85,7 @@ std::string SnapshotsTable(const v1::ListSnapshotsResponse& resp, int64_t now_ms
     std::string digest = s.image_digest();
     // "sha256:" + 12 hex digits, as Docker shortens ids.
     if (digest.size() > 19) {
-      digest = digest.substr(0, 19);
+      digest.resize(19);
     }
     rows.push_back({s.name(), s.image().empty() ? "-" : s.image(), digest.empty() ? "-" : digest,
                     HumanAgo(s.created_unix_ms(), now_ms), HumanSize(s.size_bytes())});

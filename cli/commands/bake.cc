@@ -44,8 +44,12 @@ int Bake(BakeOptions& o, const GlobalOptions& globals) {
   req.set_pull_policy(o.pull == "always"  ? v1::PULL_POLICY_ALWAYS
                       : o.pull == "never" ? v1::PULL_POLICY_NEVER
                                           : v1::PULL_POLICY_MISSING);
-  for (const auto& a : o.cmd) req.add_cmd(a);
-  for (const auto& a : o.entrypoint) req.add_entrypoint(a);
+  for (const auto& a : o.cmd) {
+    req.add_cmd(a);
+  }
+  for (const auto& a : o.entrypoint) {
+    req.add_entrypoint(a);
+  }
   req.set_workdir(o.workdir);
   req.set_user(o.user);
   for (const auto& e : o.env) {
@@ -56,8 +60,12 @@ int Bake(BakeOptions& o, const GlobalOptions& globals) {
     req.add_env(e);
   }
   req.set_hostname(o.hostname);
-  for (const auto& f : o.files) req.add_extra_files(f);
-  for (const auto& v : o.volumes) req.add_volumes(v);
+  for (const auto& f : o.files) {
+    req.add_extra_files(f);
+  }
+  for (const auto& v : o.volumes) {
+    req.add_volumes(v);
+  }
   req.set_restart_policy(o.restart);
   req.set_readiness(o.readiness);
   req.set_egress_policy(o.egress);

@@ -67,13 +67,27 @@ absl::Status SnapshotToProto(const store::SnapshotRecord& r, v1::Snapshot* out) 
 }
 
 v1::EndCause EndCauseFromName(const std::string& name) {
-  if (name == "exited") return v1::END_CAUSE_EXITED;
-  if (name == "killed") return v1::END_CAUSE_KILLED;
-  if (name == "guest_oom") return v1::END_CAUSE_GUEST_OOM;
-  if (name == "deadline") return v1::END_CAUSE_DEADLINE;
-  if (name == "worker_crash") return v1::END_CAUSE_WORKER_CRASH;
-  if (name == "snapshot_incompatible") return v1::END_CAUSE_SNAPSHOT_INCOMPATIBLE;
-  if (name == "released") return v1::END_CAUSE_RELEASED;
+  if (name == "exited") {
+    return v1::END_CAUSE_EXITED;
+  }
+  if (name == "killed") {
+    return v1::END_CAUSE_KILLED;
+  }
+  if (name == "guest_oom") {
+    return v1::END_CAUSE_GUEST_OOM;
+  }
+  if (name == "deadline") {
+    return v1::END_CAUSE_DEADLINE;
+  }
+  if (name == "worker_crash") {
+    return v1::END_CAUSE_WORKER_CRASH;
+  }
+  if (name == "snapshot_incompatible") {
+    return v1::END_CAUSE_SNAPSHOT_INCOMPATIBLE;
+  }
+  if (name == "released") {
+    return v1::END_CAUSE_RELEASED;
+  }
   return v1::END_CAUSE_UNSPECIFIED;
 }
 

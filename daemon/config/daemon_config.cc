@@ -56,7 +56,11 @@ absl::Status ApplyJsonConfig(const std::string& json_text, DaemonConfig* config)
   if (j.is_discarded() || !j.is_object()) {
     return absl::InvalidArgumentError("config file: not a JSON object");
   }
-  for (const auto& [key, value] : j.items()) {
+  // Plain names rather than structured bindings: the lambda below captures them, which
+  // clang (used by clang-tidy here) does not allow for bindings before C++20's P1091 landed.
+  for (auto it = j.begin(); it != j.end(); ++it) {
+    const std::string& key = it.key();
+    const nlohmann::json& value = it.value();
     auto string_field = [&](std::string* dst) -> absl::Status {
       if (!value.is_string()) {
         return absl::InvalidArgumentError(absl::StrCat("config file: '", key, "' must be a string"));
@@ -221,11 +225,21 @@ ParsedFlags ParseDaemonFlags(int argc, const char* const* argv, const UserEnviro
       return fail(absl::InvalidArgumentError(absl::StrCat(config_file, ": ", st.message())));
     }
   }
-  if (socket_opt->count() > 0) c.socket = flags.socket;
-  if (group_opt->count() > 0) c.socket_group = flags.socket_group;
-  if (state_opt->count() > 0) c.state_dir = flags.state_dir;
-  if (snaps_opt->count() > 0) c.snapshots_dir = flags.snapshots_dir;
-  if (metrics_opt->count() > 0) c.metrics_address = flags.metrics_address;
+  if (socket_opt->count() > 0) {
+    c.socket = flags.socket;
+  }
+  if (group_opt->count() > 0) {
+    c.socket_group = flags.socket_group;
+  }
+  if (state_opt->count() > 0) {
+    c.state_dir = flags.state_dir;
+  }
+  if (snaps_opt->count() > 0) {
+    c.snapshots_dir = flags.snapshots_dir;
+  }
+  if (metrics_opt->count() > 0) {
+    c.metrics_address = flags.metrics_address;
+  }
   if (mode_opt->count() > 0) {
     absl::StatusOr<uint32_t> mode = ParseSocketMode(socket_mode);
     if (!mode.ok()) {
