@@ -54,15 +54,15 @@ absl::Status Check(const absl::StatusOr<std::string>& r) { return r.status(); }
 absl::StatusOr<std::unique_ptr<World>> BuildWorld() {
   auto w = std::make_unique<World>();
   const std::string home = w->dir.path();
-  std::filesystem::create_directories(w->dir.Sub("plain"));
-  std::filesystem::create_directories(w->dir.Sub("authed"));
-  auto plain = testing::LocalRegistry::Start({.dir = w->dir.Sub("plain")});
+  std::filesystem::create_directories(w->dir.Join("plain"));
+  std::filesystem::create_directories(w->dir.Join("authed"));
+  auto plain = testing::LocalRegistry::Start({.dir = w->dir.Join("plain")});
   if (!plain.ok()) {
     return plain.status();
   }
   w->plain = *std::move(plain);
   auto authed = testing::LocalRegistry::Start(
-      {.dir = w->dir.Sub("authed"), .basic_auth = std::make_pair(std::string(kUser), std::string(kPassword))});
+      {.dir = w->dir.Join("authed"), .basic_auth = std::make_pair(std::string(kUser), std::string(kPassword))});
   if (!authed.ok()) {
     return authed.status();
   }
@@ -70,9 +70,9 @@ absl::StatusOr<std::unique_ptr<World>> BuildWorld() {
 
   // busybox with umoci: layer 1 = busybox + /gone, layer 2 deletes /gone (a whiteout) and
   // adds /etc/two.
-  const std::string layout = w->dir.Sub("bb-layout");
-  const std::string bundle1 = w->dir.Sub("bundle1");
-  const std::string bundle2 = w->dir.Sub("bundle2");
+  const std::string layout = w->dir.Join("bb-layout");
+  const std::string bundle1 = w->dir.Join("bundle1");
+  const std::string bundle2 = w->dir.Join("bundle2");
   const std::string img = layout + ":bb";
   for (const auto& argv : std::vector<std::vector<std::string>>{
            {"umoci", "init", "--layout", layout},
@@ -114,7 +114,7 @@ absl::StatusOr<std::unique_ptr<World>> BuildWorld() {
   auto push = [&](const std::string& src, const std::string& dest, std::vector<std::string> extra,
                   std::string* digest) -> absl::Status {
     std::vector<std::string> argv = {"skopeo", "--insecure-policy", "copy", "--dest-tls-verify=false",
-                                     "--preserve-digests", "--digestfile", w->dir.Sub("digest")};
+                                     "--preserve-digests", "--digestfile", w->dir.Join("digest")};
     argv.insert(argv.end(), extra.begin(), extra.end());
     argv.push_back(src);
     argv.push_back(dest);
@@ -122,7 +122,7 @@ absl::StatusOr<std::unique_ptr<World>> BuildWorld() {
       return s;
     }
     if (digest != nullptr) {
-      *digest = std::string(absl::StripAsciiWhitespace(testing::ReadFileOrDie(w->dir.Sub("digest"))));
+      *digest = std::string(absl::StripAsciiWhitespace(testing::ReadFileOrDie(w->dir.Join("digest"))));
     }
     return absl::OkStatus();
   };
@@ -133,12 +133,12 @@ absl::StatusOr<std::unique_ptr<World>> BuildWorld() {
   // v2s2 conversion rewrites the manifest, so no --preserve-digests for this one.
   {
     std::vector<std::string> argv = {"skopeo", "--insecure-policy", "copy", "--dest-tls-verify=false",
-                                     "--format", "v2s2", "--digestfile", w->dir.Sub("digest"),
+                                     "--format", "v2s2", "--digestfile", w->dir.Join("digest"),
                                      "oci:" + img, "docker://" + plain_host + "/test/busybox-v2s2:1"};
     if (auto s = Check(RunTool(argv, home)); !s.ok()) {
       return s;
     }
-    w->busybox_v2s2_digest = std::string(absl::StripAsciiWhitespace(testing::ReadFileOrDie(w->dir.Sub("digest"))));
+    w->busybox_v2s2_digest = std::string(absl::StripAsciiWhitespace(testing::ReadFileOrDie(w->dir.Join("digest"))));
   }
   if (auto s = push("oci:" + img, "docker://" + w->authed->host() + "/test/private:1",
                     {"--dest-creds", std::string(kUser) + ":" + kPassword}, nullptr);
@@ -150,7 +150,7 @@ absl::StatusOr<std::unique_ptr<World>> BuildWorld() {
   {
     auto host = testing::BuildImage(HostPlatform(), {{{"arch", HostPlatform().ToString()}}}, {"/arch"});
     auto other = testing::BuildImage(Platform{.os = "linux", .architecture = "s390x"}, {{{"arch", "s390x"}}}, {"/arch"});
-    testing::LayoutWriter multi(w->dir.Sub("multi-layout"));
+    testing::LayoutWriter multi(w->dir.Join("multi-layout"));
     multi.PutImage(host);
     multi.PutImage(other);
     const std::string index = testing::IndexJson({other.manifest, host.manifest});
@@ -159,7 +159,7 @@ absl::StatusOr<std::unique_ptr<World>> BuildWorld() {
     entry.annotations["org.opencontainers.image.ref.name"] = "multi";
     multi.WriteIndex({entry});
     w->multi_host_manifest = host.manifest.digest;
-    if (auto s = push("oci:" + w->dir.Sub("multi-layout") + ":multi",
+    if (auto s = push("oci:" + w->dir.Join("multi-layout") + ":multi",
                       "docker://" + plain_host + "/test/multi:latest", {"--all"}, &w->multi_index_digest);
         !s.ok()) {
       return s;
@@ -167,8 +167,8 @@ absl::StatusOr<std::unique_ptr<World>> BuildWorld() {
   }
 
   // Archives written by skopeo, for the archive sources.
-  w->oci_archive = w->dir.Sub("busybox-oci.tar");
-  w->docker_archive = w->dir.Sub("busybox-docker.tar");
+  w->oci_archive = w->dir.Join("busybox-oci.tar");
+  w->docker_archive = w->dir.Join("busybox-docker.tar");
   for (const auto& argv : std::vector<std::vector<std::string>>{
            {"skopeo", "--insecure-policy", "copy", "oci:" + img, "oci-archive:" + w->oci_archive + ":bb"},
            {"skopeo", "--insecure-policy", "copy", "oci:" + img, "docker-archive:" + w->docker_archive + ":test/bb:1"}}) {
@@ -199,10 +199,10 @@ class RegistryPull : public ::testing::Test {
   void SetUp() override {
     // Never skip: a missing peer is a failure with its reason.
     ASSERT_EQ(setup_error_, nullptr) << "could not build the test registry world: " << *setup_error_;
-    auto store = BlobStore::Open(cache_.Sub("cache"));
+    auto store = BlobStore::Open(cache_.Join("cache"));
     ASSERT_TRUE(store.ok()) << store.status();
     store_ = std::make_unique<BlobStore>(*std::move(store));
-    refs_ = std::make_unique<RefCache>(cache_.Sub("cache/refs"), &clock_, absl::Seconds(60));
+    refs_ = std::make_unique<RefCache>(cache_.Join("cache/refs"), &clock_, absl::Seconds(60));
   }
 
   absl::StatusOr<PulledImage> Pull(RegistryClient& client, const std::string& ref,
@@ -215,7 +215,7 @@ class RegistryPull : public ::testing::Test {
                                         .ref_cache = refs_.get(), .policy = policy});
   }
 
-  std::vector<std::string> CachedBlobs() { return testing::ListDir(cache_.Sub("cache/blobs/sha256")); }
+  std::vector<std::string> CachedBlobs() { return testing::ListDir(cache_.Join("cache/blobs/sha256")); }
 
   static World* world_;
   static std::string* setup_error_;
@@ -287,7 +287,7 @@ TEST_F(RegistryPull, PullWithExpiredRefCacheAsksOnlyForTheManifest) {
     RegistryClient first({});
     ASSERT_TRUE(Pull(first, ref).ok());
   }
-  refs_ = std::make_unique<RefCache>(cache_.Sub("cache/refs"), &clock_, absl::ZeroDuration());
+  refs_ = std::make_unique<RefCache>(cache_.Join("cache/refs"), &clock_, absl::ZeroDuration());
   RegistryClient client({});
   auto again = Pull(client, ref);
   ASSERT_TRUE(again.ok()) << again.status();
@@ -350,7 +350,7 @@ TEST_F(RegistryPull, BasicAuthRegistryWithoutCredentialsIsUnauthenticated) {
 }
 
 TEST_F(RegistryPull, BasicAuthRegistryWithDockerConfigCredentials) {
-  const std::string config = cache_.Sub("docker/config.json");
+  const std::string config = cache_.Join("docker/config.json");
   testing::WriteFileOrDie(config, R"({"auths":{")" + world_->authed->host() + R"(":{"auth":")" +
                                       Base64Encode(std::string(kUser) + ":" + kPassword) + R"("}}})");
   RegistryClient client({.docker_config_path = config});

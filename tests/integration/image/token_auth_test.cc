@@ -27,26 +27,26 @@ class TokenAuth : public ::testing::Test {
     auto tokens = testing::TokenServer::Start(dir_.path(), kUser, kPassword, "sm-test-registry", "sm-test-issuer");
     ASSERT_TRUE(tokens.ok()) << tokens.status();
     tokens_ = *std::move(tokens);
-    std::filesystem::create_directories(dir_.Sub("registry"));
+    std::filesystem::create_directories(dir_.Join("registry"));
     auto reg = testing::LocalRegistry::Start(
-        {.dir = dir_.Sub("registry"),
+        {.dir = dir_.Join("registry"),
          .token_auth = testing::LocalRegistry::Options::TokenAuth{
              .realm = tokens_->realm(), .service = "sm-test-registry", .issuer = "sm-test-issuer",
              .root_cert_bundle = tokens_->cert_path()}});
     ASSERT_TRUE(reg.ok()) << reg.status();
     registry_ = *std::move(reg);
     image_ = testing::BuildImage(HostPlatform(), {{{"hello", "token world"}}}, {"/hello"});
-    testing::LayoutWriter layout(dir_.Sub("layout"));
+    testing::LayoutWriter layout(dir_.Join("layout"));
     layout.PutImage(image_);
     image_.manifest.annotations["org.opencontainers.image.ref.name"] = "v1";
     layout.WriteIndex({image_.manifest});
     auto pushed = testing::RunTool({"skopeo", "--insecure-policy", "copy", "--dest-tls-verify=false",
                                     "--preserve-digests", "--dest-creds", std::string(kUser) + ":" + kPassword,
-                                    "oci:" + dir_.Sub("layout") + ":v1",
+                                    "oci:" + dir_.Join("layout") + ":v1",
                                     "docker://" + registry_->host() + "/test/tok:v1"},
                                    dir_.path());
     ASSERT_TRUE(pushed.ok()) << pushed.status() << "\nregistry log:\n" << registry_->log();
-    auto store = BlobStore::Open(dir_.Sub("cache"));
+    auto store = BlobStore::Open(dir_.Join("cache"));
     ASSERT_TRUE(store.ok()) << store.status();
     store_ = std::make_unique<BlobStore>(*std::move(store));
   }
@@ -64,9 +64,9 @@ class TokenAuth : public ::testing::Test {
 };
 
 TEST_F(TokenAuth, PullsWithATokenFetchedOnceUsingConfigCredentials) {
-  testing::WriteFileOrDie(dir_.Sub("docker/config.json"),
+  testing::WriteFileOrDie(dir_.Join("docker/config.json"),
                           R"({"auths":{")" + registry_->host() + R"(":{"username":"robot","password":"t0ken-pass"}}})");
-  RegistryClient client({.docker_config_path = dir_.Sub("docker/config.json")});
+  RegistryClient client({.docker_config_path = dir_.Join("docker/config.json")});
   const int issued_before = tokens_->tokens_issued();
   auto pulled = Pull(client);
   ASSERT_TRUE(pulled.ok()) << pulled.status() << "\nregistry log:\n" << registry_->log();

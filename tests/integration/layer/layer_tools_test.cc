@@ -90,7 +90,7 @@ absl::StatusOr<std::string> RunTool(const std::vector<std::string>& argv, const 
   if (!exit->success()) {
     return absl::InternalError(absl::StrCat(argv[0], " ", exit->ToString()));
   }
-  return testing::ReadFileBytes(out_path);
+  return testing::ReadFileOrDie(out_path);
 }
 
 struct Listed {
@@ -223,7 +223,7 @@ std::map<std::string, TarListing> ListTar(const std::string& path) {
 TEST_F(LayerTools, Sqfs2tarGivesBackTheTarsEntries) {
   auto text = RunTool({"sqfs2tar", "--no-skip", sqfs_}, dir_);
   ASSERT_TRUE(text.ok()) << text.status();
-  testing::WriteFileBytes(dir_.Join("back.tar"), *text);
+  testing::WriteFileOrDie(dir_.Join("back.tar"), *text);
   auto original = ListTar(tar_);
   auto back = ListTar(dir_.Join("back.tar"));
   // Whiteouts and the opaque marker are the two intended differences.
@@ -296,7 +296,7 @@ FileTree WalkMounted(const std::string& root) {
     e.nlink = static_cast<uint32_t>(st.st_nlink);
     if (e.type == FileType::kRegular) {
       e.size = static_cast<uint64_t>(st.st_size);
-      e.content = testing::ReadFileBytes(full);
+      e.content = testing::ReadFileOrDie(full);
       e.content_read = true;
     }
     if (e.type == FileType::kSymlink) {

@@ -35,7 +35,7 @@ TEST(BlobStore, CommitsVerifiedBlob) {
   EXPECT_FALSE(r->already_present);
   EXPECT_EQ(r->path, dir.path() + "/blobs/sha256/" + d.hex());
   EXPECT_EQ(testing::ReadFileOrDie(r->path), "layer bytes");
-  EXPECT_THAT(testing::ListDir(dir.Sub("blobs/sha256")), ElementsAre(d.hex()));
+  EXPECT_THAT(testing::ListDir(dir.Join("blobs/sha256")), ElementsAre(d.hex()));
 }
 
 TEST(BlobStore, SecondIngestIsAlreadyPresentWithoutCallingFill) {
@@ -61,7 +61,7 @@ TEST(BlobStore, DigestMismatchLeavesCacheUnchanged) {
   EXPECT_EQ(r.status().code(), absl::StatusCode::kDataLoss);
   EXPECT_THAT(std::string(r.status().message()), HasSubstr("digest mismatch"));
   EXPECT_FALSE(store.Contains(d));
-  EXPECT_THAT(testing::ListDir(dir.Sub("blobs/sha256")), IsEmpty());
+  EXPECT_THAT(testing::ListDir(dir.Join("blobs/sha256")), IsEmpty());
 }
 
 TEST(BlobStore, TruncatedBlobLeavesCacheUnchanged) {
@@ -71,7 +71,7 @@ TEST(BlobStore, TruncatedBlobLeavesCacheUnchanged) {
   auto r = store.Ingest(d, 10, [](BlobWriter& w) { return w.Write("01234"); });
   EXPECT_EQ(r.status().code(), absl::StatusCode::kDataLoss);
   EXPECT_THAT(std::string(r.status().message()), HasSubstr("truncated: got 5 of 10 bytes"));
-  EXPECT_THAT(testing::ListDir(dir.Sub("blobs/sha256")), IsEmpty());
+  EXPECT_THAT(testing::ListDir(dir.Join("blobs/sha256")), IsEmpty());
 }
 
 TEST(BlobStore, OversizedBlobIsRefusedWhileWriting) {
@@ -80,7 +80,7 @@ TEST(BlobStore, OversizedBlobIsRefusedWhileWriting) {
   const Digest d = Sha256Of("abc");
   auto r = store.Ingest(d, 3, [](BlobWriter& w) { return w.Write("abcdef"); });
   EXPECT_THAT(std::string(r.status().message()), HasSubstr("more than the expected 3 bytes"));
-  EXPECT_THAT(testing::ListDir(dir.Sub("blobs/sha256")), IsEmpty());
+  EXPECT_THAT(testing::ListDir(dir.Join("blobs/sha256")), IsEmpty());
 }
 
 TEST(BlobStore, FillErrorIsReturnedAndNothingIsLeft) {
@@ -91,7 +91,7 @@ TEST(BlobStore, FillErrorIsReturnedAndNothingIsLeft) {
     return absl::UnavailableError("connection reset");
   });
   EXPECT_EQ(r.status().code(), absl::StatusCode::kUnavailable);
-  EXPECT_THAT(testing::ListDir(dir.Sub("blobs/sha256")), IsEmpty());
+  EXPECT_THAT(testing::ListDir(dir.Join("blobs/sha256")), IsEmpty());
 }
 
 TEST(BlobStore, ResetStartsOver) {
@@ -140,7 +140,7 @@ TEST(BlobStore, ConcurrentIngestsFromTwoProcessesFetchOnce) {
   auto store = *BlobStore::Open(dir.path());
   const std::string bytes(256 << 10, 'p');
   const Digest d = Sha256Of(bytes);
-  const std::string fills_log = dir.Sub("fills.log");
+  const std::string fills_log = dir.Join("fills.log");
   auto ingest = [&] {
     return store.Ingest(d, static_cast<int64_t>(bytes.size()), [&](BlobWriter& w) {
       base::UniqueFd log(::open(fills_log.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644));
@@ -167,9 +167,9 @@ TEST(BlobStore, IngestRemovesIngestFilesLeftByACrashedWriter) {
   testing::TempDir dir;
   auto store = *BlobStore::Open(dir.path());
   const Digest d = Sha256Of("fresh");
-  testing::WriteFileOrDie(dir.Sub("blobs/sha256/.ingest-" + d.hex() + "-dead01"), "partial");
+  testing::WriteFileOrDie(dir.Join("blobs/sha256/.ingest-" + d.hex() + "-dead01"), "partial");
   ASSERT_TRUE(store.PutBytes(d, "fresh").ok());
-  EXPECT_THAT(testing::ListDir(dir.Sub("blobs/sha256")), ElementsAre(d.hex()));
+  EXPECT_THAT(testing::ListDir(dir.Join("blobs/sha256")), ElementsAre(d.hex()));
 }
 
 TEST(BlobStore, ReadSmallDetectsOnDiskCorruption) {

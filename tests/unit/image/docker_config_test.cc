@@ -74,15 +74,15 @@ TEST(DockerConfig, PathPrefersDockerConfigEnv) {
 
 TEST(DockerConfig, MissingFileMeansNoCredentials) {
   testing::TempDir dir;
-  auto c = LoadDockerCredentials(dir.Sub("none.json"), "ghcr.io");
+  auto c = LoadDockerCredentials(dir.Join("none.json"), "ghcr.io");
   ASSERT_TRUE(c.ok()) << c.status();
   EXPECT_FALSE(c->has_value());
 }
 
 TEST(DockerConfig, LoadsFromFile) {
   testing::TempDir dir;
-  testing::WriteFileOrDie(dir.Sub("config.json"), R"({"auths":{"127.0.0.1:5000":{"username":"u","password":"p"}}})");
-  auto c = LoadDockerCredentials(dir.Sub("config.json"), "127.0.0.1:5000");
+  testing::WriteFileOrDie(dir.Join("config.json"), R"({"auths":{"127.0.0.1:5000":{"username":"u","password":"p"}}})");
+  auto c = LoadDockerCredentials(dir.Join("config.json"), "127.0.0.1:5000");
   ASSERT_TRUE(c.ok()) << c.status();
   ASSERT_TRUE(c->has_value());
   EXPECT_EQ((*c)->password, "p");

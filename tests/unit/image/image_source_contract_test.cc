@@ -30,26 +30,26 @@ SourceFixture Make(SourceKind kind, const testing::TempDir& dir) {
   SourceFixture f{.image = img};
   f.spec.kind = kind;
   if (kind == SourceKind::kDockerArchive) {
-    f.spec.path = dir.Sub("save.tar");
+    f.spec.path = dir.Join("save.tar");
     testing::WriteFileOrDie(f.spec.path, testing::DockerArchive(img, "busybox:v1"));
     return f;
   }
-  testing::LayoutWriter layout(dir.Sub("layout"));
+  testing::LayoutWriter layout(dir.Join("layout"));
   layout.PutImage(img);
   layout.WriteIndex({img.manifest});
   f.spec.tag = "v1";
   if (kind == SourceKind::kOciLayout) {
-    f.spec.path = dir.Sub("layout");
+    f.spec.path = dir.Join("layout");
   } else {
-    f.spec.path = dir.Sub("image.tar");
-    testing::WriteFileOrDie(f.spec.path, testing::TarDirectory(dir.Sub("layout")));
+    f.spec.path = dir.Join("image.tar");
+    testing::WriteFileOrDie(f.spec.path, testing::TarDirectory(dir.Join("layout")));
   }
   return f;
 }
 
 class ImageSourceContract : public ::testing::TestWithParam<SourceKind> {
  protected:
-  ImageSourceContract() : store_(*BlobStore::Open(dir_.Sub("cache"))), f_(Make(GetParam(), dir_)) {}
+  ImageSourceContract() : store_(*BlobStore::Open(dir_.Join("cache"))), f_(Make(GetParam(), dir_)) {}
   PullContext Ctx() { return PullContext{.store = &store_, .platform = HostPlatform()}; }
 
   testing::TempDir dir_;
@@ -110,7 +110,7 @@ TEST(OciLayoutSource, MultiArchIndexResolvesToHostPlatform) {
   testing::TempDir dir;
   auto host = testing::BuildImage(HostPlatform(), {{{"a", "host"}}}, {"/a"});
   auto other = testing::BuildImage(Platform{.os = "linux", .architecture = "s390x"}, {{{"a", "s390x"}}}, {"/a"});
-  testing::LayoutWriter layout(dir.Sub("layout"));
+  testing::LayoutWriter layout(dir.Join("layout"));
   layout.PutImage(host);
   layout.PutImage(other);
   const std::string index = testing::IndexJson({other.manifest, host.manifest});
@@ -118,8 +118,8 @@ TEST(OciLayoutSource, MultiArchIndexResolvesToHostPlatform) {
   Descriptor entry = testing::Describe(index, media_types::kOciIndex);
   entry.annotations["org.opencontainers.image.ref.name"] = "latest";
   layout.WriteIndex({entry});
-  auto store = *BlobStore::Open(dir.Sub("cache"));
-  auto pulled = PullImage(*ParseSourceSpec("oci-layout:" + dir.Sub("layout") + ":latest"),
+  auto store = *BlobStore::Open(dir.Join("cache"));
+  auto pulled = PullImage(*ParseSourceSpec("oci-layout:" + dir.Join("layout") + ":latest"),
                           PullContext{.store = &store});
   ASSERT_TRUE(pulled.ok()) << pulled.status();
   EXPECT_EQ(pulled->image.manifest_digest, host.manifest.digest);
@@ -129,11 +129,11 @@ TEST(OciLayoutSource, UnknownTagListsTheTagsPresent) {
   testing::TempDir dir;
   auto img = testing::BuildImage(HostPlatform(), {{{"a", "1"}}}, {"/a"});
   img.manifest.annotations["org.opencontainers.image.ref.name"] = "v1";
-  testing::LayoutWriter layout(dir.Sub("layout"));
+  testing::LayoutWriter layout(dir.Join("layout"));
   layout.PutImage(img);
   layout.WriteIndex({img.manifest});
-  auto store = *BlobStore::Open(dir.Sub("cache"));
-  auto pulled = PullImage(*ParseSourceSpec("oci-layout:" + dir.Sub("layout") + ":v2"), PullContext{.store = &store});
+  auto store = *BlobStore::Open(dir.Join("cache"));
+  auto pulled = PullImage(*ParseSourceSpec("oci-layout:" + dir.Join("layout") + ":v2"), PullContext{.store = &store});
   EXPECT_EQ(pulled.status().code(), absl::StatusCode::kNotFound);
   EXPECT_THAT(std::string(pulled.status().message()), HasSubstr("no image tagged 'v2'; tags present: v1"));
 }
@@ -141,22 +141,22 @@ TEST(OciLayoutSource, UnknownTagListsTheTagsPresent) {
 TEST(OciLayoutSource, CorruptLayerBlobIsDataLossAndNotCached) {
   testing::TempDir dir;
   auto img = testing::BuildImage(HostPlatform(), {{{"a", "1"}}}, {"/a"});
-  testing::LayoutWriter layout(dir.Sub("layout"));
+  testing::LayoutWriter layout(dir.Join("layout"));
   layout.PutImage(img);
   layout.WriteIndex({img.manifest});
   std::string bad = img.layer_blobs[0];
   bad[bad.size() / 2] ^= 1;
-  testing::WriteFileOrDie(dir.Sub("layout/blobs/sha256/" + img.layers[0].digest.hex()), bad);
-  auto store = *BlobStore::Open(dir.Sub("cache"));
-  auto pulled = PullImage(*ParseSourceSpec("oci-layout:" + dir.Sub("layout")), PullContext{.store = &store});
+  testing::WriteFileOrDie(dir.Join("layout/blobs/sha256/" + img.layers[0].digest.hex()), bad);
+  auto store = *BlobStore::Open(dir.Join("cache"));
+  auto pulled = PullImage(*ParseSourceSpec("oci-layout:" + dir.Join("layout")), PullContext{.store = &store});
   EXPECT_EQ(pulled.status().code(), absl::StatusCode::kDataLoss);
   EXPECT_FALSE(store.Contains(img.layers[0].digest));
 }
 
 TEST(OciLayoutSource, MissingDirectoryIsNotFound) {
   testing::TempDir dir;
-  auto store = *BlobStore::Open(dir.Sub("cache"));
-  auto pulled = PullImage(*ParseSourceSpec("oci-layout:" + dir.Sub("nope")), PullContext{.store = &store});
+  auto store = *BlobStore::Open(dir.Join("cache"));
+  auto pulled = PullImage(*ParseSourceSpec("oci-layout:" + dir.Join("nope")), PullContext{.store = &store});
   EXPECT_EQ(pulled.status().code(), absl::StatusCode::kNotFound);
   EXPECT_THAT(std::string(pulled.status().message()), HasSubstr("not an OCI image layout"));
 }
@@ -164,11 +164,11 @@ TEST(OciLayoutSource, MissingDirectoryIsNotFound) {
 TEST(OciLayoutSource, ForeignSinglePlatformImageIsRefused) {
   testing::TempDir dir;
   auto img = testing::BuildImage(Platform{.os = "linux", .architecture = "s390x"}, {{{"a", "1"}}}, {"/a"});
-  testing::LayoutWriter layout(dir.Sub("layout"));
+  testing::LayoutWriter layout(dir.Join("layout"));
   layout.PutImage(img);
   layout.WriteIndex({img.manifest});
-  auto store = *BlobStore::Open(dir.Sub("cache"));
-  auto pulled = PullImage(*ParseSourceSpec("oci-layout:" + dir.Sub("layout")), PullContext{.store = &store});
+  auto store = *BlobStore::Open(dir.Join("cache"));
+  auto pulled = PullImage(*ParseSourceSpec("oci-layout:" + dir.Join("layout")), PullContext{.store = &store});
   EXPECT_EQ(pulled.status().code(), absl::StatusCode::kFailedPrecondition);
   EXPECT_THAT(std::string(pulled.status().message()), HasSubstr("image is for linux/s390x"));
 }
@@ -179,11 +179,11 @@ TEST(OciLayoutSource, ArtifactWithNonImageConfigIsRefused) {
   img.config.media_type = "application/vnd.cncf.helm.config.v1+json";
   img.manifest_json = testing::ManifestJson(img.config, img.layers);
   img.manifest = testing::Describe(img.manifest_json, media_types::kOciManifest);
-  testing::LayoutWriter layout(dir.Sub("layout"));
+  testing::LayoutWriter layout(dir.Join("layout"));
   layout.PutImage(img);
   layout.WriteIndex({img.manifest});
-  auto store = *BlobStore::Open(dir.Sub("cache"));
-  auto pulled = PullImage(*ParseSourceSpec("oci-layout:" + dir.Sub("layout")), PullContext{.store = &store});
+  auto store = *BlobStore::Open(dir.Join("cache"));
+  auto pulled = PullImage(*ParseSourceSpec("oci-layout:" + dir.Join("layout")), PullContext{.store = &store});
   EXPECT_EQ(pulled.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_THAT(std::string(pulled.status().message()), HasSubstr("not a container image"));
 }
@@ -192,26 +192,26 @@ TEST(DockerArchiveSource, LayerNotMatchingDiffIdIsDataLoss) {
   testing::TempDir dir;
   auto img = testing::BuildImage(HostPlatform(), {{{"a", "1"}}}, {"/a"}, /*gzip=*/false);
   img.layer_blobs[0][img.layer_blobs[0].size() / 2] ^= 1;  // config still names the original
-  testing::WriteFileOrDie(dir.Sub("save.tar"), testing::DockerArchive(img, "x:1"));
-  auto store = *BlobStore::Open(dir.Sub("cache"));
-  auto pulled = PullImage(*ParseSourceSpec("docker-archive:" + dir.Sub("save.tar")), PullContext{.store = &store});
+  testing::WriteFileOrDie(dir.Join("save.tar"), testing::DockerArchive(img, "x:1"));
+  auto store = *BlobStore::Open(dir.Join("cache"));
+  auto pulled = PullImage(*ParseSourceSpec("docker-archive:" + dir.Join("save.tar")), PullContext{.store = &store});
   EXPECT_EQ(pulled.status().code(), absl::StatusCode::kDataLoss);
-  EXPECT_THAT(testing::ListDir(dir.Sub("cache/blobs/sha256")), ::testing::IsEmpty());
+  EXPECT_THAT(testing::ListDir(dir.Join("cache/blobs/sha256")), ::testing::IsEmpty());
 }
 
 TEST(DockerArchiveSource, NotADockerSaveArchive) {
   testing::TempDir dir;
-  testing::WriteFileOrDie(dir.Sub("x.tar"), testing::MakeTar({{"hello", "world"}}));
-  auto store = *BlobStore::Open(dir.Sub("cache"));
-  auto pulled = PullImage(*ParseSourceSpec("docker-archive:" + dir.Sub("x.tar")), PullContext{.store = &store});
+  testing::WriteFileOrDie(dir.Join("x.tar"), testing::MakeTar({{"hello", "world"}}));
+  auto store = *BlobStore::Open(dir.Join("cache"));
+  auto pulled = PullImage(*ParseSourceSpec("docker-archive:" + dir.Join("x.tar")), PullContext{.store = &store});
   EXPECT_THAT(std::string(pulled.status().message()), HasSubstr("missing manifest.json"));
 }
 
 TEST(OciArchiveSource, GarbageFileIsAClearError) {
   testing::TempDir dir;
-  testing::WriteFileOrDie(dir.Sub("x.tar"), std::string(1000, '\x7f'));
-  auto store = *BlobStore::Open(dir.Sub("cache"));
-  auto pulled = PullImage(*ParseSourceSpec("oci-archive:" + dir.Sub("x.tar")), PullContext{.store = &store});
+  testing::WriteFileOrDie(dir.Join("x.tar"), std::string(1000, '\x7f'));
+  auto store = *BlobStore::Open(dir.Join("cache"));
+  auto pulled = PullImage(*ParseSourceSpec("oci-archive:" + dir.Join("x.tar")), PullContext{.store = &store});
   EXPECT_FALSE(pulled.ok());
   EXPECT_THAT(std::string(pulled.status().message()), HasSubstr("oci-archive:"));
 }

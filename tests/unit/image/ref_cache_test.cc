@@ -52,7 +52,7 @@ TEST(RefCache, CorruptEntryIsAMiss) {
   testing::FakeClock clock;
   RefCache cache(dir.path(), &clock, absl::Seconds(60));
   ASSERT_TRUE(cache.Store("r/x:1", Sha256Of("m")).ok());
-  testing::WriteFileOrDie(dir.Sub(Sha256Of("r/x:1").hex() + ".json"), "{not json");
+  testing::WriteFileOrDie(dir.Join(Sha256Of("r/x:1").hex() + ".json"), "{not json");
   EXPECT_FALSE(cache.Lookup("r/x:1", false).has_value());
 }
 

@@ -27,8 +27,8 @@ testing::BuiltImage TwoLayerImage(const Platform& platform) {
 class RegistryTest : public ::testing::Test {
  protected:
   RegistryTest()
-      : store_(*BlobStore::Open(dir_.Sub("cache"))),
-        refs_(dir_.Sub("cache/refs"), &clock_, absl::Seconds(60)),
+      : store_(*BlobStore::Open(dir_.Join("cache"))),
+        refs_(dir_.Join("cache/refs"), &clock_, absl::Seconds(60)),
         image_(TwoLayerImage(HostPlatform())) {
     registry_.AddImage("team/app", "v1", image_);
   }
@@ -221,10 +221,10 @@ TEST_F(RegistryTest, BasicAuthWithoutCredentialsExplainsHowToLogIn) {
 
 TEST_F(RegistryTest, BasicAuthWithConfigCredentials) {
   registry_.knobs().auth = testing::FakeRegistry::Auth::kBasic;
-  testing::WriteFileOrDie(dir_.Sub("docker/config.json"),
+  testing::WriteFileOrDie(dir_.Join("docker/config.json"),
                           R"({"auths":{")" + registry_.host() + R"(":{"username":"alice","password":"secret"}}})");
   RegistryClientOptions options = Options();
-  options.docker_config_path = dir_.Sub("docker/config.json");
+  options.docker_config_path = dir_.Join("docker/config.json");
   RegistryClient client(options);
   auto pulled = Pull(client, Ref("team/app:v1"));
   ASSERT_TRUE(pulled.ok()) << pulled.status();

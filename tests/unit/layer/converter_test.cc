@@ -430,11 +430,11 @@ TEST_F(ConvertLayerRejects, CorruptGzip) {
   }
   ASSERT_TRUE(testing::WriteTar(in_.Join("layer.tar"), {File("a", text)}, TarCompression::kGzip)
                   .ok());
-  std::string bytes = testing::ReadFileBytes(in_.Join("layer.tar"));
+  std::string bytes = testing::ReadFileOrDie(in_.Join("layer.tar"));
   for (size_t i = 20; i < 60; ++i) {
     bytes[i] = static_cast<char>(0xff);
   }
-  testing::WriteFileBytes(in_.Join("layer.tar"), bytes);
+  testing::WriteFileOrDie(in_.Join("layer.tar"), bytes);
   absl::Status st = ConvertRaw();
   EXPECT_EQ(st.code(), absl::StatusCode::kDataLoss) << st;
   EXPECT_THAT(st.message(), HasSubstr("layer sha256:abc"));
@@ -445,8 +445,8 @@ TEST_F(ConvertLayerRejects, TruncatedTar) {
   ASSERT_TRUE(testing::WriteTar(in_.Join("layer.tar"),
                                 {File("a", std::string(5000, 'a')), File("b", "b")})
                   .ok());
-  std::string bytes = testing::ReadFileBytes(in_.Join("layer.tar"));
-  testing::WriteFileBytes(in_.Join("layer.tar"), bytes.substr(0, 3000));
+  std::string bytes = testing::ReadFileOrDie(in_.Join("layer.tar"));
+  testing::WriteFileOrDie(in_.Join("layer.tar"), bytes.substr(0, 3000));
   absl::Status st = ConvertRaw();
   EXPECT_EQ(st.code(), absl::StatusCode::kDataLoss) << st;
   EXPECT_THAT(st.message(), HasSubstr("runcated"));
@@ -455,15 +455,15 @@ TEST_F(ConvertLayerRejects, TruncatedTar) {
 
 TEST_F(ConvertLayerRejects, TruncatedZstd) {
   ASSERT_TRUE(testing::WriteTar(in_.Join("layer.tar"), EveryKind(), TarCompression::kZstd).ok());
-  std::string bytes = testing::ReadFileBytes(in_.Join("layer.tar"));
-  testing::WriteFileBytes(in_.Join("layer.tar"), bytes.substr(0, bytes.size() / 2));
+  std::string bytes = testing::ReadFileOrDie(in_.Join("layer.tar"));
+  testing::WriteFileOrDie(in_.Join("layer.tar"), bytes.substr(0, bytes.size() / 2));
   absl::Status st = ConvertRaw();
   EXPECT_EQ(st.code(), absl::StatusCode::kDataLoss) << st;
   EXPECT_THAT(out_.List(), ElementsAre());
 }
 
 TEST_F(ConvertLayerRejects, NonTarInput) {
-  testing::WriteFileBytes(in_.Join("layer.tar"), "this is not a tar archive at all\n");
+  testing::WriteFileOrDie(in_.Join("layer.tar"), "this is not a tar archive at all\n");
   absl::Status st = ConvertRaw();
   EXPECT_EQ(st.code(), absl::StatusCode::kDataLoss) << st;
   EXPECT_THAT(out_.List(), ElementsAre());
@@ -512,10 +512,10 @@ TEST_F(ConvertLayerRejects, MoreFileDataThanTheBound) {
 
 TEST(ConvertLayer, FailedConversionLeavesExistingOutputUntouched) {
   TempDir dir;
-  testing::WriteFileBytes(dir.Join("out.sqfs"), "previous");
+  testing::WriteFileOrDie(dir.Join("out.sqfs"), "previous");
   ASSERT_TRUE(testing::WriteTar(dir.Join("bad.tar"), {File("../x", "")}).ok());
   EXPECT_FALSE(ConvertLayer(dir.Join("bad.tar"), dir.Join("out.sqfs"), {}).ok());
-  EXPECT_EQ(testing::ReadFileBytes(dir.Join("out.sqfs")), "previous");
+  EXPECT_EQ(testing::ReadFileOrDie(dir.Join("out.sqfs")), "previous");
   EXPECT_THAT(dir.List(), ElementsAre("bad.tar", "out.sqfs"));
 }
 

@@ -61,7 +61,7 @@ TEST_F(LayerCacheTest, HitDoesNotConvertAgain) {
 TEST_F(LayerCacheTest, CorruptCachedFileIsReconverted) {
   auto path = cache_->LayerPath(kDigest);
   ASSERT_TRUE(path.ok());
-  testing::WriteFileBytes(*path, "garbage");
+  testing::WriteFileOrDie(*path, "garbage");
   auto layer = cache_->GetOrConvert(kDigest, blobs_.Join("blob.tar"), {});
   ASSERT_TRUE(layer.ok()) << layer.status();
   EXPECT_FALSE(layer->cache_hit);

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "tests/support/temp_dir.h"
 
 namespace supermachine::layer::testing {
 
@@ -49,23 +50,8 @@ TarEntry Fifo(std::string path, Attrs attrs = {});
 absl::Status WriteTar(const std::string& path, const std::vector<TarEntry>& entries,
                       TarCompression compression = TarCompression::kNone);
 
-// A fresh directory under TEST_TMPDIR (or /tmp), removed by the destructor.
-class TempDir {
- public:
-  TempDir();
-  ~TempDir();
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  const std::string& path() const { return path_; }
-  std::string Join(const std::string& name) const { return path_ + "/" + name; }
-  // Names of the entries directly in the directory, sorted.
-  std::vector<std::string> List() const;
-
- private:
-  std::string path_;
-};
-
-std::string ReadFileBytes(const std::string& path);
-void WriteFileBytes(const std::string& path, const std::string& bytes);
-
+// The shared test helpers (tests/support/temp_dir.h), by the names layer tests use.
+using ::supermachine::test_support::TempDir;
+using ::supermachine::test_support::ReadFileOrDie;
+using ::supermachine::test_support::WriteFileOrDie;
 }  // namespace supermachine::layer::testing

@@ -1,14 +1,16 @@
 #include "daemon/store/database.h"
 
 #include "gtest/gtest.h"
-#include "tests/unit/store/temp_db.h"
+#include "tests/support/temp_dir.h"
 
 namespace supermachine::store {
 namespace {
 
+using ::supermachine::test_support::TempDir;
+
 TEST(Database, OpensInWalModeWithForeignKeys) {
   TempDir dir;
-  auto db = Database::Open(dir.File("s.db"));
+  auto db = Database::Open(dir.Join("s.db"));
   ASSERT_TRUE(db.ok()) << db.status();
   auto mode = db->Prepare("PRAGMA journal_mode");
   ASSERT_TRUE(mode.ok());
@@ -27,7 +29,7 @@ TEST(Database, OpenOfUnwritableDirFailsWithPath) {
 
 TEST(Database, BadSqlIsAnError) {
   TempDir dir;
-  auto db = Database::Open(dir.File("s.db"));
+  auto db = Database::Open(dir.Join("s.db"));
   ASSERT_TRUE(db.ok());
   EXPECT_FALSE(db->Exec("CREATE TABLOID x").ok());
   EXPECT_FALSE(db->Prepare("SELECT * FROM missing").ok());
@@ -35,7 +37,7 @@ TEST(Database, BadSqlIsAnError) {
 
 TEST(Database, UncommittedTransactionRollsBack) {
   TempDir dir;
-  auto db = Database::Open(dir.File("s.db"));
+  auto db = Database::Open(dir.Join("s.db"));
   ASSERT_TRUE(db->Exec("CREATE TABLE t (x INTEGER)").ok());
   {
     auto tx = Transaction::Begin(*db);
@@ -50,7 +52,7 @@ TEST(Database, UncommittedTransactionRollsBack) {
 TEST(Database, CommittedTransactionPersistsAcrossReopen) {
   TempDir dir;
   {
-    auto db = Database::Open(dir.File("s.db"));
+    auto db = Database::Open(dir.Join("s.db"));
     ASSERT_TRUE(db->Exec("CREATE TABLE t (x TEXT)").ok());
     auto tx = Transaction::Begin(*db);
     auto ins = db->Prepare("INSERT INTO t VALUES (?)");
@@ -58,7 +60,7 @@ TEST(Database, CommittedTransactionPersistsAcrossReopen) {
     ASSERT_TRUE(ins->Run().ok());
     ASSERT_TRUE(tx->Commit().ok());
   }
-  auto db = Database::Open(dir.File("s.db"));
+  auto db = Database::Open(dir.Join("s.db"));
   auto sel = db->Prepare("SELECT x FROM t");
   ASSERT_TRUE(sel->Step().value());
   EXPECT_EQ(sel->ColumnText(0), "kept");

@@ -1,10 +1,12 @@
 #include "daemon/store/migrations.h"
 
 #include "gtest/gtest.h"
-#include "tests/unit/store/temp_db.h"
+#include "tests/support/temp_dir.h"
 
 namespace supermachine::store {
 namespace {
+
+using ::supermachine::test_support::TempDir;
 
 bool HasTable(Database& db, const std::string& name) {
   auto s = db.Prepare("SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ?");
@@ -22,7 +24,7 @@ TEST(Migrations, VersionsAreConsecutiveFromOne) {
 
 TEST(Migrations, FreshDatabaseReachesLatestVersion) {
   TempDir dir;
-  auto db = Database::Open(dir.File("s.db"));
+  auto db = Database::Open(dir.Join("s.db"));
   ASSERT_TRUE(Migrate(*db).ok());
   EXPECT_EQ(SchemaVersion(*db).value(), SchemaMigrations().back().version);
 }
@@ -30,7 +32,7 @@ TEST(Migrations, FreshDatabaseReachesLatestVersion) {
 // Migration 1: the initial schema creates every table the store uses.
 TEST(Migrations, Migration1CreatesInitialTables) {
   TempDir dir;
-  auto db = Database::Open(dir.File("s.db"));
+  auto db = Database::Open(dir.Join("s.db"));
   ASSERT_TRUE(Migrate(*db, SchemaMigrations().first(1)).ok());
   for (const char* t : {"images", "layers", "image_layers", "bakes", "snapshots", "snapshot_layers", "vms"}) {
     EXPECT_TRUE(HasTable(*db, t)) << t;
@@ -40,14 +42,14 @@ TEST(Migrations, Migration1CreatesInitialTables) {
 
 TEST(Migrations, SecondRunIsANoOp) {
   TempDir dir;
-  auto db = Database::Open(dir.File("s.db"));
+  auto db = Database::Open(dir.Join("s.db"));
   ASSERT_TRUE(Migrate(*db).ok());
   EXPECT_TRUE(Migrate(*db).ok());
 }
 
 TEST(Migrations, RefusesNewerSchema) {
   TempDir dir;
-  auto db = Database::Open(dir.File("s.db"));
+  auto db = Database::Open(dir.Join("s.db"));
   ASSERT_TRUE(db->Exec("PRAGMA user_version = 99").ok());
   absl::Status st = Migrate(*db);
   EXPECT_EQ(st.code(), absl::StatusCode::kFailedPrecondition);
@@ -56,7 +58,7 @@ TEST(Migrations, RefusesNewerSchema) {
 
 TEST(Migrations, FailedMigrationLeavesPreviousVersion) {
   TempDir dir;
-  auto db = Database::Open(dir.File("s.db"));
+  auto db = Database::Open(dir.Join("s.db"));
   const Migration broken[] = {
       {1, "good", "CREATE TABLE a (x INTEGER);"},
       {2, "bad", "CREATE TABLE b (x INTEGER); INSERT INTO nowhere VALUES (1);"},

@@ -1,15 +1,17 @@
 #include "daemon/store/store.h"
 
 #include "gtest/gtest.h"
-#include "tests/unit/store/temp_db.h"
+#include "tests/support/temp_dir.h"
 
 namespace supermachine::store {
 namespace {
 
+using ::supermachine::test_support::TempDir;
+
 class StoreTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    auto s = Store::Open(dir_.File("store.db"), [this] { return now_; });
+    auto s = Store::Open(dir_.Join("store.db"), [this] { return now_; });
     ASSERT_TRUE(s.ok()) << s.status();
     store_.emplace(std::move(*s));
   }

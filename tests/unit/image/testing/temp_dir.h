@@ -1,29 +1,14 @@
 // File: temp_dir.h
-// A per-test temporary directory, removed with its contents on destruction.
+// The image tests' names for the shared test helpers (tests/support/temp_dir.h).
 #pragma once
 
-#include <string>
-#include <vector>
+#include "tests/support/temp_dir.h"
 
 namespace supermachine::image::testing {
 
-class TempDir {
- public:
-  TempDir();
-  ~TempDir();
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  const std::string& path() const { return path_; }
-  std::string Sub(const std::string& name) const { return path_ + "/" + name; }
-
- private:
-  std::string path_;
-};
-
-// Whole-file helpers for tests.
-std::string ReadFileOrDie(const std::string& path);
-void WriteFileOrDie(const std::string& path, const std::string& bytes);
-// Names in a directory (not recursive), sorted.
-std::vector<std::string> ListDir(const std::string& path);
+using ::supermachine::test_support::ListDir;
+using ::supermachine::test_support::ReadFileOrDie;
+using ::supermachine::test_support::TempDir;
+using ::supermachine::test_support::WriteFileOrDie;
 
 }  // namespace supermachine::image::testing

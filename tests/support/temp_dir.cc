@@ -1,6 +1,6 @@
 // File: temp_dir.cc
-// mkdtemp-backed temporary directories and whole-file helpers.
-#include "tests/unit/image/testing/temp_dir.h"
+// mkdtemp-backed temporary directories and whole-file helpers for tests.
+#include "tests/support/temp_dir.h"
 
 #include <stdlib.h>
 
@@ -11,11 +11,12 @@
 #include <fstream>
 #include <sstream>
 
-namespace supermachine::image::testing {
+namespace supermachine::test_support {
 
 TempDir::TempDir() {
   const char* base = std::getenv("TMPDIR");
-  std::string tmpl = std::string(base != nullptr && *base != '\0' ? base : "/tmp") + "/sm-image-XXXXXX";
+  std::string tmpl =
+      std::string(base != nullptr && *base != '\0' ? base : "/tmp") + "/sm-test-XXXXXX";
   if (::mkdtemp(tmpl.data()) == nullptr) {
     std::perror("mkdtemp");
     std::abort();
@@ -27,6 +28,8 @@ TempDir::~TempDir() {
   std::error_code ec;
   std::filesystem::remove_all(path_, ec);
 }
+
+std::vector<std::string> TempDir::List() const { return ListDir(path_); }
 
 std::string ReadFileOrDie(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
@@ -40,7 +43,8 @@ std::string ReadFileOrDie(const std::string& path) {
 }
 
 void WriteFileOrDie(const std::string& path, const std::string& bytes) {
-  std::filesystem::create_directories(std::filesystem::path(path).parent_path());
+  std::error_code ec;
+  std::filesystem::create_directories(std::filesystem::path(path).parent_path(), ec);
   std::ofstream out(path, std::ios::binary | std::ios::trunc);
   out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
   if (!out) {
@@ -59,4 +63,4 @@ std::vector<std::string> ListDir(const std::string& path) {
   return out;
 }
 
-}  // namespace supermachine::image::testing
+}  // namespace supermachine::test_support
