@@ -85,6 +85,16 @@ if [[ ! -f "${src_dir}/Makefile" ]]; then
   mv "${src_dir}.tmp" "${src_dir}"
 fi
 
+# x86 keeps only 2048 bytes of kernel command line (COMMAND_LINE_SIZE is a constant, not a
+# Kconfig option), and every virtio-mmio disk costs ~36 bytes of it (`virtio_mmio.device=…`):
+# 64 image layers would not fit. Raise it to 4096. Loaders learn the limit from the kernel
+# itself: bzImage's header field cmdline_size, and for vmlinux the size of the
+# `boot_command_line` symbol (supermachine-worker reads both). Idempotent on the shared tree.
+setup_h="${src_dir}/arch/x86/include/asm/setup.h"
+sed -i 's/^#define COMMAND_LINE_SIZE 2048$/#define COMMAND_LINE_SIZE 4096/' "${setup_h}"
+grep -q '^#define COMMAND_LINE_SIZE 4096$' "${setup_h}" ||
+  die "could not raise COMMAND_LINE_SIZE in ${setup_h}"
+
 # Temp dirs of builds that were killed (we hold the lock, so none of them is running).
 rm -rf "${cache_root}"/.build-*
 tmp_dir="$(mktemp -d "${cache_root}/.build-${hash}.XXXXXX")"
