@@ -227,18 +227,22 @@ TEST_F(WorkerLab, SigtermStopsTheVmCleanly) {
   EXPECT_EQ(st->ToString(), "exited 6");  // kExitStopped
 }
 
-TEST_F(WorkerLab, TwentyFourDisksShareInterruptsAndAllAppear) {
+// One disk per image layer: images with 64 layers must boot. x86's stock 2048-byte command
+// line holds only ~50 virtio_mmio.device= entries; our kernel raises it (kernel/build.sh) and
+// the worker reads the limit from vmlinux's boot_command_line symbol.
+TEST_F(WorkerLab, SixtyFourDisksShareInterruptsAndAllAppear) {
   std::string root = MakeRoot(SM_BOOT_CHECK_INIT_BIN, "x");
   std::vector<std::string> args = {"--kernel", KernelDir() + "/vmlinux", "--disk", root + ",ro"};
-  for (int i = 0; i < 23; ++i) {
+  for (int i = 0; i < 63; ++i) {
     args.push_back("--disk");
     args.push_back(MakeDisk(absl::StrCat("d", i, ".img"), 1 << 20) + ",ro");
   }
   args.push_back("--cmdline");
   args.push_back(Cmdline("smcheck=cpus"));
   Result r = Boot(args);
-  // 24 disks + rng = 25 devices on 19 IOAPIC pins: some share an interrupt.
-  EXPECT_THAT(r.serial, HasSubstr("[vdx]")) << r.stderr_text << r.serial;
+  // 64 disks + rng = 65 devices on 19 IOAPIC pins: most share an interrupt. The 64th disk is
+  // vdbl (vda..vdz, vdaa..vdaz, vdba..vdbl).
+  EXPECT_THAT(r.serial, HasSubstr("[vdbl]")) << r.stderr_text << r.serial;
   EXPECT_THAT(r.serial, HasSubstr("sm-check: done"));
   EXPECT_EQ(r.exit.ToString(), "exited 0") << r.stderr_text;
 }

@@ -14,6 +14,7 @@ namespace supermachine::arch {
 namespace {
 
 namespace fs = std::filesystem;
+using testing::AppendObjectSymbol;
 using testing::MakeBzImage;
 using testing::MakeElfKernel;
 using testing::PrintOkAndResetCode;
@@ -49,6 +50,31 @@ TEST_F(KernelLoaderTest, UsesThePvhNoteEntryWhenPresent) {
   auto k = LoadKernel(path_, *mem_);
   ASSERT_TRUE(k.ok()) << k.status();
   EXPECT_EQ(k->entry_kind, EntryKind::kPvh);
+}
+
+TEST_F(KernelLoaderTest, ReadsTheCommandLineLimitFromBootCommandLineSymbol) {
+  std::vector<uint8_t> elf = MakeElfKernel(PrintOkAndResetCode(), 0x200000, true);
+  AppendObjectSymbol(elf, "boot_command_line", 4096);
+  WriteBytes(path_, elf);
+  auto k = LoadKernel(path_, *mem_);
+  ASSERT_TRUE(k.ok()) << k.status();
+  EXPECT_EQ(k->cmdline_limit, 4095u);  // without the NUL, as bzImage's cmdline_size
+}
+
+TEST_F(KernelLoaderTest, StrippedElfHasUnknownCommandLineLimit) {
+  WriteBytes(path_, MakeElfKernel(PrintOkAndResetCode(), 0x200000, true));
+  auto k = LoadKernel(path_, *mem_);
+  ASSERT_TRUE(k.ok()) << k.status();
+  EXPECT_EQ(k->cmdline_limit, 0u);
+}
+
+TEST_F(KernelLoaderTest, IgnoresAnImplausibleBootCommandLineSize) {
+  std::vector<uint8_t> elf = MakeElfKernel(PrintOkAndResetCode(), 0x200000, true);
+  AppendObjectSymbol(elf, "boot_command_line", 8);
+  WriteBytes(path_, elf);
+  auto k = LoadKernel(path_, *mem_);
+  ASSERT_TRUE(k.ok()) << k.status();
+  EXPECT_EQ(k->cmdline_limit, 0u);
 }
 
 TEST_F(KernelLoaderTest, IgnoresThePvhNoteWhenNotPreferred) {

@@ -65,6 +65,33 @@ inline std::vector<uint8_t> MakeElfKernel(const std::vector<uint8_t>& code, uint
   return out;
 }
 
+// Appends a symbol table holding one object symbol `name` of `size` bytes (plus .strtab and
+// the section headers) to an ELF made by MakeElfKernel, as an unstripped vmlinux has.
+inline void AppendObjectSymbol(std::vector<uint8_t>& elf, const std::string& name, uint64_t size) {
+  std::string strtab = std::string(1, '\0') + name + std::string(1, '\0');
+  Elf64_Sym syms[2] = {};
+  syms[1].st_name = 1;
+  syms[1].st_info = ELF64_ST_INFO(STB_GLOBAL, STT_OBJECT);
+  syms[1].st_size = size;
+  const uint64_t sym_off = (elf.size() + 7) & ~uint64_t{7};
+  const uint64_t str_off = sym_off + sizeof(syms);
+  const uint64_t sh_off = (str_off + strtab.size() + 7) & ~uint64_t{7};
+  Elf64_Shdr sh[3] = {};
+  sh[1] = {.sh_type = SHT_SYMTAB, .sh_offset = sym_off, .sh_size = sizeof(syms), .sh_link = 2,
+           .sh_entsize = sizeof(Elf64_Sym)};
+  sh[2] = {.sh_type = SHT_STRTAB, .sh_offset = str_off, .sh_size = strtab.size()};
+  elf.resize(sh_off + sizeof(sh), 0);
+  std::memcpy(elf.data() + sym_off, syms, sizeof(syms));
+  std::memcpy(elf.data() + str_off, strtab.data(), strtab.size());
+  std::memcpy(elf.data() + sh_off, sh, sizeof(sh));
+  Elf64_Ehdr eh;
+  std::memcpy(&eh, elf.data(), sizeof(eh));
+  eh.e_shoff = sh_off;
+  eh.e_shentsize = sizeof(Elf64_Shdr);
+  eh.e_shnum = 3;
+  std::memcpy(elf.data(), &eh, sizeof(eh));
+}
+
 // A bzImage-shaped file: 4 setup sectors + 1 boot sector, header fields for protocol `version`
 // with `xloadflags`, then `payload`.
 inline std::vector<uint8_t> MakeBzImage(uint16_t version, uint16_t xloadflags,

@@ -125,6 +125,51 @@ absl::StatusOr<uint64_t> FindPvhEntry(const KernelFile& f, const std::vector<Elf
   return 0;
 }
 
+// The kernel's command-line buffer size from the ELF symbol table: the size of the
+// `boot_command_line` object is COMMAND_LINE_SIZE (NUL included). vmlinux has no boot-protocol
+// header to state it, and our kernel raises it above x86's 2048 to fit one virtio-mmio disk per
+// image layer. 0 when the image is stripped or has no such symbol (the caller then assumes
+// the stock 2048).
+absl::StatusOr<uint32_t> FindCmdlineBufferSize(const KernelFile& f, const Elf64_Ehdr& eh,
+                                               const std::string& path) {
+  if (eh.e_shoff == 0 || eh.e_shnum == 0 || eh.e_shentsize != sizeof(Elf64_Shdr)) {
+    return 0;
+  }
+  std::vector<Elf64_Shdr> shdrs(eh.e_shnum);
+  SM_RETURN_IF_ERROR(
+      ReadExact(f, eh.e_shoff, shdrs.data(), shdrs.size() * sizeof(Elf64_Shdr), path));
+  // A kernel's symbol and string tables are a few MiB; refuse to allocate more than this.
+  constexpr uint64_t kMaxTableBytes = 64ull << 20;
+  for (const Elf64_Shdr& sh : shdrs) {
+    if (sh.sh_type != SHT_SYMTAB || sh.sh_entsize != sizeof(Elf64_Sym) ||
+        sh.sh_link >= shdrs.size()) {
+      continue;
+    }
+    const Elf64_Shdr& strtab = shdrs[sh.sh_link];
+    if (sh.sh_size > kMaxTableBytes || strtab.sh_size > kMaxTableBytes) {
+      return absl::InvalidArgumentError(absl::StrCat("kernel '", path, "': oversized symbol table"));
+    }
+    std::vector<Elf64_Sym> syms(sh.sh_size / sizeof(Elf64_Sym));
+    SM_RETURN_IF_ERROR(ReadExact(f, sh.sh_offset, syms.data(), syms.size() * sizeof(Elf64_Sym), path));
+    std::vector<char> names(strtab.sh_size);
+    SM_RETURN_IF_ERROR(ReadExact(f, strtab.sh_offset, names.data(), names.size(), path));
+    static constexpr char kSymbol[] = "boot_command_line";
+    for (const Elf64_Sym& sym : syms) {
+      if (ELF64_ST_TYPE(sym.st_info) != STT_OBJECT || sym.st_name >= names.size() ||
+          names.size() - sym.st_name < sizeof(kSymbol) ||
+          std::memcmp(names.data() + sym.st_name, kSymbol, sizeof(kSymbol)) != 0) {
+        continue;
+      }
+      // Implausible sizes (corrupt image) are ignored rather than trusted.
+      if (sym.st_size < 256 || sym.st_size > (1u << 20)) {
+        return 0;
+      }
+      return static_cast<uint32_t>(sym.st_size);
+    }
+  }
+  return 0;
+}
+
 absl::StatusOr<LoadedKernel> LoadElf(const KernelFile& f, const std::string& path,
                                      const memory::GuestMemory& mem, bool prefer_pvh) {
   SM_ASSIGN_OR_RETURN(Elf64_Ehdr eh, ReadElfHeader(f, path));
@@ -163,6 +208,9 @@ absl::StatusOr<LoadedKernel> LoadElf(const KernelFile& f, const std::string& pat
     return absl::InvalidArgumentError(absl::StrCat("kernel '", path, "': no PT_LOAD segment"));
   }
   SM_ASSIGN_OR_RETURN(uint64_t pvh_entry, FindPvhEntry(f, phdrs, path));
+  SM_ASSIGN_OR_RETURN(uint32_t cmdline_buffer, FindCmdlineBufferSize(f, eh, path));
+  // cmdline_limit excludes the NUL, as bzImage's cmdline_size does.
+  k.cmdline_limit = cmdline_buffer != 0 ? cmdline_buffer - 1 : 0;
   if (prefer_pvh && pvh_entry != 0) {
     k.entry_kind = EntryKind::kPvh;
     k.entry = pvh_entry;

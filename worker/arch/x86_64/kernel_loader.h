@@ -26,7 +26,8 @@ struct LoadedKernel {
   uint64_t end = 0;  // One past the highest guest address the image occupies.
   // bzImage only: the setup header bytes [0x1f1, end) copied into the zero page.
   std::vector<uint8_t> setup_header;
-  // The kernel's own command-line limit (bzImage cmdline_size), 0 when unknown.
+  // The kernel's own command-line limit without the NUL: bzImage's cmdline_size, or for an
+  // unstripped vmlinux the size of its `boot_command_line` buffer minus one. 0 when unknown.
   uint32_t cmdline_limit = 0;
   std::string format;  // "ELF vmlinux (PVH)", "ELF vmlinux", "bzImage" — for logs.
 };
