@@ -1,11 +1,12 @@
 // File: kvm_probe_test.cc
 #include "daemon/api/kvm_probe.h"
 
+#include <filesystem>
 #include <fstream>
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "tests/unit/api/temp_dir.h"
+#include "tests/support/temp_dir.h"
 
 namespace supermachine::api {
 namespace {
@@ -21,29 +22,29 @@ void Write(const std::string& path, const std::string& text) {
 class KvmProbeTest : public ::testing::Test {
  protected:
   KvmProbePaths Paths() const {
-    return {.dev_kvm = dir_.File("kvm"), .cpuinfo = dir_.File("cpuinfo"),
-            .pvm_module = dir_.File("kvm_pvm")};
+    return {.dev_kvm = dir_.Join("kvm"), .cpuinfo = dir_.Join("cpuinfo"),
+            .pvm_module = dir_.Join("kvm_pvm")};
   }
   test_support::TempDir dir_;
 };
 
 TEST_F(KvmProbeTest, HardwareWhenDeviceAndVmxFlag) {
-  Write(dir_.File("kvm"), "");
-  Write(dir_.File("cpuinfo"), "processor : 0\nflags : fpu vme vmx sse\n");
+  Write(dir_.Join("kvm"), "");
+  Write(dir_.Join("cpuinfo"), "processor : 0\nflags : fpu vme vmx sse\n");
   KvmProbe probe = ProbeKvm(Paths());
   EXPECT_EQ(probe.kind, "hardware");
   EXPECT_THAT(probe.problems, IsEmpty());
 }
 
 TEST_F(KvmProbeTest, HardwareWithSvmFlag) {
-  Write(dir_.File("kvm"), "");
-  Write(dir_.File("cpuinfo"), "flags : fpu svm\n");
+  Write(dir_.Join("kvm"), "");
+  Write(dir_.Join("cpuinfo"), "flags : fpu svm\n");
   EXPECT_EQ(ProbeKvm(Paths()).kind, "hardware");
 }
 
 TEST_F(KvmProbeTest, FlagSubstringIsNotVirtualization) {
-  Write(dir_.File("kvm"), "");
-  Write(dir_.File("cpuinfo"), "flags : fpu vmxfoo svmbar\n");
+  Write(dir_.Join("kvm"), "");
+  Write(dir_.Join("cpuinfo"), "flags : fpu vmxfoo svmbar\n");
   KvmProbe probe = ProbeKvm(Paths());
   EXPECT_EQ(probe.kind, "absent");
   EXPECT_THAT(probe.problems, SizeIs(1));
@@ -51,9 +52,9 @@ TEST_F(KvmProbeTest, FlagSubstringIsNotVirtualization) {
 }
 
 TEST_F(KvmProbeTest, PvmWhenModuleLoadedEvenWithoutCpuFlags) {
-  Write(dir_.File("kvm"), "");
-  Write(dir_.File("cpuinfo"), "flags : fpu\n");
-  std::filesystem::create_directory(dir_.File("kvm_pvm"));
+  Write(dir_.Join("kvm"), "");
+  Write(dir_.Join("cpuinfo"), "flags : fpu\n");
+  std::filesystem::create_directory(dir_.Join("kvm_pvm"));
   KvmProbe probe = ProbeKvm(Paths());
   EXPECT_EQ(probe.kind, "pvm");
   EXPECT_THAT(probe.problems, SizeIs(1));
@@ -61,7 +62,7 @@ TEST_F(KvmProbeTest, PvmWhenModuleLoadedEvenWithoutCpuFlags) {
 }
 
 TEST_F(KvmProbeTest, AbsentWithoutDeviceSaysHowToLoadKvm) {
-  Write(dir_.File("cpuinfo"), "flags : vmx\n");
+  Write(dir_.Join("cpuinfo"), "flags : vmx\n");
   KvmProbe probe = ProbeKvm(Paths());
   EXPECT_EQ(probe.kind, "absent");
   EXPECT_THAT(probe.problems, SizeIs(1));

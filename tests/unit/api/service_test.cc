@@ -13,7 +13,7 @@
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "tests/unit/api/temp_dir.h"
+#include "tests/support/temp_dir.h"
 
 namespace supermachine::api {
 namespace {
@@ -28,18 +28,18 @@ class ServiceTest : public ::testing::Test {
  protected:
   void SetUp() override {
     absl::StatusOr<store::Store> s =
-        store::Store::Open(dir_.File("store.db"), [] { return kNowMs; });
+        store::Store::Open(dir_.Join("store.db"), [] { return kNowMs; });
     ASSERT_TRUE(s.ok()) << s.status();
     store_ = std::make_unique<store::Store>(std::move(*s));
-    std::filesystem::create_directory(dir_.File("snapshots"));
-    std::filesystem::create_directory(dir_.File("kvm_pvm"));
-    std::ofstream(dir_.File("kvm")) << "";
+    std::filesystem::create_directory(dir_.Join("snapshots"));
+    std::filesystem::create_directory(dir_.Join("kvm_pvm"));
+    std::ofstream(dir_.Join("kvm")) << "";
     service_ = std::make_unique<SupermachineService>(ServiceOptions{
         .store = store_.get(),
-        .snapshots_dir = dir_.File("snapshots"),
+        .snapshots_dir = dir_.Join("snapshots"),
         .daemon_version = "9.8.7",
-        .kvm_paths = {.dev_kvm = dir_.File("kvm"), .cpuinfo = dir_.File("cpuinfo"),
-                      .pvm_module = dir_.File("kvm_pvm")},
+        .kvm_paths = {.dev_kvm = dir_.Join("kvm"), .cpuinfo = dir_.Join("cpuinfo"),
+                      .pvm_module = dir_.Join("kvm_pvm")},
         .on_rpc_done =
             [this](const std::string& method, grpc::StatusCode code) {
               std::lock_guard<std::mutex> lock(mu_);
@@ -47,12 +47,12 @@ class ServiceTest : public ::testing::Test {
             },
     });
     grpc::ServerBuilder builder;
-    builder.AddListeningPort("unix:" + dir_.File("s.sock"), grpc::InsecureServerCredentials());
+    builder.AddListeningPort("unix:" + dir_.Join("s.sock"), grpc::InsecureServerCredentials());
     builder.RegisterService(service_.get());
     server_ = builder.BuildAndStart();
     ASSERT_NE(server_, nullptr);
     stub_ = v1::Supermachine::NewStub(
-        grpc::CreateChannel("unix:" + dir_.File("s.sock"), grpc::InsecureChannelCredentials()));
+        grpc::CreateChannel("unix:" + dir_.Join("s.sock"), grpc::InsecureChannelCredentials()));
   }
   void TearDown() override {
     if (server_) {
@@ -90,7 +90,7 @@ class ServiceTest : public ::testing::Test {
 };
 
 TEST_F(ServiceTest, ListSnapshotsReturnsRecordsWithTheirMetadata) {
-  PutSnapshot("redis", dir_.File("snapshots/redis"),
+  PutSnapshot("redis", dir_.Join("snapshots/redis"),
               R"({"image": "redis:7", "image_digest": "sha256:abc", "memory_mib": 256,
                   "vcpus": 2, "guest_port": 6379, "timings_ms": {"total": 1500}})");
   grpc::ClientContext ctx;
@@ -128,7 +128,7 @@ TEST_F(ServiceTest, InspectWithoutNameIsInvalidArgument) {
 }
 
 TEST_F(ServiceTest, RemoveSnapshotInUseIsFailedPrecondition) {
-  PutSnapshot("busy", dir_.File("snapshots/busy"), "{}");
+  PutSnapshot("busy", dir_.Join("snapshots/busy"), "{}");
   JournalVm("vm-1", "busy");
   grpc::ClientContext ctx;
   v1::RemoveSnapshotRequest req;
@@ -140,32 +140,32 @@ TEST_F(ServiceTest, RemoveSnapshotInUseIsFailedPrecondition) {
 }
 
 TEST_F(ServiceTest, RemoveSnapshotDeletesRowAndItsDirectoryInsideSnapshotsDir) {
-  std::filesystem::create_directory(dir_.File("snapshots/old"));
-  std::ofstream(dir_.File("snapshots/old/memory")) << "ram";
-  PutSnapshot("old", dir_.File("snapshots/old"), "{}");
+  std::filesystem::create_directory(dir_.Join("snapshots/old"));
+  std::ofstream(dir_.Join("snapshots/old/memory")) << "ram";
+  PutSnapshot("old", dir_.Join("snapshots/old"), "{}");
   grpc::ClientContext ctx;
   v1::RemoveSnapshotRequest req;
   req.set_name("old");
   v1::RemoveSnapshotResponse resp;
   grpc::Status st = stub_->RemoveSnapshot(&ctx, req, &resp);
   ASSERT_TRUE(st.ok()) << st.error_message();
-  EXPECT_FALSE(std::filesystem::exists(dir_.File("snapshots/old")));
+  EXPECT_FALSE(std::filesystem::exists(dir_.Join("snapshots/old")));
   EXPECT_EQ(store_->GetSnapshot("old").status().code(), absl::StatusCode::kNotFound);
 }
 
 TEST_F(ServiceTest, RemoveSnapshotNeverDeletesOutsideSnapshotsDir) {
-  std::filesystem::create_directory(dir_.File("elsewhere"));
-  PutSnapshot("foreign", dir_.File("snapshots/../elsewhere"), "{}");
+  std::filesystem::create_directory(dir_.Join("elsewhere"));
+  PutSnapshot("foreign", dir_.Join("snapshots/../elsewhere"), "{}");
   grpc::ClientContext ctx;
   v1::RemoveSnapshotRequest req;
   req.set_name("foreign");
   v1::RemoveSnapshotResponse resp;
   ASSERT_TRUE(stub_->RemoveSnapshot(&ctx, req, &resp).ok());
-  EXPECT_TRUE(std::filesystem::exists(dir_.File("elsewhere")));
+  EXPECT_TRUE(std::filesystem::exists(dir_.Join("elsewhere")));
 }
 
 TEST_F(ServiceTest, ListVmsHidesEndedOnesUnlessAll) {
-  PutSnapshot("web", dir_.File("snapshots/web"), "{}");
+  PutSnapshot("web", dir_.Join("snapshots/web"), "{}");
   JournalVm("vm-live", "web");
   JournalVm("vm-gone", "web");
   ASSERT_TRUE(store_->EndVm("vm-gone", store::EndCause::kExited, 3, std::nullopt).ok());
@@ -187,7 +187,7 @@ TEST_F(ServiceTest, ListVmsHidesEndedOnesUnlessAll) {
 }
 
 TEST_F(ServiceTest, EndedVmCarriesItsTypedCause) {
-  PutSnapshot("web", dir_.File("snapshots/web"), "{}");
+  PutSnapshot("web", dir_.Join("snapshots/web"), "{}");
   JournalVm("vm-gone", "web");
   ASSERT_TRUE(store_->EndVm("vm-gone", store::EndCause::kExited, 3, std::nullopt).ok());
   grpc::ClientContext ctx;
@@ -252,8 +252,8 @@ TEST_F(ServiceTest, ObserverSeesEachRpcWithItsCode) {
 }
 
 TEST_F(ServiceTest, CountSnapshotsCountsStoreRows) {
-  PutSnapshot("a", dir_.File("snapshots/a"), "{}");
-  PutSnapshot("b", dir_.File("snapshots/b"), "{}");
+  PutSnapshot("a", dir_.Join("snapshots/a"), "{}");
+  PutSnapshot("b", dir_.Join("snapshots/b"), "{}");
   absl::StatusOr<int64_t> n = service_->CountSnapshots();
   ASSERT_TRUE(n.ok());
   EXPECT_EQ(*n, 2);

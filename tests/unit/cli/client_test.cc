@@ -2,6 +2,7 @@
 // The connect helper's diagnosis of the socket and the messages newcomers see.
 #include "cli/client.h"
 
+#include <filesystem>
 #include <stdlib.h>
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -11,7 +12,7 @@
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "tests/unit/api/temp_dir.h"
+#include "tests/support/temp_dir.h"
 #include "worker/base/unique_fd.h"
 
 namespace supermachine::cli {
@@ -34,25 +35,25 @@ base::UniqueFd BindSocket(const std::string& path, bool listen) {
 
 TEST(DiagnoseSocket, MissingPathIsMissing) {
   test_support::TempDir dir;
-  EXPECT_EQ(DiagnoseSocket(dir.File("none.sock")).state, SocketState::kMissing);
+  EXPECT_EQ(DiagnoseSocket(dir.Join("none.sock")).state, SocketState::kMissing);
 }
 
 TEST(DiagnoseSocket, RegularFileIsNotASocket) {
   test_support::TempDir dir;
-  std::ofstream(dir.File("f")) << "x";
-  EXPECT_EQ(DiagnoseSocket(dir.File("f")).state, SocketState::kNotSocket);
+  std::ofstream(dir.Join("f")) << "x";
+  EXPECT_EQ(DiagnoseSocket(dir.Join("f")).state, SocketState::kNotSocket);
 }
 
 TEST(DiagnoseSocket, SocketNobodyListensOnIsRefused) {
   test_support::TempDir dir;
-  base::UniqueFd fd = BindSocket(dir.File("s.sock"), /*listen=*/false);
-  EXPECT_EQ(DiagnoseSocket(dir.File("s.sock")).state, SocketState::kRefused);
+  base::UniqueFd fd = BindSocket(dir.Join("s.sock"), /*listen=*/false);
+  EXPECT_EQ(DiagnoseSocket(dir.Join("s.sock")).state, SocketState::kRefused);
 }
 
 TEST(DiagnoseSocket, ListeningSocketIsOk) {
   test_support::TempDir dir;
-  base::UniqueFd fd = BindSocket(dir.File("s.sock"), /*listen=*/true);
-  EXPECT_EQ(DiagnoseSocket(dir.File("s.sock")).state, SocketState::kOk);
+  base::UniqueFd fd = BindSocket(dir.Join("s.sock"), /*listen=*/true);
+  EXPECT_EQ(DiagnoseSocket(dir.Join("s.sock")).state, SocketState::kOk);
 }
 
 TEST(ExplainSocketProblem, MissingSocketSaysDaemonIsNotRunningAndHowToStartIt) {

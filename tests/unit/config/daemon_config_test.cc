@@ -1,12 +1,13 @@
 // File: daemon_config_test.cc
 #include "daemon/config/daemon_config.h"
 
+#include <filesystem>
 #include <fstream>
 #include <vector>
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "tests/unit/api/temp_dir.h"
+#include "tests/support/temp_dir.h"
 
 namespace supermachine::config {
 namespace {
@@ -53,10 +54,10 @@ TEST(ParseDaemonFlags, DefaultsWithoutFlags) {
 
 TEST(ParseDaemonFlags, FlagsOverrideConfigFile) {
   test_support::TempDir dir;
-  std::ofstream(dir.File("c.json"))
+  std::ofstream(dir.Join("c.json"))
       << R"({"socket": "/x/file.sock", "state_dir": "/x/state", "socket_mode": "0600",
             "log_level": "debug", "metrics_address": "0.0.0.0:1"})";
-  const std::string path = dir.File("c.json");
+  const std::string path = dir.Join("c.json");
   ParsedFlags p = Parse({"--config", path.c_str(), "--socket", "/x/flag.sock", "--metrics-address", ""});
   ASSERT_FALSE(p.exit_now) << p.output;
   EXPECT_EQ(p.config.socket, "/x/flag.sock");
@@ -68,8 +69,8 @@ TEST(ParseDaemonFlags, FlagsOverrideConfigFile) {
 
 TEST(ParseDaemonFlags, UnknownConfigFieldIsRefusedByName) {
   test_support::TempDir dir;
-  std::ofstream(dir.File("c.json")) << R"({"sockett": "/x"})";
-  const std::string path = dir.File("c.json");
+  std::ofstream(dir.Join("c.json")) << R"({"sockett": "/x"})";
+  const std::string path = dir.Join("c.json");
   ParsedFlags p = Parse({"--config", path.c_str()});
   EXPECT_TRUE(p.exit_now);
   EXPECT_EQ(p.exit_code, 2);
