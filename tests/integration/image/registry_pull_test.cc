@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <filesystem>
+#include <map>
 #include <memory>
 #include <thread>
 #include <vector>
@@ -21,6 +22,9 @@
 #include "daemon/image/http_client.h"
 #include "daemon/image/media_types.h"
 #include "daemon/image/pull.h"
+#include "daemon/layer/converter.h"
+#include "daemon/layer/file_tree.h"
+#include "daemon/layer/squashfs_reader.h"
 #include "tests/integration/image/local_registry.h"
 #include "tests/unit/image/testing/fake_http_server.h"
 #include "tests/unit/image/testing/image_builder.h"
@@ -45,6 +49,7 @@ struct World {
   std::string multi_index_digest;  // test/multi:latest (OCI index: s390x + host)
   Digest multi_host_manifest;
   std::vector<Digest> busybox_layers;  // from the umoci layout
+  std::string busybox_rootfs;      // umoci's unpacked top layer: the expected flattened image
   std::string oci_archive;         // skopeo-written oci-archive of busybox
   std::string docker_archive;      // skopeo-written docker-archive of busybox
 };
@@ -100,6 +105,7 @@ absl::StatusOr<std::unique_ptr<World>> BuildWorld() {
   if (auto s = Check(RunTool({"umoci", "repack", "--image", img, bundle2}, home)); !s.ok()) {
     return s;
   }
+  w->busybox_rootfs = bundle2 + "/rootfs";
   // Layer digests straight from the layout umoci wrote.
   {
     auto index = nlohmann::json::parse(testing::ReadFileOrDie(layout + "/index.json"));
@@ -245,6 +251,74 @@ TEST_F(RegistryPull, PullsOciImagePushedBySkopeoWithMatchingDigests) {
   EXPECT_EQ(pulled->image.config.working_dir, "/srv");
   EXPECT_THAT(pulled->image.config.env, ::testing::Contains("FOO=bar"));
   EXPECT_EQ(client.stats().blob_downloads, 3);  // config + 2 layers
+}
+
+// What a directory tree holds, in the terms both sides can state: type, size, link target.
+std::map<std::string, std::string> DescribeDisk(const std::string& root) {
+  std::map<std::string, std::string> out;
+  for (auto it = std::filesystem::recursive_directory_iterator(root);
+       it != std::filesystem::recursive_directory_iterator(); ++it) {
+    // lexically_relative: relative() would resolve symlinks (bin/sh would become bin/busybox).
+    const std::string rel = "/" + it->path().lexically_relative(root).string();
+    const auto st = it->symlink_status();
+    if (std::filesystem::is_symlink(st)) {
+      out[rel] = "symlink -> " + std::filesystem::read_symlink(it->path()).string();
+    } else if (std::filesystem::is_directory(st)) {
+      out[rel] = "dir";
+    } else {
+      out[rel] = absl::StrCat("file ", std::filesystem::file_size(it->path()));
+    }
+  }
+  return out;
+}
+
+std::map<std::string, std::string> DescribeFlattened(const layer::FileTree& tree) {
+  std::map<std::string, std::string> out;
+  for (const auto& [path, e] : tree) {
+    if (path == "/") {
+      continue;
+    }
+    switch (e.type) {
+      case layer::FileType::kSymlink:
+        out[path] = "symlink -> " + e.symlink_target;
+        break;
+      case layer::FileType::kDirectory:
+        out[path] = "dir";
+        break;
+      case layer::FileType::kRegular:
+        out[path] = absl::StrCat("file ", e.size);
+        break;
+      default:
+        out[path] = layer::FileTypeName(e.type);
+    }
+  }
+  return out;
+}
+
+// The whole pipeline of issue 6 in one pass: registry → verified blobs → one squashfs per
+// layer → overlayfs stacking gives exactly the image umoci built (the file deleted in the
+// second layer stays deleted across layers).
+TEST_F(RegistryPull, PulledLayersConvertedToSquashfsFlattenToTheImageTree) {
+  RegistryClient client({});
+  auto pulled = Pull(client, world_->plain->host() + "/test/busybox:1");
+  ASSERT_TRUE(pulled.ok()) << pulled.status();
+  std::vector<layer::FileTree> trees;
+  for (size_t i = 0; i < pulled->layer_paths.size(); ++i) {
+    const std::string out = cache_.Join(absl::StrCat("layer", i, ".sqfs"));
+    auto stats = layer::ConvertLayer(pulled->layer_paths[i], out,
+                                     {.media_type = pulled->image.layers[i].media_type});
+    ASSERT_TRUE(stats.ok()) << stats.status();
+    auto tree = layer::ReadSquashfsTree(out, {});
+    ASSERT_TRUE(tree.ok()) << tree.status();
+    trees.push_back(*std::move(tree));
+  }
+  ASSERT_EQ(trees.size(), 2u);
+  EXPECT_TRUE(trees[1].at("/gone").IsWhiteout());  // the deletion travels as a whiteout
+
+  layer::FileTree flat = layer::FlattenLayers(trees);
+  EXPECT_EQ(flat.count("/gone"), 0u);
+  EXPECT_EQ(flat.at("/etc/two").content, "2\n");
+  EXPECT_EQ(DescribeFlattened(flat), DescribeDisk(world_->busybox_rootfs));
 }
 
 TEST_F(RegistryPull, PullsDockerSchema2Manifest) {
