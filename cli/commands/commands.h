@@ -5,6 +5,7 @@
 #pragma once
 
 #include <functional>
+#include <string>
 
 #include "CLI/CLI.hpp"
 #include "cli/client.h"
@@ -25,6 +26,10 @@ Verb AddRunCommand(CLI::App& root, const GlobalOptions& globals);
 Verb AddBakeCommand(CLI::App& root, const GlobalOptions& globals);
 Verb AddExecCommand(CLI::App& root, const GlobalOptions& globals);
 Verb AddLogsCommand(CLI::App& root, const GlobalOptions& globals);
+
+// Streams a VM's output to stdout until the stream ends (with `follow`, until the VM ends);
+// returns the exit status. Shared by `logs` and `run` (which follows after acquiring).
+int StreamLogs(Client& client, const std::string& vm_id, bool follow);
 
 // Milliseconds since the Unix epoch, for "created ... ago" columns.
 int64_t NowUnixMs();

@@ -23,19 +23,24 @@ Verb AddLogsCommand(CLI::App& root, const GlobalOptions& globals) {
             if (!st.ok()) {
               return ReportError(st);
             }
-            v1::LogsRequest req;
-            req.set_vm_id(o->vm);
-            req.set_follow(o->follow);
-            auto ctx = o->follow ? client->StreamContext() : client->UnaryContext();
-            auto reader = client->stub().Logs(ctx.get(), req);
-            v1::LogChunk chunk;
-            while (reader->Read(&chunk)) {
-              std::fwrite(chunk.data().data(), 1, chunk.data().size(), stdout);
-              std::fflush(stdout);
-            }
-            st = client->Explain(reader->Finish());
-            return st.ok() ? 0 : ReportError(st);
+            return StreamLogs(*client, o->vm, o->follow);
           }};
+}
+
+int StreamLogs(Client& client, const std::string& vm_id, bool follow) {
+  v1::LogsRequest req;
+  req.set_vm_id(vm_id);
+  req.set_follow(follow);
+  // Following is unbounded; a one-shot read gets the short RPC deadline.
+  auto ctx = follow ? client.StreamContext() : client.UnaryContext();
+  auto reader = client.stub().Logs(ctx.get(), req);
+  v1::LogChunk chunk;
+  while (reader->Read(&chunk)) {
+    std::fwrite(chunk.data().data(), 1, chunk.data().size(), stdout);
+    std::fflush(stdout);
+  }
+  grpc::Status st = client.Explain(reader->Finish());
+  return st.ok() ? 0 : ReportError(st);
 }
 
 }  // namespace supermachine::cli

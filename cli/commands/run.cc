@@ -83,18 +83,7 @@ int Run(const RunOptions& o, const GlobalOptions& globals) {
   if (o.detach) {
     return 0;
   }
-  v1::LogsRequest logs;
-  logs.set_vm_id(resp.vm().id());
-  logs.set_follow(true);
-  auto ctx = client->StreamContext();
-  auto reader = client->stub().Logs(ctx.get(), logs);
-  v1::LogChunk chunk;
-  while (reader->Read(&chunk)) {
-    std::fwrite(chunk.data().data(), 1, chunk.data().size(), stdout);
-    std::fflush(stdout);
-  }
-  st = client->Explain(reader->Finish());
-  return st.ok() ? 0 : ReportError(st);
+  return StreamLogs(*client, resp.vm().id(), /*follow=*/true);
 }
 
 }  // namespace
