@@ -2,6 +2,7 @@
 #include "daemon/store/store.h"
 
 #include <utility>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "daemon/store/migrations.h"
@@ -65,6 +66,36 @@ VmRecord ReadVm(const Statement& s) {
 
 Statement& BindOptInt(Statement& s, int index, std::optional<int64_t> v) {
   return v ? s.Bind(index, *v) : s.BindNull(index);
+}
+
+// Steps `s` to completion, converting each row with `read`.
+template <typename Read>
+auto CollectRows(Statement& s, Read read)
+    -> absl::StatusOr<std::vector<decltype(read(std::declval<const Statement&>()))>> {
+  std::vector<decltype(read(std::declval<const Statement&>()))> out;
+  while (true) {
+    SM_ASSIGN_OR_RETURN(bool row, s.Step());
+    if (!row) {
+      return out;
+    }
+    out.push_back(read(s));
+  }
+}
+
+constexpr char kSnapshotColumns[] =
+    "name, bake_id, bake_key, path, created_ms, size_bytes, metadata_json";
+
+// Everything but the layer list, which lives in snapshot_layers.
+SnapshotRecord ReadSnapshot(const Statement& s) {
+  SnapshotRecord r;
+  r.name = s.ColumnText(0);
+  r.bake_id = OptInt(s, 1);
+  r.bake_key = s.ColumnText(2);
+  r.path = s.ColumnText(3);
+  r.created_ms = s.ColumnInt(4);
+  r.size_bytes = s.ColumnInt(5);
+  r.metadata_json = s.ColumnText(6);
+  return r;
 }
 
 }  // namespace
@@ -134,13 +165,7 @@ absl::StatusOr<std::vector<BakeRecord>> Store::RecoverInterruptedBakes() {
   {
     SM_ASSIGN_OR_RETURN(Statement s, db_.Prepare(absl::StrCat(
         "SELECT ", kBakeColumns, " FROM bakes WHERE status = 'running' ORDER BY id")));
-    while (true) {
-      SM_ASSIGN_OR_RETURN(bool row, s.Step());
-      if (!row) {
-        break;
-      }
-      interrupted.push_back(ReadBake(s));
-    }
+    SM_ASSIGN_OR_RETURN(interrupted, CollectRows(s, ReadBake));
   }
   SM_ASSIGN_OR_RETURN(Statement u, db_.Prepare(
       "UPDATE bakes SET status = 'failed', "
@@ -197,53 +222,28 @@ absl::StatusOr<std::vector<std::string>> Store::SnapshotLayers(const std::string
   SM_ASSIGN_OR_RETURN(Statement s, db_.Prepare(
       "SELECT layer_digest FROM snapshot_layers WHERE snapshot_name = ? ORDER BY position"));
   s.Bind(1, name);
-  std::vector<std::string> out;
-  while (true) {
-    SM_ASSIGN_OR_RETURN(bool row, s.Step());
-    if (!row) {
-      return out;
-    }
-    out.push_back(s.ColumnText(0));
-  }
+  return CollectRows(s, [](const Statement& row) { return row.ColumnText(0); });
 }
 
 absl::StatusOr<SnapshotRecord> Store::GetSnapshot(const std::string& name) {
   SM_ASSIGN_OR_RETURN(Statement s, db_.Prepare(
-      "SELECT name, bake_id, bake_key, path, created_ms, size_bytes, metadata_json "
-      "FROM snapshots WHERE name = ?"));
+      absl::StrCat("SELECT ", kSnapshotColumns, " FROM snapshots WHERE name = ?")));
   s.Bind(1, name);
   SM_ASSIGN_OR_RETURN(bool row, s.Step());
   if (!row) {
     return absl::NotFoundError(absl::StrCat("snapshot '", name, "' not found"));
   }
-  SnapshotRecord r;
-  r.name = s.ColumnText(0);
-  r.bake_id = OptInt(s, 1);
-  r.bake_key = s.ColumnText(2);
-  r.path = s.ColumnText(3);
-  r.created_ms = s.ColumnInt(4);
-  r.size_bytes = s.ColumnInt(5);
-  r.metadata_json = s.ColumnText(6);
+  SnapshotRecord r = ReadSnapshot(s);
   SM_ASSIGN_OR_RETURN(r.layer_digests, SnapshotLayers(name));
   return r;
 }
 
 absl::StatusOr<std::vector<SnapshotRecord>> Store::ListSnapshots() {
-  std::vector<std::string> names;
-  {
-    SM_ASSIGN_OR_RETURN(Statement s, db_.Prepare("SELECT name FROM snapshots ORDER BY name"));
-    while (true) {
-      SM_ASSIGN_OR_RETURN(bool row, s.Step());
-      if (!row) {
-        break;
-      }
-      names.push_back(s.ColumnText(0));
-    }
-  }
-  std::vector<SnapshotRecord> out;
-  for (const auto& n : names) {
-    SM_ASSIGN_OR_RETURN(SnapshotRecord r, GetSnapshot(n));
-    out.push_back(std::move(r));
+  SM_ASSIGN_OR_RETURN(Statement s, db_.Prepare(
+      absl::StrCat("SELECT ", kSnapshotColumns, " FROM snapshots ORDER BY name")));
+  SM_ASSIGN_OR_RETURN(std::vector<SnapshotRecord> out, CollectRows(s, ReadSnapshot));
+  for (SnapshotRecord& r : out) {
+    SM_ASSIGN_OR_RETURN(r.layer_digests, SnapshotLayers(r.name));
   }
   return out;
 }
@@ -275,14 +275,9 @@ absl::StatusOr<std::vector<LayerRecord>> Store::UnreferencedLayers() {
       "NOT EXISTS (SELECT 1 FROM image_layers i WHERE i.layer_digest = l.digest) AND "
       "NOT EXISTS (SELECT 1 FROM snapshot_layers s WHERE s.layer_digest = l.digest) "
       "ORDER BY digest"));
-  std::vector<LayerRecord> out;
-  while (true) {
-    SM_ASSIGN_OR_RETURN(bool row, s.Step());
-    if (!row) {
-      return out;
-    }
-    out.push_back({s.ColumnText(0), s.ColumnText(1), s.ColumnInt(2)});
-  }
+  return CollectRows(s, [](const Statement& row) {
+    return LayerRecord{row.ColumnText(0), row.ColumnText(1), row.ColumnInt(2)};
+  });
 }
 
 absl::Status Store::RemoveLayer(const std::string& digest) {
@@ -362,14 +357,7 @@ absl::StatusOr<std::vector<VmRecord>> Store::ListVms(bool include_ended) {
   SM_ASSIGN_OR_RETURN(Statement s, db_.Prepare(absl::StrCat(
       "SELECT ", kVmColumns, " FROM vms", include_ended ? "" : " WHERE state != 'ended'",
       " ORDER BY created_ms, id")));
-  std::vector<VmRecord> out;
-  while (true) {
-    SM_ASSIGN_OR_RETURN(bool row, s.Step());
-    if (!row) {
-      return out;
-    }
-    out.push_back(ReadVm(s));
-  }
+  return CollectRows(s, ReadVm);
 }
 
 }  // namespace supermachine::store
