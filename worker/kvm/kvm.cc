@@ -6,6 +6,7 @@
 #include <fcntl.h>
 #include <sys/ioctl.h>
 
+#include <algorithm>
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
@@ -55,6 +56,22 @@ absl::StatusOr<CpuidList> Kvm::SupportedCpuid() const {
     return base::ErrnoToStatus(errno, "KVM_GET_SUPPORTED_CPUID");
   }
   return list;
+}
+
+absl::StatusOr<std::vector<uint32_t>> Kvm::MsrIndexList() const {
+  // First ask with room for none: KVM answers E2BIG and writes the count it needs.
+  MsrListHeader probe{.nmsrs = 0};
+  if (ioctl(fd_.get(), kIoctlGetMsrIndexList, &probe) < 0 && errno != E2BIG) {
+    return base::ErrnoToStatus(errno, "KVM_GET_MSR_INDEX_LIST");
+  }
+  const uint32_t n = probe.nmsrs;
+  std::vector<uint32_t> buf(1 + n);  // header word + indices
+  buf[0] = n;
+  if (ioctl(fd_.get(), kIoctlGetMsrIndexList, buf.data()) < 0) {
+    return base::ErrnoToStatus(errno, "KVM_GET_MSR_INDEX_LIST");
+  }
+  const uint32_t got = std::min(buf[0], n);
+  return std::vector<uint32_t>(buf.begin() + 1, buf.begin() + 1 + got);
 }
 
 absl::StatusOr<base::UniqueFd> Kvm::CreateVm() const {

@@ -8,6 +8,7 @@
 
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "worker/base/unique_fd.h"
@@ -49,6 +50,9 @@ class Kvm {
   int CheckExtension(int cap) const;
   absl::StatusOr<int> VcpuMmapSize() const;
   absl::StatusOr<CpuidList> SupportedCpuid() const;
+  // KVM_GET_MSR_INDEX_LIST: the MSRs KVM may save/restore for a vCPU. Some of them are not
+  // readable on a given vCPU (depends on its CPUID); worker/snapshot filters by probing.
+  absl::StatusOr<std::vector<uint32_t>> MsrIndexList() const;
   // KVM_CREATE_VM; the caller wraps the fd in a VmFd.
   absl::StatusOr<base::UniqueFd> CreateVm() const;
 

@@ -6,6 +6,7 @@
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 
+#include <algorithm>
 #include <cstring>
 #include <memory>
 
@@ -104,6 +105,136 @@ absl::StatusOr<kvm_lapic_state> VcpuFd::GetLapic() const {
 absl::Status VcpuFd::SetLapic(const kvm_lapic_state& lapic) {
   if (ioctl(fd_.get(), KVM_SET_LAPIC, &lapic) < 0) {
     return base::ErrnoToStatus(errno, absl::StrCat("vcpu ", id_, ": KVM_SET_LAPIC"));
+  }
+  return absl::OkStatus();
+}
+
+namespace {
+
+// One GET/SET ioctl on a fixed-size struct.
+template <typename T>
+absl::StatusOr<T> GetStruct(int fd, unsigned long request, uint32_t id, const char* name) {
+  T value{};
+  if (ioctl(fd, request, &value) < 0) {
+    return base::ErrnoToStatus(errno, absl::StrCat("vcpu ", id, ": ", name));
+  }
+  return value;
+}
+
+template <typename T>
+absl::Status SetStruct(int fd, unsigned long request, const T& value, uint32_t id,
+                       const char* name) {
+  if (ioctl(fd, request, &value) < 0) {
+    return base::ErrnoToStatus(errno, absl::StrCat("vcpu ", id, ": ", name));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::StatusOr<kvm_mp_state> VcpuFd::GetMpState() const {
+  return GetStruct<kvm_mp_state>(fd_.get(), KVM_GET_MP_STATE, id_, "KVM_GET_MP_STATE");
+}
+
+absl::Status VcpuFd::SetMpState(const kvm_mp_state& state) {
+  return SetStruct(fd_.get(), KVM_SET_MP_STATE, state, id_, "KVM_SET_MP_STATE");
+}
+
+absl::StatusOr<CpuidList> VcpuFd::GetCpuid() const {
+  CpuidList list;
+  if (ioctl(fd_.get(), kIoctlGetCpuid2, list.data()) < 0) {
+    return base::ErrnoToStatus(errno, absl::StrCat("vcpu ", id_, ": KVM_GET_CPUID2"));
+  }
+  return list;
+}
+
+absl::StatusOr<std::vector<uint8_t>> VcpuFd::GetXsave(size_t xsave2_size) const {
+  const bool v2 = xsave2_size > 0;
+  std::vector<uint8_t> buf(std::max(xsave2_size, sizeof(XsaveRegion)));
+  if (ioctl(fd_.get(), v2 ? kIoctlGetXsave2 : kIoctlGetXsave, buf.data()) < 0) {
+    return base::ErrnoToStatus(
+        errno, absl::StrCat("vcpu ", id_, v2 ? ": KVM_GET_XSAVE2" : ": KVM_GET_XSAVE"));
+  }
+  return buf;
+}
+
+absl::Status VcpuFd::SetXsave(const std::vector<uint8_t>& xsave) {
+  if (xsave.size() < sizeof(XsaveRegion)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("vcpu ", id_, ": xsave area of ", xsave.size(), " bytes, need 4096"));
+  }
+  if (ioctl(fd_.get(), kIoctlSetXsave, xsave.data()) < 0) {
+    return base::ErrnoToStatus(errno, absl::StrCat("vcpu ", id_, ": KVM_SET_XSAVE"));
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<kvm_xcrs> VcpuFd::GetXcrs() const {
+  return GetStruct<kvm_xcrs>(fd_.get(), KVM_GET_XCRS, id_, "KVM_GET_XCRS");
+}
+
+absl::Status VcpuFd::SetXcrs(const kvm_xcrs& xcrs) {
+  return SetStruct(fd_.get(), KVM_SET_XCRS, xcrs, id_, "KVM_SET_XCRS");
+}
+
+absl::StatusOr<kvm_debugregs> VcpuFd::GetDebugRegs() const {
+  return GetStruct<kvm_debugregs>(fd_.get(), KVM_GET_DEBUGREGS, id_, "KVM_GET_DEBUGREGS");
+}
+
+absl::Status VcpuFd::SetDebugRegs(const kvm_debugregs& regs) {
+  return SetStruct(fd_.get(), KVM_SET_DEBUGREGS, regs, id_, "KVM_SET_DEBUGREGS");
+}
+
+absl::StatusOr<kvm_vcpu_events> VcpuFd::GetVcpuEvents() const {
+  return GetStruct<kvm_vcpu_events>(fd_.get(), KVM_GET_VCPU_EVENTS, id_, "KVM_GET_VCPU_EVENTS");
+}
+
+absl::Status VcpuFd::SetVcpuEvents(const kvm_vcpu_events& events) {
+  return SetStruct(fd_.get(), KVM_SET_VCPU_EVENTS, events, id_, "KVM_SET_VCPU_EVENTS");
+}
+
+absl::StatusOr<uint32_t> VcpuFd::GetTscKhz() const {
+  int r = ioctl(fd_.get(), KVM_GET_TSC_KHZ, 0);
+  if (r < 0) {
+    return base::ErrnoToStatus(errno, absl::StrCat("vcpu ", id_, ": KVM_GET_TSC_KHZ"));
+  }
+  return static_cast<uint32_t>(r);
+}
+
+absl::Status VcpuFd::SetTscKhz(uint32_t khz) {
+  if (ioctl(fd_.get(), KVM_SET_TSC_KHZ, static_cast<unsigned long>(khz)) < 0) {
+    return base::ErrnoToStatus(errno,
+                               absl::StrCat("vcpu ", id_, ": KVM_SET_TSC_KHZ ", khz, " kHz"));
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::vector<kvm_msr_entry>> VcpuFd::GetMsrs(
+    const std::vector<uint32_t>& indices) const {
+  // kvm_msrs laid out by hand: see abi.h.
+  const size_t bytes = sizeof(MsrsHeader) + indices.size() * sizeof(kvm_msr_entry);
+  auto storage = std::make_unique<uint8_t[]>(bytes);
+  MsrsHeader header{.nmsrs = static_cast<uint32_t>(indices.size()), .pad = 0};
+  std::memcpy(storage.get(), &header, sizeof(header));
+  std::vector<kvm_msr_entry> entries(indices.size());
+  for (size_t i = 0; i < indices.size(); ++i) {
+    entries[i].index = indices[i];
+  }
+  std::memcpy(storage.get() + sizeof(header), entries.data(),
+              entries.size() * sizeof(kvm_msr_entry));
+  int r = ioctl(fd_.get(), kIoctlGetMsrs, storage.get());
+  if (r < 0) {
+    return base::ErrnoToStatus(errno, absl::StrCat("vcpu ", id_, ": KVM_GET_MSRS"));
+  }
+  std::memcpy(entries.data(), storage.get() + sizeof(header),
+              entries.size() * sizeof(kvm_msr_entry));
+  entries.resize(static_cast<size_t>(r));
+  return entries;
+}
+
+absl::Status VcpuFd::KvmclockCtrl() {
+  if (ioctl(fd_.get(), KVM_KVMCLOCK_CTRL, 0) < 0 && errno != EINVAL) {
+    return base::ErrnoToStatus(errno, absl::StrCat("vcpu ", id_, ": KVM_KVMCLOCK_CTRL"));
   }
   return absl::OkStatus();
 }

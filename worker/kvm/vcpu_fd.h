@@ -38,6 +38,33 @@ class VcpuFd {
   absl::StatusOr<kvm_lapic_state> GetLapic() const;
   absl::Status SetLapic(const kvm_lapic_state& lapic);
 
+  // Snapshot state (worker/snapshot/ calls these in the documented order).
+  absl::StatusOr<kvm_mp_state> GetMpState() const;
+  absl::Status SetMpState(const kvm_mp_state& state);
+  // The CPUID table set with KVM_SET_CPUID2.
+  absl::StatusOr<CpuidList> GetCpuid() const;
+  // `xsave2_size` is KVM_CHECK_EXTENSION(KVM_CAP_XSAVE2) on the VM fd: > 0 selects
+  // KVM_GET_XSAVE2 with a buffer of that many bytes; 0 falls back to KVM_GET_XSAVE (4096).
+  absl::StatusOr<std::vector<uint8_t>> GetXsave(size_t xsave2_size) const;
+  // KVM_SET_XSAVE reads as many bytes as the kernel's XSAVE2 size; `xsave` must hold at least
+  // that many (a buffer from GetXsave with the same size does).
+  absl::Status SetXsave(const std::vector<uint8_t>& xsave);
+  absl::StatusOr<kvm_xcrs> GetXcrs() const;
+  absl::Status SetXcrs(const kvm_xcrs& xcrs);
+  absl::StatusOr<kvm_debugregs> GetDebugRegs() const;
+  absl::Status SetDebugRegs(const kvm_debugregs& regs);
+  absl::StatusOr<kvm_vcpu_events> GetVcpuEvents() const;
+  absl::Status SetVcpuEvents(const kvm_vcpu_events& events);
+  // KVM_GET_TSC_KHZ / KVM_SET_TSC_KHZ (KVM_CAP_GET_TSC_KHZ / KVM_CAP_TSC_CONTROL).
+  absl::StatusOr<uint32_t> GetTscKhz() const;
+  absl::Status SetTscKhz(uint32_t khz);
+  // Reads the MSRs in `indices`. KVM stops at the first it cannot read: the result may be
+  // shorter than `indices` (entries [0, size) are valid, indices[size] failed).
+  absl::StatusOr<std::vector<kvm_msr_entry>> GetMsrs(const std::vector<uint32_t>& indices) const;
+  // KVM_KVMCLOCK_CTRL: tells a kvmclock guest it was paused, so its soft-lockup watchdog does
+  // not fire for the time it was stopped. EINVAL (the guest has no kvmclock) is not an error.
+  absl::Status KvmclockCtrl();
+
   // "rip=... rsp=... cr0=..." for error reports.
   std::string DumpRegisters() const;
 

@@ -129,4 +129,50 @@ int VmFd::CheckExtension(int cap) const {
   return r < 0 ? 0 : r;
 }
 
+absl::StatusOr<kvm_pit_state2> VmFd::GetPit2() const {
+  kvm_pit_state2 pit{};
+  if (ioctl(fd_.get(), KVM_GET_PIT2, &pit) < 0) {
+    return base::ErrnoToStatus(errno, "KVM_GET_PIT2");
+  }
+  return pit;
+}
+
+absl::Status VmFd::SetPit2(const kvm_pit_state2& pit) {
+  if (ioctl(fd_.get(), KVM_SET_PIT2, &pit) < 0) {
+    return base::ErrnoToStatus(errno, "KVM_SET_PIT2");
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<kvm_clock_data> VmFd::GetClock() const {
+  kvm_clock_data clock{};
+  if (ioctl(fd_.get(), KVM_GET_CLOCK, &clock) < 0) {
+    return base::ErrnoToStatus(errno, "KVM_GET_CLOCK");
+  }
+  return clock;
+}
+
+absl::Status VmFd::SetClock(const kvm_clock_data& clock) {
+  if (ioctl(fd_.get(), KVM_SET_CLOCK, &clock) < 0) {
+    return base::ErrnoToStatus(errno, "KVM_SET_CLOCK");
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<kvm_irqchip> VmFd::GetIrqchip(uint32_t chip_id) const {
+  kvm_irqchip chip{};
+  chip.chip_id = chip_id;
+  if (ioctl(fd_.get(), KVM_GET_IRQCHIP, &chip) < 0) {
+    return base::ErrnoToStatus(errno, absl::StrCat("KVM_GET_IRQCHIP chip ", chip_id));
+  }
+  return chip;
+}
+
+absl::Status VmFd::SetIrqchip(const kvm_irqchip& chip) {
+  if (ioctl(fd_.get(), KVM_SET_IRQCHIP, &chip) < 0) {
+    return base::ErrnoToStatus(errno, absl::StrCat("KVM_SET_IRQCHIP chip ", chip.chip_id));
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace supermachine::kvm

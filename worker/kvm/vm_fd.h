@@ -3,6 +3,8 @@
 // irqfd/ioeventfd, IRQ lines, vCPU creation). After Firecracker src/vmm/src/vstate/vm.rs.
 #pragma once
 
+#include <linux/kvm.h>
+
 #include <cstdint>
 
 #include "absl/status/statusor.h"
@@ -32,6 +34,17 @@ class VmFd {
   absl::Status UnregisterIoeventfd(int event_fd, uint64_t mmio_addr, uint32_t datamatch);
   absl::StatusOr<base::UniqueFd> CreateVcpu(uint32_t id);
   int CheckExtension(int cap) const;
+
+  // Snapshot state. KVM_GET_PIT2 / KVM_SET_PIT2 (needs CreatePit2 first).
+  absl::StatusOr<kvm_pit_state2> GetPit2() const;
+  absl::Status SetPit2(const kvm_pit_state2& pit);
+  // KVM_GET_CLOCK / KVM_SET_CLOCK: the kvmclock base the guest's kvmclock pages derive from.
+  absl::StatusOr<kvm_clock_data> GetClock() const;
+  absl::Status SetClock(const kvm_clock_data& clock);
+  // KVM_GET_IRQCHIP / KVM_SET_IRQCHIP for one chip: KVM_IRQCHIP_PIC_MASTER, _PIC_SLAVE or
+  // _IOAPIC (needs CreateIrqchip first).
+  absl::StatusOr<kvm_irqchip> GetIrqchip(uint32_t chip_id) const;
+  absl::Status SetIrqchip(const kvm_irqchip& chip);
 
  private:
   base::UniqueFd fd_;
