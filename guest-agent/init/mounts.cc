@@ -16,14 +16,22 @@ struct PseudoMount {
   const char* fstype;
   const char* target;
   unsigned long flags;
+  const char* data;
 };
 
 // nosuid/noexec/nodev as systemd and Kata's agent mount them; /dev needs device nodes and
-// keeps exec off as well (nothing is executed from /dev).
-constexpr std::array<PseudoMount, 3> kEssential = {{
-    {"proc", "/proc", MS_NOSUID | MS_NOEXEC | MS_NODEV},
-    {"sysfs", "/sys", MS_NOSUID | MS_NOEXEC | MS_NODEV},
-    {"devtmpfs", "/dev", MS_NOSUID | MS_NOEXEC},
+// keeps exec off as well (nothing is executed from /dev). Order matters: /dev/pts and /dev/shm
+// live on the devtmpfs. ptmxmode=0666 makes /dev/pts/ptmx usable by non-root workloads (the
+// /dev/ptmx node of devtmpfs is already 0666). /tmp and /run are the usual tmpfs; /run also
+// holds the agent's staging area while the root is assembled (rootfs/assemble.h).
+constexpr std::array<PseudoMount, 7> kEssential = {{
+    {"proc", "/proc", MS_NOSUID | MS_NOEXEC | MS_NODEV, nullptr},
+    {"sysfs", "/sys", MS_NOSUID | MS_NOEXEC | MS_NODEV, nullptr},
+    {"devtmpfs", "/dev", MS_NOSUID | MS_NOEXEC, nullptr},
+    {"devpts", "/dev/pts", MS_NOSUID | MS_NOEXEC, "gid=5,mode=0620,ptmxmode=0666"},
+    {"tmpfs", "/dev/shm", MS_NOSUID | MS_NODEV, "mode=1777"},
+    {"tmpfs", "/tmp", MS_NOSUID | MS_NODEV, "mode=1777"},
+    {"tmpfs", "/run", MS_NOSUID | MS_NODEV, "mode=0755"},
 }};
 
 }  // namespace
@@ -35,7 +43,7 @@ std::vector<std::string> MountEssentialFilesystems() {
       errors.push_back(std::string("mkdir ") + m.target + ": " + std::strerror(errno));
       continue;
     }
-    if (mount(m.fstype, m.target, m.fstype, m.flags, nullptr) != 0 && errno != EBUSY) {
+    if (mount(m.fstype, m.target, m.fstype, m.flags, m.data) != 0 && errno != EBUSY) {
       errors.push_back(std::string("mount ") + m.fstype + " on " + m.target + ": " +
                        std::strerror(errno));
     }

@@ -1,0 +1,23 @@
+// File: guest-agent/rootfs/assemble.h
+// Builds the container root and makes it `/`: mounts each layer disk (squashfs), stacks them
+// under the delta (the boot root) with overlayfs and a writable upper, moves the pseudo
+// filesystems over, pivot_root()s, and mounts volumes. docs/guest-boot.md is the contract.
+#pragma once
+
+#include <string>
+
+#include "guest-agent/workload/launch_config.h"
+
+namespace supermachine::agent {
+
+struct RootfsPaths {
+  std::string sys_block = "/sys/block";  // Where disk serials are read.
+  std::string stage = "/run/supermachine";  // tmpfs staging area (layers, upper, new root).
+};
+
+// Expects MountEssentialFilesystems() to have run (/proc, /sys, /dev, /tmp, /run mounted on
+// the boot root). On success `/` is the overlay and returns ""; otherwise a message naming the
+// step, disk and errno. After a failure the guest is left as it was at the failed step.
+std::string AssembleRoot(const LaunchConfig& config, const RootfsPaths& paths = {});
+
+}  // namespace supermachine::agent
