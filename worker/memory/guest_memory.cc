@@ -3,7 +3,9 @@
 #include "worker/memory/guest_memory.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -60,6 +62,65 @@ absl::StatusOr<GuestMemory> GuestMemory::Create(const std::vector<RegionSpec>& s
                                   .file_offset = offset,
                                   .mapping = std::move(m)});
     offset += s.size;
+  }
+  return mem;
+}
+
+absl::StatusOr<GuestMemory> GuestMemory::CreatePrivateFromFile(
+    const std::string& path, const std::vector<FileRegionSpec>& specs) {
+  if (specs.empty()) {
+    return absl::InvalidArgumentError("guest memory: no regions");
+  }
+  const uint64_t page = static_cast<uint64_t>(sysconf(_SC_PAGESIZE));
+  std::vector<FileRegionSpec> sorted = specs;
+  std::sort(sorted.begin(), sorted.end(), [](const FileRegionSpec& a, const FileRegionSpec& b) {
+    return a.guest_base < b.guest_base;
+  });
+  uint64_t needed = 0;
+  for (size_t i = 0; i < sorted.size(); ++i) {
+    const FileRegionSpec& s = sorted[i];
+    if (s.size == 0 || s.size % page != 0 || s.guest_base % page != 0 ||
+        s.file_offset % page != 0) {
+      return absl::InvalidArgumentError(absl::StrFormat(
+          "guest memory region at 0x%x size 0x%x file offset 0x%x: must be non-empty and "
+          "page-aligned",
+          s.guest_base, s.size, s.file_offset));
+    }
+    if (s.guest_base + s.size < s.guest_base || s.file_offset + s.size < s.file_offset) {
+      return absl::InvalidArgumentError("guest memory region wraps the address space");
+    }
+    if (i > 0 && sorted[i - 1].guest_base + sorted[i - 1].size > s.guest_base) {
+      return absl::InvalidArgumentError("guest memory regions overlap");
+    }
+    needed = std::max(needed, s.file_offset + s.size);
+  }
+
+  GuestMemory mem;
+  mem.private_ = true;
+  mem.fd_ = base::UniqueFd(open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!mem.fd_.valid()) {
+    return base::ErrnoToStatus(errno, absl::StrCat("open RAM file ", path));
+  }
+  struct stat st {};
+  if (fstat(mem.fd_.get(), &st) != 0) {
+    return base::ErrnoToStatus(errno, absl::StrCat("stat RAM file ", path));
+  }
+  if (static_cast<uint64_t>(st.st_size) < needed) {
+    return absl::DataLossError(absl::StrFormat(
+        "RAM file %s is %d bytes but the snapshot's memory layout needs %d: the file is "
+        "truncated or belongs to another snapshot",
+        path, st.st_size, needed));
+  }
+  for (const FileRegionSpec& s : sorted) {
+    // PROT_WRITE on a read-only fd is allowed for MAP_PRIVATE: writes go to private copies.
+    SM_ASSIGN_OR_RETURN(Mapping m,
+                        Mapping::Map(mem.fd_.get(), s.size, PROT_READ | PROT_WRITE,
+                                     MAP_PRIVATE | MAP_NORESERVE,
+                                     static_cast<off_t>(s.file_offset)));
+    mem.regions_.push_back(Region{.guest_base = s.guest_base,
+                                  .size = s.size,
+                                  .file_offset = s.file_offset,
+                                  .mapping = std::move(m)});
   }
   return mem;
 }

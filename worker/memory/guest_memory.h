@@ -9,6 +9,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <string>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -37,17 +38,35 @@ struct Region {
   }
 };
 
+// A region of a RAM file: where it sits in the guest and in the file.
+struct FileRegionSpec {
+  GuestAddress guest_base = 0;
+  uint64_t size = 0;         // Bytes; a multiple of the page size.
+  uint64_t file_offset = 0;  // Page-aligned.
+};
+
 class GuestMemory {
  public:
   // Creates one memfd holding all regions back to back. Regions must be page-aligned, non-empty
   // and must not overlap.
   static absl::StatusOr<GuestMemory> Create(const std::vector<RegionSpec>& specs);
 
+  // Restore: maps the regions of the RAM file at `path` MAP_PRIVATE — copy-on-write, pages
+  // faulted lazily from the page cache, so clones of one snapshot share every page they have
+  // not written, and guest writes never reach the file. Checks first that the file covers
+  // every region (a short file would SIGBUS the guest later, not fail here). fd() is then the
+  // read-only RAM file.
+  static absl::StatusOr<GuestMemory> CreatePrivateFromFile(
+      const std::string& path, const std::vector<FileRegionSpec>& specs);
+
   GuestMemory(GuestMemory&&) = default;
   GuestMemory& operator=(GuestMemory&&) = default;
 
   const std::vector<Region>& regions() const { return regions_; }
   int fd() const { return fd_.get(); }
+  // True when the regions map a RAM file privately (CreatePrivateFromFile): the guest's
+  // writes live in anonymous copy-on-write pages, not in fd().
+  bool is_private() const { return private_; }
   uint64_t total_size() const;
   // One past the highest guest-physical address backed by RAM.
   GuestAddress end() const;
@@ -86,6 +105,7 @@ class GuestMemory {
 
   base::UniqueFd fd_;
   std::vector<Region> regions_;
+  bool private_ = false;
 };
 
 }  // namespace supermachine::memory
