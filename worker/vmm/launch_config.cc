@@ -102,6 +102,24 @@ absl::StatusOr<LaunchConfig> ParseLaunchConfigJson(absl::string_view text) {
         c.rng = v.get<bool>();
       } else if (key == "pvh") {
         c.pvh = v.get<bool>();
+      } else if (key == "vsock") {
+        if (v.is_string()) {
+          c.vsock.path = v.get<std::string>();
+        } else if (v.is_object()) {
+          for (auto vit = v.begin(); vit != v.end(); ++vit) {
+            if (vit.key() == "path") {
+              c.vsock.path = vit.value().get<std::string>();
+            } else if (vit.key() == "cid") {
+              c.vsock.guest_cid = vit.value().get<uint32_t>();
+            } else {
+              return absl::InvalidArgumentError(
+                  absl::StrCat("launch config: unknown vsock key '", vit.key(), "'"));
+            }
+          }
+        } else {
+          return absl::InvalidArgumentError(
+              "launch config: 'vsock' is \"PATH\" or {\"path\":..,\"cid\":..}");
+        }
       } else if (key == "serial") {
         SM_ASSIGN_OR_RETURN(c.serial, ParseSerialSpec(v.get<std::string>()));
       } else if (key == "disks") {
@@ -143,8 +161,8 @@ absl::StatusOr<LaunchConfig> ParseLaunchConfigJson(absl::string_view text) {
 
 absl::StatusOr<CommandLine> ParseCommandLine(int argc, const char* const* argv) {
   CLI::App app{"supermachine-worker: runs one KVM microVM (see docs/worker.md)"};
-  std::string config_file, kernel, cmdline, serial;
-  uint32_t mem_mib = 0, vcpus = 0;
+  std::string config_file, kernel, cmdline, serial, vsock;
+  uint32_t mem_mib = 0, vcpus = 0, vsock_cid = 0;
   std::vector<std::string> disks;
   bool no_rng = false, no_pvh = false;
   app.add_option("--config", config_file, "JSON launch config; flags given too override it");
@@ -157,6 +175,12 @@ absl::StatusOr<CommandLine> ParseCommandLine(int argc, const char* const* argv) 
   app.add_option("--disk", disks, "PATH[,ro|,rw][,id=NAME]; repeat for more disks")
       ->take_all();
   app.add_option("--serial", serial, "stdout (default), none, file:PATH or fd:N");
+  app.add_option("--vsock", vsock,
+                 "add a virtio-vsock device; host clients connect to the Unix socket PATH and "
+                 "send \"CONNECT <port>\\n\" (reply \"OK <hostport>\\n\"); guest connections "
+                 "to host port P go to the socket PATH_P")
+      ->type_name("PATH");
+  app.add_option("--vsock-cid", vsock_cid, "the guest's vsock CID (default 3)");
   app.add_flag("--no-rng", no_rng, "do not add a virtio-rng device");
   app.add_flag("--no-pvh", no_pvh, "boot an ELF vmlinux through its 64-bit entry, not PVH");
 
@@ -202,6 +226,12 @@ absl::StatusOr<CommandLine> ParseCommandLine(int argc, const char* const* argv) 
   }
   if (!serial.empty()) {
     SM_ASSIGN_OR_RETURN(c.serial, ParseSerialSpec(serial));
+  }
+  if (!vsock.empty()) {
+    c.vsock.path = vsock;
+  }
+  if (app.count("--vsock-cid") > 0) {
+    c.vsock.guest_cid = vsock_cid;
   }
   if (no_rng) {
     c.rng = false;
@@ -254,6 +284,16 @@ absl::Status ValidateLaunchConfig(const LaunchConfig& c, const HostLimits& limit
                                                      d.read_only ? "read-only" : "read-write",
                                                      ")"));
     }
+  }
+  if (!c.vsock.path.empty() && c.vsock.path.size() > kMaxVsockPath) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("vsock path '", c.vsock.path, "' is ", c.vsock.path.size(),
+                     " bytes: at most ", kMaxVsockPath,
+                     " fit a Unix socket address with the \"_<port>\" suffix"));
+  }
+  if (c.vsock.guest_cid < 3 || c.vsock.guest_cid == 0xffffffffu) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "vsock CID ", c.vsock.guest_cid, ": must be 3..4294967294 (0-2 are reserved)"));
   }
   if (c.serial.kind == SerialKind::kFd && fcntl(c.serial.fd, F_GETFD) < 0) {
     return absl::InvalidArgumentError(

@@ -27,6 +27,16 @@ struct SerialConfig {
   bool operator==(const SerialConfig&) const = default;
 };
 
+// virtio-vsock with the host end on Unix sockets (docs/worker.md "vsock").
+struct VsockConfig {
+  std::string path;  // Listening socket; empty: no vsock device.
+  uint32_t guest_cid = 3;
+  bool operator==(const VsockConfig&) const = default;
+};
+inline constexpr uint32_t kDefaultVsockCid = 3;
+// "<path>_<port>" must fit sockaddr_un.sun_path (108 bytes with its NUL).
+inline constexpr size_t kMaxVsockPath = 96;
+
 inline constexpr absl::string_view kDefaultCmdline = "console=ttyS0 reboot=t panic=-1";
 inline constexpr uint32_t kDefaultMemMib = 256;
 // Below this the kernel cannot even unpack itself next to our boot structures.
@@ -40,6 +50,7 @@ struct LaunchConfig {
   uint32_t vcpus = 1;
   std::vector<DiskConfig> disks;
   SerialConfig serial;
+  VsockConfig vsock;
   bool rng = true;
   // Use the ELF's PVH entry when it has one (else the 64-bit Linux entry).
   bool pvh = true;
@@ -50,7 +61,8 @@ absl::StatusOr<DiskConfig> ParseDiskSpec(absl::string_view spec);
 // "stdout", "none", "file:PATH", "fd:N".
 absl::StatusOr<SerialConfig> ParseSerialSpec(absl::string_view spec);
 // {"kernel": ..., "cmdline": ..., "mem_mib": N, "vcpus": N, "disks": [{"path":..,"read_only":..}],
-//  "serial": "stdout", "rng": true, "pvh": true}. Unknown keys are errors (a typo must not be
+//  "serial": "stdout", "vsock": {"path": PATH, "cid": N} (or "vsock": PATH), "rng": true,
+//  "pvh": true}. Unknown keys are errors (a typo must not be
 // silently ignored).
 absl::StatusOr<LaunchConfig> ParseLaunchConfigJson(absl::string_view json);
 
@@ -71,7 +83,7 @@ HostLimits QueryHostLimits();
 
 // Everything checkable without KVM: kernel exists and has a known format, memory within
 // [kMinMemMib, host RAM), vCPUs within limits, disks openable with the requested access,
-// device count. Messages name the offending item and what to do.
+// device count, vsock path length and CID. Messages name the offending item and what to do.
 absl::Status ValidateLaunchConfig(const LaunchConfig& config, const HostLimits& limits);
 
 }  // namespace supermachine::vmm

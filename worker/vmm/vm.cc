@@ -26,6 +26,7 @@
 #include "worker/base/status_macros.h"
 #include "worker/devices/virtio/block.h"
 #include "worker/devices/virtio/rng.h"
+#include "worker/devices/virtio/vsock/vsock.h"
 #include "worker/vmm/cmdline.h"
 #include "worker/vmm/exit_codes.h"
 
@@ -248,7 +249,7 @@ absl::Status Vm::SetupDevices() {
   SM_ASSIGN_OR_RETURN(serial_irq_, MakeIrq(arch::kSerialIrq));
   serial_ = std::make_unique<devices::Serial>(serial_irq_.get(), serial_out_.get());
 
-  // virtio devices: disks in order (so /dev/vda is the first --disk), then rng.
+  // virtio devices: disks in order (so /dev/vda is the first --disk), then vsock, then rng.
   std::vector<std::unique_ptr<devices::virtio::VirtioDevice>> devs;
   for (size_t i = 0; i < c.disks.size(); ++i) {
     const DiskConfig& d = c.disks[i];
@@ -257,6 +258,11 @@ absl::Status Vm::SetupDevices() {
                                          .read_only = d.read_only,
                                          .id = d.id.empty() ? absl::StrCat("disk", i) : d.id}));
     devs.push_back(std::move(block));
+  }
+  if (!c.vsock.path.empty()) {
+    SM_ASSIGN_OR_RETURN(auto vsock, devices::virtio::vsock::Vsock::Create(
+                                        {.uds_path = c.vsock.path, .guest_cid = c.vsock.guest_cid}));
+    devs.push_back(std::move(vsock));
   }
   if (c.rng) {
     devs.push_back(std::make_unique<devices::virtio::Rng>());
@@ -407,12 +413,13 @@ VmEnd Vm::Run() {
     ev.data.u64 = tag;
     return epoll_ctl(ep.get(), EPOLL_CTL_ADD, fd, &ev) == 0;
   };
-  // Tags: 0 = end event, 1 = stop signal, 2 = serial input, 3+ = ioeventfd (index into
-  // `notifiers`).
+  // Tags: 0 = end event, 1 = stop signal, 2 = serial input, 3+ = index into `notifiers`:
+  // a queue's ioeventfd, or a device's host event fd (vsock's host sockets).
   struct Notifier {
     int fd;
     devices::virtio::MmioTransport* transport;
     uint32_t queue;
+    bool host_events;  // fd is the device's host_event_fd(), not an ioeventfd.
   };
   std::vector<Notifier> notifiers;
   bool loop_ok = ep.valid() && add(end_event_.get(), 0);
@@ -423,8 +430,12 @@ VmEnd Vm::Run() {
   bool serial_paused = false;
   for (VirtioSlot& s : virtio_) {
     for (uint32_t q = 0; q < s.ioeventfds.size(); ++q) {
-      notifiers.push_back({s.ioeventfds[q].get(), s.transport.get(), q});
+      notifiers.push_back({s.ioeventfds[q].get(), s.transport.get(), q, false});
       loop_ok = loop_ok && add(s.ioeventfds[q].get(), 3 + notifiers.size() - 1);
+    }
+    if (const int fd = s.transport->host_event_fd(); fd >= 0) {
+      notifiers.push_back({fd, s.transport.get(), 0, true});
+      loop_ok = loop_ok && add(fd, 3 + notifiers.size() - 1);
     }
   }
   if (!loop_ok) {
@@ -478,7 +489,9 @@ VmEnd Vm::Run() {
       } else {
         const Notifier& nt = notifiers[tag - 3];
         uint64_t count;
-        if (read(nt.fd, &count, sizeof(count)) == sizeof(count)) {
+        if (nt.host_events) {
+          nt.transport->ProcessHostEvents();  // Level-triggered: the device drains it.
+        } else if (read(nt.fd, &count, sizeof(count)) == sizeof(count)) {
           nt.transport->Notify(nt.queue);
         }
       }

@@ -227,16 +227,37 @@ void MmioTransport::NotifyLocked(uint32_t queue_index) {
       !queues_[queue_index].state().ready) {
     return;
   }
-  absl::StatusOr<bool> used = device_->ProcessQueue(queue_index, queues_[queue_index], *mem_);
+  absl::StatusOr<bool> used =
+      device_->ProcessQueues(queue_index, absl::MakeSpan(queues_), *mem_);
+  CompleteLocked(used, absl::StrCat("queue ", queue_index));
+}
+
+void MmioTransport::CompleteLocked(const absl::StatusOr<bool>& used, const std::string& what) {
   if (!used.ok()) {
-    last_error_ = absl::StrCat(device_->name(), " queue ", queue_index, ": ",
-                               used.status().message());
+    last_error_ = absl::StrCat(device_->name(), " ", what, ": ", used.status().message());
     return;
   }
   if (*used) {
     state_.interrupt_status |= kInterruptUsedBuffer;
     irq_->Trigger().IgnoreError();  // Fails only while the VM is being torn down.
   }
+}
+
+int MmioTransport::host_event_fd() {
+  std::lock_guard lock(mu_);
+  return device_->host_event_fd();
+}
+
+void MmioTransport::ProcessHostEvents() {
+  std::lock_guard lock(mu_);
+  CompleteLocked(device_->ProcessHostEvents(absl::MakeSpan(queues_), *mem_), "host events");
+}
+
+absl::Status MmioTransport::WithDevice(const DeviceFn& fn) {
+  std::lock_guard lock(mu_);
+  absl::StatusOr<bool> used = fn(*device_, absl::MakeSpan(queues_), *mem_);
+  CompleteLocked(used, "device operation");
+  return used.status();
 }
 
 MmioState MmioTransport::StateForTest() {

@@ -6,6 +6,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -84,6 +85,18 @@ class MmioTransport {
   void Write(uint64_t offset, absl::Span<const uint8_t> data);
   // A queue notification (from an MMIO write to QueueNotify or its ioeventfd).
   void Notify(uint32_t queue_index);
+  // The device's host_event_fd() (-1: none); the VM's event loop watches it.
+  int host_event_fd();
+  // host_event_fd() became readable: lets the device work, raises the interrupt if it used
+  // buffers.
+  void ProcessHostEvents();
+  // Runs `fn` on the device and its queues with the lock held, as the transport's own calls
+  // do, for device operations the VMM starts itself (e.g. vsock's transport reset after a
+  // restore). `fn` returns whether it added used entries; the interrupt is raised if so.
+  // Errors are recorded in last_error() and returned.
+  using DeviceFn = std::function<absl::StatusOr<bool>(VirtioDevice&, absl::Span<Queue>,
+                                                      const memory::GuestMemory&)>;
+  absl::Status WithDevice(const DeviceFn& fn);
 
   VirtioDevice& device() { return *device_; }
   size_t num_queues() const { return queues_.size(); }
@@ -97,6 +110,8 @@ class MmioTransport {
   void SetStatus(uint32_t value);  // Requires mu_.
   void ResetLocked();  // Requires mu_.
   void NotifyLocked(uint32_t queue_index);  // Requires mu_.
+  // Records an error or raises the used-buffer interrupt after a device call. Requires mu_.
+  void CompleteLocked(const absl::StatusOr<bool>& used, const std::string& what);
   Queue* SelectedQueue();  // Requires mu_.
   bool QueueConfigWritable() const;  // Requires mu_.
 
