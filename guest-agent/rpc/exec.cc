@@ -1,0 +1,774 @@
+// File: guest-agent/rpc/exec.cc
+// The `exec` operation: starts a command in the guest (argv via PATH, merged env, cwd, user,
+// pipes or a pty), then runs one poll loop that moves bytes both ways with backpressure:
+//   - stdout/stderr are read only while fewer than kMaxOutboundBytes wait for the host, so a
+//     host that stops reading stalls the command (its pipe fills), never our memory;
+//   - host frames are read only while fewer than kMaxPendingStdin bytes wait for the command's
+//     stdin, so a command that does not read stalls the host's writes the same way.
+// Resize and signal frames take effect when read. The timeout and the end of the host
+// connection SIGKILL the process group. The command's exit arrives from the Reaper on a small
+// waiter thread (eventfd), so the loop never calls wait*.
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <sys/eventfd.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <termios.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "guest-agent/process/users.h"
+#include "guest-agent/protocol/frame.h"
+#include "guest-agent/rpc/connection.h"
+
+namespace supermachine::agent::rpc {
+namespace {
+
+constexpr size_t kReadChunk = 64 * 1024;
+constexpr size_t kMaxOutboundBytes = 256 * 1024;   // Serialized frames waiting for the host.
+constexpr size_t kMaxPendingStdin = 2u << 20;      // Bytes waiting for the command's stdin.
+// After the command exits, output still in flight (pipe buffers, descendants holding the
+// pipes) is forwarded until both streams end or nothing moved for this long.
+constexpr auto kDrainGrace = std::chrono::milliseconds(500);
+constexpr char kDefaultPath[] = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+class Fd {
+ public:
+  Fd() = default;
+  explicit Fd(int fd) : fd_(fd) {}
+  ~Fd() { Reset(); }
+  Fd(Fd&& o) noexcept : fd_(std::exchange(o.fd_, -1)) {}
+  Fd& operator=(Fd&& o) noexcept {
+    if (this != &o) {
+      Reset();
+      fd_ = std::exchange(o.fd_, -1);
+    }
+    return *this;
+  }
+  int get() const { return fd_; }
+  void Reset() {
+    if (fd_ >= 0) {
+      ::close(fd_);
+    }
+    fd_ = -1;
+  }
+
+ private:
+  int fd_ = -1;
+};
+
+std::string EnvKey(const std::string& entry) { return entry.substr(0, entry.find('=')); }
+
+// Request env over workload defaults (same key: the request wins), unless replace_env.
+std::vector<std::string> MergeEnv(const std::vector<std::string>& defaults,
+                                  const v1::ExecRequest& request) {
+  std::vector<std::string> env;
+  if (!request.replace_env()) {
+    env = defaults;
+  }
+  for (const std::string& entry : request.env()) {
+    const std::string key = EnvKey(entry);
+    auto it = std::find_if(env.begin(), env.end(),
+                           [&](const std::string& e) { return EnvKey(e) == key; });
+    if (it != env.end()) {
+      *it = entry;
+    } else {
+      env.push_back(entry);
+    }
+  }
+  return env;
+}
+
+bool HasKey(const std::vector<std::string>& env, const std::string& key) {
+  return std::any_of(env.begin(), env.end(),
+                     [&](const std::string& e) { return EnvKey(e) == key; });
+}
+
+std::string GetEnv(const std::vector<std::string>& env, const std::string& key) {
+  for (const std::string& e : env) {
+    if (EnvKey(e) == key) {
+      return e.substr(key.size() + 1);
+    }
+  }
+  return "";
+}
+
+// argv[0] with a '/' is used as is; else the first executable regular file on PATH.
+// Returns the path, or empty with *err set.
+std::string LookPath(const std::string& name, const std::string& path, int* err) {
+  if (name.find('/') != std::string::npos) {
+    return name;
+  }
+  *err = ENOENT;
+  size_t start = 0;
+  while (start <= path.size()) {
+    size_t end = path.find(':', start);
+    if (end == std::string::npos) {
+      end = path.size();
+    }
+    std::string dir = path.substr(start, end - start);
+    if (dir.empty()) {
+      dir = ".";
+    }
+    std::string candidate = dir + "/" + name;
+    struct stat st {};
+    if (::stat(candidate.c_str(), &st) == 0 && S_ISREG(st.st_mode)) {
+      if (::access(candidate.c_str(), X_OK) == 0) {
+        return candidate;
+      }
+      *err = EACCES;
+    }
+    start = end + 1;
+  }
+  return "";
+}
+
+// What the child reports through the CLOEXEC error pipe when it fails before execve.
+struct ChildFailure {
+  int stage = 0;
+  int err = 0;
+};
+enum Stage : int { kStageUser = 1, kStageCwd, kStageExec, kStageTty, kStageSetsid };
+
+const char* StageName(int stage) {
+  switch (stage) {
+    case kStageUser:
+      return "switch user";
+    case kStageCwd:
+      return "chdir";
+    case kStageExec:
+      return "execve";
+    case kStageTty:
+      return "controlling tty";
+    case kStageSetsid:
+      return "setsid";
+    default:
+      return "start";
+  }
+}
+
+// Everything the child needs, prepared before fork: the child only makes syscalls.
+struct ChildPlan {
+  std::string path;
+  std::vector<std::string> argv;
+  std::vector<std::string> env;
+  std::string cwd;
+  std::optional<ResolvedUser> user;  // nullopt: keep the agent's identity.
+  int stdin_fd = -1;
+  int stdout_fd = -1;
+  int stderr_fd = -1;
+  bool tty = false;
+  int error_pipe = -1;
+};
+
+[[noreturn]] void ChildFail(int pipe_fd, int stage, int err) {
+  ChildFailure f{stage, err};
+  (void)!::write(pipe_fd, &f, sizeof(f));
+  ::_exit(err == ENOENT ? 127 : 126);
+}
+
+[[noreturn]] void RunChild(const ChildPlan& plan, char* const* argv, char* const* envp) {
+  // Signals: default dispositions and an empty mask, whatever PID 1 uses for itself (tini).
+  struct sigaction dfl {};
+  dfl.sa_handler = SIG_DFL;
+  for (int sig = 1; sig < NSIG; ++sig) {
+    if (sig != SIGKILL && sig != SIGSTOP) {
+      ::sigaction(sig, &dfl, nullptr);
+    }
+  }
+  sigset_t none;
+  sigemptyset(&none);
+  ::sigprocmask(SIG_SETMASK, &none, nullptr);
+
+  // Own session and process group: signals and the timeout reach the whole command tree.
+  if (::setsid() < 0) {
+    ChildFail(plan.error_pipe, kStageSetsid, errno);
+  }
+  if (plan.tty && ::ioctl(plan.stdout_fd, TIOCSCTTY, 0) != 0) {
+    ChildFail(plan.error_pipe, kStageTty, errno);
+  }
+  ::dup2(plan.stdin_fd, 0);
+  ::dup2(plan.stdout_fd, 1);
+  ::dup2(plan.stderr_fd, 2);
+  if (plan.user && ApplyUser(*plan.user) != 0) {
+    ChildFail(plan.error_pipe, kStageUser, errno);
+  }
+  if (::chdir(plan.cwd.c_str()) != 0) {
+    ChildFail(plan.error_pipe, kStageCwd, errno);
+  }
+  ::execve(plan.path.c_str(), argv, envp);
+  ChildFail(plan.error_pipe, kStageExec, errno);
+}
+
+std::vector<char*> CStrings(const std::vector<std::string>& strings) {
+  std::vector<char*> out;
+  out.reserve(strings.size() + 1);
+  for (const std::string& s : strings) {
+    out.push_back(const_cast<char*>(s.c_str()));
+  }
+  out.push_back(nullptr);
+  return out;
+}
+
+void SetNonBlocking(int fd) { ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) | O_NONBLOCK); }
+
+struct Started {
+  pid_t pid = -1;
+  Fd stdin_w;   // Non-tty: our end of the command's stdin (invalid when stdin = false).
+  Fd stdout_r;  // Non-tty: stdout; tty: the pty master (read and write).
+  Fd stderr_r;  // Non-tty only.
+  int code = kOk;
+  std::string error;
+};
+
+Started Start(const Connection& conn, const v1::ExecRequest& request) {
+  Started s;
+  const std::string what = "exec " + (request.argv().empty() ? std::string() : request.argv(0));
+  if (request.argv().empty() || request.argv(0).empty()) {
+    s.code = kInvalidArgument;
+    s.error = "exec: empty argv";
+    return s;
+  }
+  const ExecDefaults defaults = conn.ctx->workload->exec_defaults();
+  ChildPlan plan;
+  plan.argv.assign(request.argv().begin(), request.argv().end());
+  plan.env = MergeEnv(defaults.env, request);
+  plan.cwd = !request.cwd().empty() ? request.cwd() : (defaults.cwd.empty() ? "/" : defaults.cwd);
+  plan.tty = request.tty();
+
+  const std::string user_spec = !request.user().empty() ? request.user() : defaults.user;
+  UserResult user = ResolveUser(user_spec, conn.ctx->root_dir);
+  if (!user.ok) {
+    s.code = user.error.find("not found") != std::string::npos ? kNotFound : kInvalidArgument;
+    s.error = what + ": " + user.error;
+    return s;
+  }
+  if (!user_spec.empty()) {
+    plan.user = user.user;  // "" runs as the agent itself (root in the guest).
+  }
+  if (!HasKey(plan.env, "PATH")) {
+    plan.env.push_back(std::string("PATH=") + kDefaultPath);
+  }
+  if (!HasKey(plan.env, "HOME")) {
+    plan.env.push_back("HOME=" + user.user.home);
+  }
+  if (plan.tty && !HasKey(plan.env, "TERM")) {
+    plan.env.push_back("TERM=xterm");
+  }
+  int look_err = 0;
+  plan.path = LookPath(plan.argv[0], GetEnv(plan.env, "PATH"), &look_err);
+  if (plan.path.empty()) {
+    s.code = ErrnoToCode(look_err);
+    s.error = ErrnoMessage(what + ": not found in PATH " + GetEnv(plan.env, "PATH"), look_err);
+    return s;
+  }
+
+  // Child-side fds, closed in the parent after fork.
+  Fd child_in, child_out, child_err;
+  if (plan.tty) {
+    Fd master(::posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC));
+    if (master.get() < 0 || ::grantpt(master.get()) != 0 || ::unlockpt(master.get()) != 0) {
+      s.code = ErrnoToCode(errno);
+      s.error = ErrnoMessage(what + ": open pty", errno);
+      return s;
+    }
+    char name[128];
+    if (::ptsname_r(master.get(), name, sizeof(name)) != 0) {
+      s.code = kInternal;
+      s.error = ErrnoMessage(what + ": ptsname", errno);
+      return s;
+    }
+    if (request.has_window()) {
+      winsize ws{};
+      ws.ws_row = static_cast<unsigned short>(request.window().rows());
+      ws.ws_col = static_cast<unsigned short>(request.window().cols());
+      ::ioctl(master.get(), TIOCSWINSZ, &ws);
+    }
+    child_out = Fd(::open(name, O_RDWR | O_NOCTTY | O_CLOEXEC));
+    if (child_out.get() < 0) {
+      s.code = ErrnoToCode(errno);
+      s.error = ErrnoMessage(what + ": open " + name, errno);
+      return s;
+    }
+    plan.stdin_fd = plan.stdout_fd = plan.stderr_fd = child_out.get();
+    s.stdout_r = std::move(master);
+  } else {
+    int p[2];
+    if (request.stdin()) {
+      if (::pipe2(p, O_CLOEXEC) != 0) {
+        s.code = ErrnoToCode(errno);
+        s.error = ErrnoMessage(what + ": pipe", errno);
+        return s;
+      }
+      child_in = Fd(p[0]);
+      s.stdin_w = Fd(p[1]);
+    } else {
+      child_in = Fd(::open("/dev/null", O_RDONLY | O_CLOEXEC));
+    }
+    if (::pipe2(p, O_CLOEXEC) != 0) {
+      s.code = ErrnoToCode(errno);
+      s.error = ErrnoMessage(what + ": pipe", errno);
+      return s;
+    }
+    s.stdout_r = Fd(p[0]);
+    child_out = Fd(p[1]);
+    if (::pipe2(p, O_CLOEXEC) != 0) {
+      s.code = ErrnoToCode(errno);
+      s.error = ErrnoMessage(what + ": pipe", errno);
+      return s;
+    }
+    s.stderr_r = Fd(p[0]);
+    child_err = Fd(p[1]);
+    plan.stdin_fd = child_in.get();
+    plan.stdout_fd = child_out.get();
+    plan.stderr_fd = child_err.get();
+  }
+  int ep[2];
+  if (::pipe2(ep, O_CLOEXEC) != 0) {
+    s.code = ErrnoToCode(errno);
+    s.error = ErrnoMessage(what + ": pipe", errno);
+    return s;
+  }
+  Fd error_r(ep[0]);
+  Fd error_w(ep[1]);
+  plan.error_pipe = error_w.get();
+
+  std::vector<char*> argv = CStrings(plan.argv);
+  std::vector<char*> envp = CStrings(plan.env);
+  pid_t pid = conn.ctx->reaper->Spawn([&]() -> pid_t {
+    pid_t p = ::fork();
+    if (p == 0) {
+      RunChild(plan, argv.data(), envp.data());
+    }
+    return p < 0 ? -errno : p;
+  });
+  if (pid < 0) {
+    s.code = ErrnoToCode(-pid);
+    s.error = ErrnoMessage(what + ": fork", -pid);
+    return s;
+  }
+  error_w.Reset();
+  child_in.Reset();
+  child_out.Reset();
+  child_err.Reset();
+  ChildFailure failure;
+  ssize_t n;
+  do {
+    n = ::read(error_r.get(), &failure, sizeof(failure));
+  } while (n < 0 && errno == EINTR);
+  if (n == static_cast<ssize_t>(sizeof(failure))) {
+    conn.ctx->reaper->Wait(pid, -1);  // It _exits at once.
+    s.code = ErrnoToCode(failure.err);
+    std::string detail = failure.stage == kStageCwd  ? " " + plan.cwd
+                         : failure.stage == kStageExec ? " " + plan.path
+                         : failure.stage == kStageUser ? " " + user_spec
+                                                       : "";
+    s.error = ErrnoMessage(what + ": " + StageName(failure.stage) + detail, failure.err);
+    return s;
+  }
+  s.pid = pid;
+  return s;
+}
+
+class ExecLoop {
+ public:
+  ExecLoop(const Connection& conn, const v1::ExecRequest& request, Started started)
+      : conn_(conn), request_(request), s_(std::move(started)) {}
+
+  void Run();
+
+ private:
+  bool QueueOutput(const v1::ExecOutput& out);
+  bool ReadHost();
+  bool HandleInput(const v1::ExecInput& input);
+  void ReadStream(Fd* fd, bool is_stderr, bool* eof);
+  bool FlushOutbound();
+  void FlushStdin();
+  void CloseStdin();
+  void KillGroup();
+
+  const Connection& conn_;
+  const v1::ExecRequest& request_;
+  Started s_;
+  protocol::FrameDecoder decoder_;
+  std::string outbound_;       // Serialized frames for the host.
+  size_t outbound_offset_ = 0;
+  std::string stdin_pending_;  // Bytes for the command's stdin.
+  bool stdin_eof_requested_ = false;
+  bool host_input_done_ = false;  // Host half-closed (or sent garbage): no more input.
+  bool host_gone_ = false;
+  bool killed_ = false;
+  bool timed_out_ = false;
+  bool progress_ = false;
+};
+
+bool ExecLoop::QueueOutput(const v1::ExecOutput& out) {
+  std::string payload;
+  out.SerializeToString(&payload);
+  return protocol::AppendFrame(payload, &outbound_);
+}
+
+void ExecLoop::KillGroup() {
+  if (!killed_) {
+    ::kill(-s_.pid, SIGKILL);
+    ::kill(s_.pid, SIGKILL);  // In case it left its group.
+    killed_ = true;
+  }
+}
+
+void ExecLoop::CloseStdin() {
+  if (request_.tty()) {
+    // A pty has no half-close: closing the master hangs the session up. ^D is what a user
+    // typing EOF sends (effective at the start of a line in canonical mode).
+    if (s_.stdout_r.get() >= 0) {
+      (void)!::write(s_.stdout_r.get(), "\x04", 1);
+    }
+  } else {
+    s_.stdin_w.Reset();
+  }
+}
+
+bool ExecLoop::HandleInput(const v1::ExecInput& input) {
+  switch (input.input_case()) {
+    case v1::ExecInput::kStdin:
+      if (request_.stdin() && !stdin_eof_requested_) {
+        stdin_pending_.append(input.stdin());
+      }
+      return true;
+    case v1::ExecInput::kStdinEof:
+      if (input.stdin_eof() && !stdin_eof_requested_) {
+        stdin_eof_requested_ = true;
+        if (stdin_pending_.empty()) {
+          CloseStdin();
+        }
+      }
+      return true;
+    case v1::ExecInput::kResize:
+      if (request_.tty()) {
+        winsize ws{};
+        ws.ws_row = static_cast<unsigned short>(input.resize().rows());
+        ws.ws_col = static_cast<unsigned short>(input.resize().cols());
+        ::ioctl(s_.stdout_r.get(), TIOCSWINSZ, &ws);  // The kernel sends SIGWINCH.
+      }
+      return true;
+    case v1::ExecInput::kSignal:
+      if (input.signal() > 0 && input.signal() < NSIG) {
+        ::kill(-s_.pid, input.signal());
+      }
+      return true;
+    case v1::ExecInput::INPUT_NOT_SET:
+      return false;
+  }
+  return false;
+}
+
+// Reads what the host sent; false when the host broke the protocol.
+bool ExecLoop::ReadHost() {
+  char buf[kReadChunk];
+  ssize_t n = ::recv(conn_.fd, buf, sizeof(buf), MSG_DONTWAIT);
+  if (n < 0) {
+    if (errno == EAGAIN || errno == EINTR) {
+      return true;
+    }
+    host_gone_ = true;
+    return true;
+  }
+  if (n == 0) {
+    // Half-close: no more input, as if stdin_eof. Output still flows.
+    host_input_done_ = true;
+    if (!stdin_eof_requested_) {
+      stdin_eof_requested_ = true;
+      if (stdin_pending_.empty()) {
+        CloseStdin();
+      }
+    }
+    return true;
+  }
+  progress_ = true;
+  decoder_.Feed(buf, static_cast<size_t>(n));
+  std::string payload;
+  while (true) {
+    auto result = decoder_.Next(&payload);
+    if (result == protocol::FrameDecoder::Result::kNeedMore) {
+      return true;
+    }
+    if (result == protocol::FrameDecoder::Result::kError) {
+      return false;
+    }
+    v1::ExecInput input;
+    if (!input.ParseFromString(payload) || !HandleInput(input)) {
+      return false;
+    }
+  }
+}
+
+void ExecLoop::ReadStream(Fd* fd, bool is_stderr, bool* eof) {
+  char buf[kReadChunk];
+  ssize_t n = ::read(fd->get(), buf, sizeof(buf));
+  if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
+    return;
+  }
+  if (n <= 0) {
+    // EOF, or EIO from a pty master once the last slave holder is gone.
+    *eof = true;
+    fd->Reset();
+    return;
+  }
+  progress_ = true;
+  v1::ExecOutput out;
+  if (is_stderr) {
+    out.set_stderr(buf, static_cast<size_t>(n));
+  } else {
+    out.set_stdout(buf, static_cast<size_t>(n));
+  }
+  QueueOutput(out);
+}
+
+bool ExecLoop::FlushOutbound() {
+  while (outbound_offset_ < outbound_.size()) {
+    ssize_t n = ::send(conn_.fd, outbound_.data() + outbound_offset_,
+                       outbound_.size() - outbound_offset_, MSG_DONTWAIT | MSG_NOSIGNAL);
+    if (n < 0) {
+      if (errno == EINTR) {
+        continue;
+      }
+      if (errno == EAGAIN) {
+        break;
+      }
+      host_gone_ = true;
+      return false;
+    }
+    outbound_offset_ += static_cast<size_t>(n);
+    progress_ = true;
+  }
+  if (outbound_offset_ == outbound_.size()) {
+    outbound_.clear();
+    outbound_offset_ = 0;
+  }
+  return true;
+}
+
+void ExecLoop::FlushStdin() {
+  const int fd = request_.tty() ? s_.stdout_r.get() : s_.stdin_w.get();
+  if (fd < 0) {
+    stdin_pending_.clear();  // Closed (the command exited or closed its stdin).
+    return;
+  }
+  ssize_t n = ::write(fd, stdin_pending_.data(), stdin_pending_.size());
+  if (n < 0) {
+    if (errno == EAGAIN || errno == EINTR) {
+      return;
+    }
+    // EPIPE: the command closed its stdin; what it did not read is dropped.
+    stdin_pending_.clear();
+    if (!request_.tty()) {
+      s_.stdin_w.Reset();
+    }
+    return;
+  }
+  progress_ = true;
+  stdin_pending_.erase(0, static_cast<size_t>(n));
+  if (stdin_pending_.empty() && stdin_eof_requested_) {
+    CloseStdin();
+  }
+}
+
+void ExecLoop::Run() {
+  const auto start = Clock::now();
+  const bool has_deadline = request_.timeout_ms() > 0;
+  const Clock::time_point deadline = start + std::chrono::milliseconds(request_.timeout_ms());
+  Fd exit_event(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+  std::optional<ReapedStatus> reaped;
+  Reaper* reaper = conn_.ctx->reaper;
+  const pid_t pid = s_.pid;
+  const int exit_fd = exit_event.get();
+  std::thread waiter([&reaped, reaper, pid, exit_fd] {
+    reaped = reaper->Wait(pid, -1);
+    uint64_t one = 1;
+    (void)!::write(exit_fd, &one, sizeof(one));
+  });
+
+  SetNonBlocking(s_.stdout_r.get());
+  if (s_.stderr_r.get() >= 0) {
+    SetNonBlocking(s_.stderr_r.get());
+  }
+  if (s_.stdin_w.get() >= 0) {
+    SetNonBlocking(s_.stdin_w.get());
+  }
+  bool stdout_eof = false;
+  bool stderr_eof = s_.stderr_r.get() < 0;
+  bool exited = false;
+  Clock::time_point exited_at;
+  Clock::time_point last_progress = Clock::now();
+
+  while (!host_gone_) {
+    if (exited && stdout_eof && stderr_eof) {
+      break;
+    }
+    if (exited && Clock::now() - last_progress > kDrainGrace) {
+      break;  // Descendants still hold the pipes; the command itself is done.
+    }
+    int timeout_ms = -1;
+    const auto now = Clock::now();
+    if (has_deadline && !killed_) {
+      if (now >= deadline) {
+        timed_out_ = true;
+        KillGroup();
+        continue;
+      }
+      timeout_ms = static_cast<int>(
+          std::chrono::duration_cast<std::chrono::milliseconds>(deadline - now).count() + 1);
+    }
+    if (exited) {
+      int grace = static_cast<int>(
+          std::chrono::duration_cast<std::chrono::milliseconds>(kDrainGrace - (now - last_progress))
+              .count() + 1);
+      timeout_ms = timeout_ms < 0 ? grace : std::min(timeout_ms, grace);
+    }
+
+    enum { kHost, kOut, kErr, kIn, kExit, kCount };
+    pollfd fds[kCount] = {};
+    for (auto& p : fds) {
+      p.fd = -1;
+    }
+    const bool want_output = outbound_.size() - outbound_offset_ < kMaxOutboundBytes;
+    fds[kHost].fd = conn_.fd;
+    fds[kHost].events = static_cast<short>(
+        (!host_input_done_ && stdin_pending_.size() < kMaxPendingStdin ? POLLIN : 0) |
+        (outbound_offset_ < outbound_.size() ? POLLOUT : 0));
+    if (!stdout_eof && want_output) {
+      fds[kOut].fd = s_.stdout_r.get();
+      fds[kOut].events = POLLIN;
+    }
+    if (!stderr_eof && want_output) {
+      fds[kErr].fd = s_.stderr_r.get();
+      fds[kErr].events = POLLIN;
+    }
+    if (!stdin_pending_.empty()) {
+      fds[kIn].fd = request_.tty() ? s_.stdout_r.get() : s_.stdin_w.get();
+      fds[kIn].events = POLLOUT;
+      if (fds[kIn].fd < 0) {
+        stdin_pending_.clear();
+      }
+    }
+    fds[kExit].fd = exited ? -1 : exit_fd;
+    fds[kExit].events = POLLIN;
+
+    int rc = ::poll(fds, kCount, timeout_ms);
+    if (rc < 0 && errno != EINTR) {
+      KillGroup();
+      break;
+    }
+    if (rc <= 0) {
+      continue;
+    }
+    progress_ = false;
+    if (fds[kHost].revents & (POLLHUP | POLLERR)) {
+      // The host hung up completely: nobody will read the output. Kill, reap, leave.
+      host_gone_ = true;
+      break;
+    }
+    if (fds[kHost].revents & POLLOUT) {
+      FlushOutbound();
+    }
+    if (fds[kHost].revents & POLLIN) {
+      if (!ReadHost()) {
+        // Malformed input: the stream is out of sync and cannot carry an Error frame the host
+        // would recognise mid-exec, so end it without an exit frame (see agent-protocol.md).
+        host_gone_ = true;
+        break;
+      }
+    }
+    if (fds[kIn].revents & (POLLOUT | POLLERR | POLLHUP)) {
+      FlushStdin();
+    }
+    if (fds[kOut].revents & (POLLIN | POLLHUP | POLLERR)) {
+      ReadStream(&s_.stdout_r, false, &stdout_eof);
+    }
+    if (fds[kErr].revents & (POLLIN | POLLHUP | POLLERR)) {
+      ReadStream(&s_.stderr_r, true, &stderr_eof);
+    }
+    if (fds[kExit].revents & POLLIN) {
+      exited = true;
+      exited_at = Clock::now();
+      progress_ = true;
+    }
+    if (progress_) {
+      last_progress = Clock::now();
+    }
+    if (outbound_offset_ < outbound_.size()) {
+      FlushOutbound();
+    }
+  }
+
+  if (host_gone_ || !exited) {
+    KillGroup();
+  }
+  waiter.join();
+  s_.stdout_r.Reset();
+  s_.stderr_r.Reset();
+  s_.stdin_w.Reset();
+  if (host_gone_) {
+    return;
+  }
+  v1::ExecOutput out;
+  v1::ExecExit* exit = out.mutable_exit();
+  const int status = reaped ? reaped->wait_status : 0;
+  if (WIFSIGNALED(status)) {
+    exit->set_signal(WTERMSIG(status));
+  } else {
+    exit->set_exit_code(WEXITSTATUS(status));
+  }
+  exit->set_timed_out(timed_out_);
+  exit->set_duration_us(static_cast<uint64_t>(
+      std::chrono::duration_cast<std::chrono::microseconds>(
+          (exited ? exited_at : Clock::now()) - start)
+          .count()));
+  exit->set_peak_rss_kib(reaped ? static_cast<uint64_t>(reaped->usage.ru_maxrss) : 0);
+  QueueOutput(out);
+  // The rest goes out blocking: the exit frame must reach the host.
+  ::fcntl(conn_.fd, F_SETFL, ::fcntl(conn_.fd, F_GETFL) & ~O_NONBLOCK);
+  while (outbound_offset_ < outbound_.size()) {
+    ssize_t n = ::send(conn_.fd, outbound_.data() + outbound_offset_,
+                       outbound_.size() - outbound_offset_, MSG_NOSIGNAL);
+    if (n < 0 && errno == EINTR) {
+      continue;
+    }
+    if (n <= 0) {
+      return;
+    }
+    outbound_offset_ += static_cast<size_t>(n);
+  }
+}
+
+}  // namespace
+
+void HandleExec(const Connection& conn, const v1::ExecRequest& request) {
+  Started started = Start(conn, request);
+  if (started.pid < 0) {
+    SendError(conn, started.code, started.error);
+    return;
+  }
+  v1::Response response;
+  response.mutable_exec_started()->set_pid(started.pid);
+  if (!SendResponse(conn, response)) {
+    ::kill(-started.pid, SIGKILL);
+    ::kill(started.pid, SIGKILL);
+    conn.ctx->reaper->Wait(started.pid, -1);
+    return;
+  }
+  ExecLoop loop(conn, request, std::move(started));
+  loop.Run();
+}
+
+}  // namespace supermachine::agent::rpc

@@ -1,0 +1,72 @@
+// File: tests/unit/agent/readiness_test.cc
+// The pure /proc parsers behind wait_ready.
+#include "guest-agent/rpc/readiness.h"
+
+#include <gtest/gtest.h>
+
+namespace supermachine::agent::rpc {
+namespace {
+
+constexpr char kTcp[] =
+    "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout "
+    "inode\n"
+    "   0: 0100007F:1F90 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 "
+    "12345 1 0000000000000000 100 0 0 10 0\n"
+    "   1: 0100007F:0050 0100007F:D431 01 00000000:00000000 00:00000000 00000000     0        0 "
+    "12346 1 0000000000000000 20 4 30 10 -1\n";
+
+constexpr char kTcp6[] =
+    "  sl  local_address                         remote_address                        st\n"
+    "   0: 00000000000000000000000000000000:1538 00000000000000000000000000000000:0000 0A "
+    "00000000:00000000 00:00000000 00000000     0        0 999 1\n";
+
+TEST(HasTcpListener, FindsListenerOnPort) { EXPECT_TRUE(HasTcpListener(kTcp, 8080)); }
+
+TEST(HasTcpListener, IgnoresEstablishedConnectionOnPort) {
+  EXPECT_FALSE(HasTcpListener(kTcp, 80));  // 0x0050 is in state 01 only.
+}
+
+TEST(HasTcpListener, IgnoresListenerOnOtherPort) { EXPECT_FALSE(HasTcpListener(kTcp, 8081)); }
+
+TEST(HasTcpListener, ReadsIpv6Table) { EXPECT_TRUE(HasTcpListener(kTcp6, 5432)); }
+
+TEST(HasTcpListener, HeaderOnlyHasNoListener) {
+  EXPECT_FALSE(HasTcpListener("  sl  local_address rem_address   st\n", 0));
+}
+
+TEST(HasTcpListener, SkipsMalformedLines) {
+  EXPECT_FALSE(HasTcpListener("   0: garbage 0A\n   1: 0100007F:ZZZZ 00000000:0000 0A\n", 0));
+}
+
+TEST(HasTcpListener, EmptyTableHasNoListener) { EXPECT_FALSE(HasTcpListener("", 8080)); }
+
+TEST(ParseProcStat, SumsAggregateCpuLine) {
+  auto t = ParseProcStat("cpu  10 20 30 400 50 6 7 8 100 100\ncpu0 1 2 3 4 5 6 7 8 0 0\n");
+  ASSERT_TRUE(t.has_value());
+  EXPECT_EQ(t->idle, 450u);
+  EXPECT_EQ(t->total, 531u);  // guest/guest_nice are already inside user/nice.
+}
+
+TEST(ParseProcStat, AcceptsOldKernelsWithFourFields) {
+  auto t = ParseProcStat("cpu 1 2 3 4\n");
+  ASSERT_TRUE(t.has_value());
+  EXPECT_EQ(t->idle, 4u);
+  EXPECT_EQ(t->total, 10u);
+}
+
+TEST(ParseProcStat, RejectsMissingCpuLine) { EXPECT_FALSE(ParseProcStat("intr 1 2 3\n").has_value()); }
+
+TEST(ParseProcStat, RejectsNonNumericField) {
+  EXPECT_FALSE(ParseProcStat("cpu 1 x 3 4\n").has_value());
+}
+
+TEST(IdleFraction, ComputesIdleShareBetweenSamples) {
+  EXPECT_DOUBLE_EQ(IdleFraction({.idle = 100, .total = 200}, {.idle = 190, .total = 300}), 0.9);
+}
+
+TEST(IdleFraction, NoElapsedTimeCountsAsIdle) {
+  EXPECT_DOUBLE_EQ(IdleFraction({.idle = 5, .total = 10}, {.idle = 5, .total = 10}), 1.0);
+}
+
+}  // namespace
+}  // namespace supermachine::agent::rpc
