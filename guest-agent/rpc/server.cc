@@ -8,6 +8,8 @@
 #include <errno.h>
 #include <linux/vm_sockets.h>
 #include <poll.h>
+#include <pthread.h>
+#include <signal.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -208,6 +210,13 @@ void Server::Run() {
       ++s->live_threads;
     }
     std::thread([s, fd] {
+      // Writing to a command's stdin after it closed it must be EPIPE, not a SIGPIPE that
+      // kills the agent (PID 1 is spared by the kernel; host test binaries are not). Blocked
+      // per connection thread, a pending SIGPIPE dies with the thread; children reset masks.
+      sigset_t pipe_only;
+      sigemptyset(&pipe_only);
+      sigaddset(&pipe_only, SIGPIPE);
+      pthread_sigmask(SIG_BLOCK, &pipe_only, nullptr);
       Dispatch(Connection{fd, &s->ctx});
       std::lock_guard<std::mutex> lock(s->mu);
       s->live_fds.erase(fd);

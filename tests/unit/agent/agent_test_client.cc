@@ -125,7 +125,9 @@ AgentServerTest::AgentServerTest() {
 
 AgentServerTest::~AgentServerTest() {
   server_->Stop();
-  run_.join();
+  if (run_.joinable()) {
+    run_.join();
+  }
   server_.reset();
   ::close(listen_fd_);
 }

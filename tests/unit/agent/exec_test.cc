@@ -88,6 +88,15 @@ TEST_F(ExecTest, StreamsTwentyFourMibThroughCatUnchanged) {
   EXPECT_TRUE(Sha256(r.stdout_data) == Sha256(input)) << "sha256 of the output differs";
 }
 
+TEST_F(ExecTest, StdinClosedByTheCommandIsNotFatal) {
+  v1::ExecRequest exec = Command({"head", "-c", "1"});
+  exec.set_stdin(true);
+  ExecResult r = Exec(exec, std::string(8u << 20, 'q'));
+  ASSERT_TRUE(r.exit.has_value());
+  EXPECT_EQ(r.exit->exit_code(), 0);
+  EXPECT_EQ(r.stdout_data, "q");
+}
+
 TEST_F(ExecTest, WithoutStdinTheCommandReadsDevNull) {
   ExecResult r = Exec(Command({"sh", "-c", "cat; echo done"}));
   ASSERT_TRUE(r.exit.has_value());

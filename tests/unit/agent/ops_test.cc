@@ -409,6 +409,26 @@ TEST_F(OpsTest, ShutdownAcksThenStopsTheWorkload) {
   EXPECT_TRUE(workload_.shutdown_called());
 }
 
+TEST_F(OpsTest, StopEndsRunningOperationsAndRunReturns) {
+  Conn exec = Connect();
+  v1::Request request;
+  request.mutable_exec()->add_argv("sleep");
+  request.mutable_exec()->add_argv("30");
+  exec.Send(request);
+  v1::Response started;
+  ASSERT_TRUE(exec.Read(&started));
+  ASSERT_TRUE(started.has_exec_started());
+  Conn wait = Connect();
+  v1::Request wait_exit;
+  wait_exit.mutable_wait_exit();
+  wait.Send(wait_exit);
+  const auto start = std::chrono::steady_clock::now();
+  server_->Stop();
+  run_.join();
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(5));
+  EXPECT_EQ(::kill(started.exec_started().pid(), 0), -1);  // Killed and reaped.
+}
+
 TEST_F(OpsTest, ZeroLengthFrameGetsErrorAndServerKeepsServing) {
   Conn bad = Connect();
   bad.SendRaw(std::string("\0\0\0\0", 4));
