@@ -167,7 +167,10 @@ class Assembler {
       if (*it != root) {
         umount2(it->c_str(), MNT_DETACH);
       }
+      rmdir(it->c_str());
     }
+    rmdir((paths_.stage + "/layers").c_str());
+    rmdir(paths_.stage.c_str());
     if (umount2(kOldRoot, MNT_DETACH) != 0) {
       return Errno(std::string("detach the boot root at ") + kOldRoot);
     }

@@ -12,7 +12,9 @@ namespace supermachine::agent {
 
 struct RootfsPaths {
   std::string sys_block = "/sys/block";  // Where disk serials are read.
-  std::string stage = "/run/supermachine";  // tmpfs staging area (layers, upper, new root).
+  // Staging area (layer mounts, upper, new root) on the /run tmpfs; must be under /run, which
+  // is carried into the new root. Emptied and removed after the pivot.
+  std::string stage = "/run/supermachine/rootfs";
 };
 
 // Expects MountEssentialFilesystems() to have run (/proc, /sys, /dev, /tmp, /run mounted on

@@ -80,7 +80,7 @@ class WorkerLab : public ::testing::Test {
   // A squashfs root with `init` as /init, the mount points, and /payload.txt.
   std::string MakeRoot(const std::string& init, const std::string& payload) {
     fs::path root = dir_ / "root";
-    for (const char* d : {"dev", "proc", "sys", "tmp"}) {
+    for (const char* d : {"dev", "proc", "sys", "tmp", "run"}) {
       fs::create_directories(root / d);
     }
     fs::copy_file(init, root / "init");
