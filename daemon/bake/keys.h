@@ -89,6 +89,7 @@ struct DeltaFile {
   std::string guest_path;
   uint32_t mode = 0;
   image::Digest content;
+  bool operator==(const DeltaFile&) const = default;
 };
 
 struct DeltaKeyInputs {
