@@ -43,7 +43,10 @@ bool MakeDirs(const std::string& path, mode_t mode) {
 std::string KnownDisks(const std::map<std::string, std::string>& disks) {
   std::string out;
   for (const auto& [serial, dev] : disks) {
-    out += (out.empty() ? "" : ", ") + serial + "=" + dev;
+    if (!out.empty()) {
+      out += ", ";
+    }
+    out.append(serial).append("=").append(dev);
   }
   return out.empty() ? "none" : out;
 }

@@ -19,7 +19,9 @@ std::map<std::string, std::string> DisksBySerial(const std::string& sys_block_di
     if (name == "." || name == "..") {
       continue;
     }
-    int fd = open((sys_block_dir + "/" + name + "/serial").c_str(), O_RDONLY | O_CLOEXEC);
+    std::string serial_path = sys_block_dir;
+    serial_path.append("/").append(name).append("/serial");
+    int fd = open(serial_path.c_str(), O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
       continue;
     }

@@ -102,7 +102,7 @@ bool ParseVolumes(const Json& doc, LaunchConfig* config, std::string* error) {
     }
     for (const auto& [k, unused] : v.items()) {
       if (k != "disk" && k != "path") {
-        *error = KeyError(key + "." + k, "unknown key (known: disk, path)");
+        *error = KeyError(std::string(key).append(".").append(k), "unknown key (known: disk, path)");
         return false;
       }
     }

@@ -49,7 +49,7 @@ std::vector<std::string> ExecCandidates(const std::string& argv0, const std::str
   while (true) {
     size_t end = path_env.find(':', start);
     std::string dir = path_env.substr(start, end == std::string::npos ? end : end - start);
-    out.push_back(dir.empty() ? argv0 : dir + "/" + argv0);
+    out.push_back(dir.empty() ? argv0 : dir.append("/").append(argv0));
     if (end == std::string::npos) {
       break;
     }
