@@ -88,6 +88,36 @@ TEST(CommandLineFlags, HelpIsReportedNotAnError) {
   EXPECT_NE(c->help_text.find("--disk"), std::string::npos);
 }
 
+TEST(CommandLineFlags, VsockPathAndCid) {
+  auto c = Parse({"--vsock", "/run/v.sock", "--vsock-cid", "42"});
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->config.vsock.path, "/run/v.sock");
+  EXPECT_EQ(c->config.vsock.guest_cid, 42u);
+  auto d = Parse({});
+  ASSERT_TRUE(d.ok());
+  EXPECT_EQ(d->config.vsock.path, "");  // No device unless asked for.
+  EXPECT_EQ(d->config.vsock.guest_cid, kDefaultVsockCid);
+}
+
+TEST(CommandLineFlags, HelpDescribesVsockProtocol) {
+  auto c = Parse({"--help"});
+  ASSERT_TRUE(c.ok());
+  EXPECT_NE(c->help_text.find("--vsock PATH"), std::string::npos) << c->help_text;
+  EXPECT_NE(c->help_text.find("CONNECT <port>"), std::string::npos);
+  EXPECT_NE(c->help_text.find("--vsock-cid"), std::string::npos);
+}
+
+TEST(LaunchConfigJson, VsockAsObjectOrPath) {
+  auto c = ParseLaunchConfigJson(R"({"vsock": {"path": "/v", "cid": 7}})");
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->vsock, (VsockConfig{.path = "/v", .guest_cid = 7}));
+  c = ParseLaunchConfigJson(R"({"vsock": "/w"})");
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->vsock, (VsockConfig{.path = "/w", .guest_cid = 3}));
+  EXPECT_FALSE(ParseLaunchConfigJson(R"({"vsock": {"path": "/v", "port": 1}})").ok());
+  EXPECT_FALSE(ParseLaunchConfigJson(R"({"vsock": 5})").ok());
+}
+
 TEST(LaunchConfigJson, ParsesAllFields) {
   auto c = ParseLaunchConfigJson(R"({"kernel": "/k", "cmdline": "console=ttyS0",
       "mem_mib": 512, "vcpus": 4, "serial": "file:/s", "rng": false,
@@ -208,6 +238,22 @@ TEST_F(ValidateTest, TooManyDisksIsAnError) {
   absl::Status st = ValidateLaunchConfig(config_, Limits());
   EXPECT_EQ(st.code(), absl::StatusCode::kInvalidArgument);
   EXPECT_NE(st.message().find("disks"), absl::string_view::npos);
+}
+
+TEST_F(ValidateTest, VsockPathTooLongForSocketAddressIsAnError) {
+  config_.vsock.path = "/" + std::string(kMaxVsockPath, 'v');
+  absl::Status st = ValidateLaunchConfig(config_, Limits());
+  EXPECT_EQ(st.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(st.message().find("vsock path"), absl::string_view::npos) << st;
+  config_.vsock.path = "/run/v.sock";
+  EXPECT_TRUE(ValidateLaunchConfig(config_, Limits()).ok());
+}
+
+TEST_F(ValidateTest, ReservedVsockCidIsAnError) {
+  config_.vsock = {.path = "/run/v.sock", .guest_cid = 2};
+  absl::Status st = ValidateLaunchConfig(config_, Limits());
+  EXPECT_EQ(st.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(st.message().find("reserved"), absl::string_view::npos) << st;
 }
 
 TEST_F(ValidateTest, SerialFdThatIsNotOpenIsAnError) {

@@ -2,8 +2,13 @@
 // The supermachine-worker binary: bad input fails with exit 2 and a specific message before any
 // vCPU runs; a tiny guest runs through the real main (flags and JSON config).
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
+
+#include <cstring>
 
 #include <filesystem>
 #include <fstream>
@@ -155,6 +160,47 @@ TEST_F(WorkerMain, SigtermStopsARunningGuestWithExit6) {
   ASSERT_TRUE(st.ok()) << "worker ignored SIGTERM";
   EXPECT_EQ(st->ToString(), "exited 6");
   EXPECT_THAT(Read(dir_ / "err"), HasSubstr("stopped by signal 15"));
+}
+
+TEST_F(WorkerMain, VsockPathHeldByAFileExits2) {
+  std::ofstream(dir_ / "taken") << "x";
+  WorkerRun r = Worker({"--kernel", kernel_, "--vsock", (dir_ / "taken").string()});
+  EXPECT_EQ(r.code, 2);
+  EXPECT_THAT(r.err, HasSubstr("is not a socket"));
+}
+
+// The VM's event loop watches the vsock device's host sockets: a CONNECT while no guest
+// driver is up is answered (closed) at once, and the socket is removed when the worker ends.
+TEST_F(WorkerMain, VsockListensWhileRunningAndRefusesConnectWithoutDriver) {
+  supermachine::testing::WriteBytes(
+      kernel_, supermachine::testing::MakeElfKernel({0xeb, 0xfe}, 0x1000000, false));  // jmp $
+  const std::string sock = (dir_ / "v.sock").string();
+  auto child = ChildProcess::Spawn({.argv = {SM_WORKER_BIN, "--kernel", kernel_, "--mem-mib",
+                                             "64", "--serial", "none", "--vsock", sock}});
+  ASSERT_TRUE(child.ok()) << child.status();
+  supermachine::base::UniqueFd fd;
+  for (int i = 0; i < 100 && !fd.valid(); ++i) {
+    supermachine::base::UniqueFd s(socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    sockaddr_un addr{};
+    addr.sun_family = AF_UNIX;
+    std::strncpy(addr.sun_path, sock.c_str(), sizeof(addr.sun_path) - 1);
+    if (connect(s.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0) {
+      fd = std::move(s);
+    } else {
+      absl::SleepFor(absl::Milliseconds(50));
+    }
+  }
+  ASSERT_TRUE(fd.valid()) << "worker never listened on " << sock;
+  ASSERT_EQ(write(fd.get(), "CONNECT 5000\n", 13), 13);
+  pollfd p{.fd = fd.get(), .events = POLLIN, .revents = 0};
+  ASSERT_EQ(poll(&p, 1, 5000), 1) << "no answer to CONNECT";
+  char c;
+  EXPECT_EQ(read(fd.get(), &c, 1), 0);  // Closed: no driver, no "OK".
+  ASSERT_TRUE(child->Signal(SIGTERM).ok());
+  auto st = child->WaitFor(absl::Seconds(20));
+  ASSERT_TRUE(st.ok());
+  EXPECT_EQ(st->ToString(), "exited 6");
+  EXPECT_FALSE(fs::exists(sock));
 }
 
 TEST_F(WorkerMain, HelpExits0) {
