@@ -62,7 +62,13 @@ int main(int argc, char** argv) {
   if (getenv("SUPERMACHINE_WORKER_TIMING") != nullptr) {
     options.report_timing_from = start;
   }
-  auto vm = supermachine::vmm::Vm::Create(std::move(options));
+  options.control_socket_path = cli->control_socket;
+  if (cli->vcpus_given) {
+    options.restore_vcpus = cli->config.vcpus;
+  }
+  auto vm = cli->restore_dir.empty()
+                ? supermachine::vmm::Vm::Create(std::move(options))
+                : supermachine::vmm::Vm::Restore(std::move(options), cli->restore_dir);
   if (!vm.ok()) {
     return Fail(vm.status());
   }

@@ -78,7 +78,12 @@ absl::StatusOr<v1::VcpuState> SaveVcpu(const kvm::VcpuFd& vcpu, const VcpuSaveOp
   // TSC frequency: a host without KVM_GET_TSC_KHZ saves 0 and restore leaves the rate alone.
   absl::StatusOr<uint32_t> khz = vcpu.GetTscKhz();
   state.set_tsc_khz(khz.ok() ? *khz : 0);
-  SM_ASSIGN_OR_RETURN(kvm::CpuidList cpuid, vcpu.GetCpuid());
+  kvm::CpuidList cpuid;
+  if (options.cpuid != nullptr) {
+    cpuid = options.cpuid->Clone();
+  } else {
+    SM_ASSIGN_OR_RETURN(cpuid, vcpu.GetCpuid());
+  }
   for (uint32_t i = 0; i < cpuid.size(); ++i) {
     const kvm_cpuid_entry2& e = cpuid.at(i);
     v1::CpuidEntry* out = state.add_cpuid();

@@ -26,6 +26,10 @@ struct VcpuSaveOptions {
   size_t xsave2_size = 0;
   // From SaveableMsrs (the same list serves every vCPU of a VM).
   std::vector<uint32_t> msrs;
+  // The table the VMM set with KVM_SET_CPUID2 (saved as is); null: read it back with
+  // KVM_GET_CPUID2. Prefer the table: some KVMs (PVM) answer KVM_GET_CPUID2 with more feature
+  // bits than were set, which a restore on the same host would then refuse as missing.
+  const kvm::CpuidList* cpuid = nullptr;
 };
 
 absl::StatusOr<::supermachine::snapshot::v1::VcpuState> SaveVcpu(const kvm::VcpuFd& vcpu,

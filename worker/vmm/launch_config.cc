@@ -182,6 +182,15 @@ absl::StatusOr<CommandLine> ParseCommandLine(int argc, const char* const* argv) 
       ->type_name("PATH");
   app.add_option("--vsock-cid", vsock_cid, "the guest's vsock CID (default 3)");
   app.add_flag("--no-rng", no_rng, "do not add a virtio-rng device");
+  std::string control_socket, restore_dir;
+  app.add_option("--control", control_socket,
+                 "Unix socket for line commands: pause, resume, snapshot DIR, exit "
+                 "(docs/snapshot.md)")
+      ->type_name("PATH");
+  app.add_option("--restore", restore_dir,
+                 "start from the snapshot in DIR instead of booting a kernel; disks are "
+                 "re-opened from their saved paths unless --disk is given")
+      ->type_name("DIR");
   app.add_flag("--no-pvh", no_pvh, "boot an ELF vmlinux through its 64-bit entry, not PVH");
 
   CommandLine out;
@@ -207,6 +216,9 @@ absl::StatusOr<CommandLine> ParseCommandLine(int argc, const char* const* argv) 
     }
     out.config = *std::move(parsed);
   }
+  out.control_socket = control_socket;
+  out.restore_dir = restore_dir;
+  out.vcpus_given = app.count("--vcpus") > 0;
   LaunchConfig& c = out.config;
   if (!kernel.empty()) {
     c.kernel = kernel;

@@ -68,6 +68,9 @@ absl::StatusOr<LaunchConfig> ParseLaunchConfigJson(absl::string_view json);
 
 struct CommandLine {
   LaunchConfig config;
+  std::string control_socket;  // --control PATH: the control socket (docs/snapshot.md).
+  std::string restore_dir;     // --restore DIR: start from a snapshot instead of a kernel.
+  bool vcpus_given = false;    // --vcpus was passed (a restore then insists on that count).
   bool help = false;  // --help: print `help_text`, exit 0.
   std::string help_text;
 };

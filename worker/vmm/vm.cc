@@ -198,16 +198,24 @@ absl::Status Vm::Build() {
                                      id == 0 ? std::optional<arch::BootRegs>(boot_regs)
                                              : std::nullopt));
     vcpus_.push_back(std::move(owned));
+    // The same table ConfigureVcpu set, kept for snapshots (vm_snapshot.cc).
+    vcpu_cpuid_.push_back(supported_cpuid.Clone());
+    arch::NormalizeCpuid(cpuid_options, &vcpu_cpuid_.back());
   }
   MarkPhase("boot_structures+vcpus");
+  SM_RETURN_IF_ERROR(PrepareRun());
+  summary_ = absl::StrFormat("%s, entry 0x%x, %u MiB, %u vCPU(s), %u virtio device(s)",
+                             kernel.format, kernel.entry, c.mem_mib, c.vcpus, virtio_.size());
+  return absl::OkStatus();
+}
+
+absl::Status Vm::PrepareRun() {
   end_event_ = base::UniqueFd(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
   if (!end_event_.valid()) {
     return base::ErrnoToStatus(errno, "eventfd");
   }
   SM_RETURN_IF_ERROR(InstallKickHandler());
-  summary_ = absl::StrFormat("%s, entry 0x%x, %u MiB, %u vCPU(s), %u virtio device(s)",
-                             kernel.format, kernel.entry, c.mem_mib, c.vcpus, virtio_.size());
-  return absl::OkStatus();
+  return StartControlSocket();
 }
 
 absl::StatusOr<std::unique_ptr<devices::IrqLine>> Vm::MakeIrq(uint32_t gsi) {
@@ -363,15 +371,22 @@ void Vm::RequestStop() {
   Finish({.exit_code = kExitStopped, .message = "stopped by request"});
 }
 
+void Vm::KickVcpus() {
+  for (std::thread& t : threads_) {
+    if (t.joinable()) {
+      pthread_kill(t.native_handle(), KickSignal());
+    }
+  }
+}
+
 void Vm::StopVcpus() {
   stop_vcpus_.store(true, std::memory_order_release);
+  pause_.Stop();  // Also releases vCPUs parked for a snapshot.
   for (size_t i = 0; i < threads_.size(); ++i) {
     // immediate_exit covers a thread that is about to enter KVM_RUN when the signal lands.
     vcpus_[i]->run()->immediate_exit = 1;
-    if (threads_[i].joinable()) {
-      pthread_kill(threads_[i].native_handle(), KickSignal());
-    }
   }
+  KickVcpus();
   for (std::thread& t : threads_) {
     if (t.joinable()) {
       t.join();
@@ -398,10 +413,21 @@ VmEnd Vm::Run() {
   for (auto& vcpu : vcpus_) {
     kvm::VcpuFd* v = vcpu.get();
     threads_.emplace_back([this, v, handlers] {
-      std::optional<VmEnd> end = RunVcpu(*v, handlers, stop_vcpus_);
-      if (end.has_value()) {
-        Finish(*std::move(end));
+      for (;;) {
+        std::optional<VmEnd> end = RunVcpu(*v, handlers, pause_.leave_run());
+        if (end.has_value()) {
+          Finish(*std::move(end));
+          break;
+        }
+        if (pause_.stopping()) {
+          break;
+        }
+        // A pause (vcpu_pause.h): one more KVM_RUN with immediate_exit set completes an
+        // in-flight PIO/MMIO read and returns at once, so the saved state has no half-done I/O.
+        (void)v->Run();
+        pause_.Park(v->run());
       }
+      pause_.MarkExited();
     });
   }
 
@@ -438,6 +464,10 @@ VmEnd Vm::Run() {
       loop_ok = loop_ok && add(fd, 3 + notifiers.size() - 1);
     }
   }
+  constexpr uint64_t kControlTag = ~0ull;
+  if (control_ != nullptr) {
+    loop_ok = loop_ok && add(control_->fd(), kControlTag);
+  }
   if (!loop_ok) {
     Finish({.exit_code = kExitVmmError,
             .message = absl::StrCat("event loop setup failed: ", strerror(errno))});
@@ -463,6 +493,8 @@ VmEnd Vm::Run() {
       const uint64_t tag = events[i].data.u64;
       if (tag == 0) {
         done = true;
+      } else if (tag == kControlTag) {
+        control_->Process();
       } else if (tag == 1) {
         signalfd_siginfo si{};
         if (read(options_.stop_signal_fd, &si, sizeof(si)) == sizeof(si)) {

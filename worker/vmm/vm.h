@@ -25,8 +25,11 @@
 #include "worker/kvm/vcpu_fd.h"
 #include "worker/kvm/vm_fd.h"
 #include "worker/memory/guest_memory.h"
+#include "proto/snapshot.pb.h"
+#include "worker/vmm/control_socket.h"
 #include "worker/vmm/launch_config.h"
 #include "worker/vmm/vcpu.h"
+#include "worker/vmm/vcpu_pause.h"
 
 namespace supermachine::vmm {
 
@@ -41,11 +44,18 @@ struct VmOptions {
   // worker's own memory use at exit (for tests/bench/worker).
   std::optional<absl::Time> report_timing_from;
   std::string kvm_path = "/dev/kvm";
+  // Unix socket for pause/resume/snapshot commands (control_socket.h); empty: none.
+  std::string control_socket_path;
+  // Restore only: a vCPU count the caller insists on (refused if the snapshot's differs).
+  std::optional<uint32_t> restore_vcpus;
 };
 
 class Vm {
  public:
   static absl::StatusOr<std::unique_ptr<Vm>> Create(VmOptions options);
+  // Builds the VM from the snapshot directory `dir` instead of a kernel (vm_snapshot.cc):
+  // options.config supplies only host-side choices (serial, vsock socket, disk paths).
+  static absl::StatusOr<std::unique_ptr<Vm>> Restore(VmOptions options, const std::string& dir);
   ~Vm();
   Vm(const Vm&) = delete;
   Vm& operator=(const Vm&) = delete;
@@ -54,6 +64,14 @@ class Vm {
   VmEnd Run();
   // Thread-safe: ends Run() with kExitStopped.
   void RequestStop();
+
+  // Snapshot support (vm_snapshot.cc); call from the event-loop thread while Run() runs (the
+  // control socket does), so no device is processing queues meanwhile.
+  absl::Status Pause();
+  absl::Status Resume();
+  // Pauses if needed and writes `dir`/state and `dir`/memory; the VM stays paused. Returns a
+  // one-line summary.
+  absl::StatusOr<std::string> Snapshot(const std::string& dir);
 
   const std::string& kernel_cmdline() const { return cmdline_; }
   const std::string& boot_summary() const { return summary_; }
@@ -75,6 +93,14 @@ class Vm {
   void HandleMmio(uint64_t addr, bool is_write, uint8_t* data, uint32_t size);
   void Finish(VmEnd end);
   void StopVcpus();
+  void KickVcpus();
+  // The event-loop pieces both Build and BuildFromSnapshot end with.
+  absl::Status PrepareRun();
+  absl::Status BuildFromSnapshot(const ::supermachine::snapshot::v1::SnapshotState& state,
+                                 const std::string& dir);
+  absl::Status StartControlSocket();
+  std::string HandleControl(absl::string_view line);
+  std::vector<kvm_run*> VcpuRuns() const;
   void ReportMemoryUse() const;
   // With report_timing_from: remembers when setup phase `name` ended (printed by Run()).
   void MarkPhase(const char* name);
@@ -95,8 +121,11 @@ class Vm {
   std::vector<VirtioSlot> virtio_;
 
   std::vector<std::unique_ptr<kvm::VcpuFd>> vcpus_;
+  std::vector<kvm::CpuidList> vcpu_cpuid_;  // What each vCPU got with KVM_SET_CPUID2.
   std::vector<std::thread> threads_;
   std::atomic<bool> stop_vcpus_{false};
+  PauseGate pause_;
+  std::unique_ptr<ControlSocket> control_;
   std::atomic<bool> first_run_reported_{false};
   base::UniqueFd end_event_;  // eventfd: a vCPU thread or RequestStop ended the VM.
   std::mutex end_mu_;

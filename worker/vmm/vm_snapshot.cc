@@ -1,0 +1,426 @@
+// File: vm_snapshot.cc
+// The Vm's snapshot side: pause/resume of all vCPUs, writing a snapshot directory (state file
+// + sparse memory file), the control-socket commands, and building a Vm from a snapshot
+// instead of a kernel. Construction order on restore mirrors Vm::Build (vm.cc) where KVM needs
+// it; the state is applied in the order worker/snapshot documents. docs/snapshot.md has the
+// user's view.
+#include <errno.h>
+#include <sys/stat.h>
+
+#include <cstring>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/time/clock.h"
+#include "worker/arch/x86_64/cpuid.h"
+#include "worker/arch/x86_64/layout.h"
+#include "worker/base/status_macros.h"
+#include "worker/devices/virtio/block.h"
+#include "worker/devices/virtio/vsock/vsock.h"
+#include "worker/snapshot/compat.h"
+#include "worker/snapshot/cpu_identity.h"
+#include "worker/snapshot/device_state.h"
+#include "worker/snapshot/memory_file.h"
+#include "worker/snapshot/state_file.h"
+#include "worker/snapshot/vcpu_state.h"
+#include "worker/snapshot/vm_state.h"
+#include "worker/vmm/exit_codes.h"
+#include "worker/vmm/vm.h"
+
+namespace supermachine::vmm {
+namespace {
+
+namespace v1 = ::supermachine::snapshot::v1;
+
+#ifndef SM_WORKER_VERSION
+#define SM_WORKER_VERSION "unknown"
+#endif
+constexpr char kWorkerVersion[] = "supermachine-worker " SM_WORKER_VERSION;
+constexpr char kStateFileName[] = "state";
+constexpr char kMemoryFileName[] = "memory";
+// A vCPU leaves KVM_RUN within microseconds of its kick; this only bounds a wedged host.
+constexpr absl::Duration kPauseTimeout = absl::Seconds(5);
+
+arch::CpuidOptions CpuidOptionsFor(const kvm::Kvm& kvm, uint32_t id, uint32_t count) {
+  return arch::CpuidOptions{.vcpu_id = id,
+                            .vcpu_count = count,
+                            .tsc_deadline = kvm.CheckExtension(KVM_CAP_TSC_DEADLINE_TIMER) > 0,
+                            .brand = arch::HostBrandString()};
+}
+
+void WriteReg(devices::virtio::MmioTransport& t, uint64_t offset, uint32_t value) {
+  uint8_t bytes[4];
+  std::memcpy(bytes, &value, sizeof(bytes));
+  t.Write(offset, absl::Span<const uint8_t>(bytes, sizeof(bytes)));
+}
+
+// Brings a fresh transport to `want` the way a driver would, through its registers: status
+// steps, acked features, each queue's size and rings, ready, DRIVER_OK. Ring positions are not
+// registers; they are set directly on the queues afterwards (WithDevice). Going through the
+// registers keeps the transport's own checks (rings inside guest memory, status only adding
+// bits) in the path of data read from a file.
+absl::Status ReplayTransport(devices::virtio::MmioTransport& t,
+                             const devices::virtio::MmioState& want) {
+  namespace reg = devices::virtio::reg;
+  namespace st = devices::virtio::status;
+  const uint32_t status = want.device_status;
+  if (status == 0) {
+    return absl::OkStatus();  // The driver never touched it (or reset it): nothing to do.
+  }
+  WriteReg(t, reg::kStatus, status & st::kAcknowledge);
+  WriteReg(t, reg::kStatus, status & (st::kAcknowledge | st::kDriver));
+  for (uint32_t sel = 0; sel < 2; ++sel) {
+    WriteReg(t, reg::kDriverFeaturesSel, sel);
+    WriteReg(t, reg::kDriverFeatures, static_cast<uint32_t>(want.acked_features >> (32 * sel)));
+  }
+  WriteReg(t, reg::kStatus, status & (st::kAcknowledge | st::kDriver | st::kFeaturesOk));
+  for (uint32_t i = 0; i < want.queues.size(); ++i) {
+    const devices::virtio::QueueState& q = want.queues[i];
+    WriteReg(t, reg::kQueueSel, i);
+    WriteReg(t, reg::kQueueNum, q.size);
+    WriteReg(t, reg::kQueueDescLow, static_cast<uint32_t>(q.desc_table));
+    WriteReg(t, reg::kQueueDescHigh, static_cast<uint32_t>(q.desc_table >> 32));
+    WriteReg(t, reg::kQueueDriverLow, static_cast<uint32_t>(q.avail_ring));
+    WriteReg(t, reg::kQueueDriverHigh, static_cast<uint32_t>(q.avail_ring >> 32));
+    WriteReg(t, reg::kQueueDeviceLow, static_cast<uint32_t>(q.used_ring));
+    WriteReg(t, reg::kQueueDeviceHigh, static_cast<uint32_t>(q.used_ring >> 32));
+    if (q.ready) {
+      WriteReg(t, reg::kQueueReady, 1);
+    }
+  }
+  WriteReg(t, reg::kStatus, status);
+  WriteReg(t, reg::kQueueSel, want.queue_sel);
+  WriteReg(t, reg::kDeviceFeaturesSel, want.device_features_sel);
+  WriteReg(t, reg::kDriverFeaturesSel, want.driver_features_sel);
+
+  const devices::virtio::MmioState got = t.StateForTest();
+  bool same = got.device_status == want.device_status &&
+              got.acked_features == want.acked_features && got.queues.size() == want.queues.size();
+  for (size_t i = 0; same && i < want.queues.size(); ++i) {
+    const auto& a = got.queues[i];
+    const auto& b = want.queues[i];
+    same = a.size == b.size && a.ready == b.ready && a.desc_table == b.desc_table &&
+           a.avail_ring == b.avail_ring && a.used_ring == b.used_ring;
+  }
+  if (!same) {
+    return absl::DataLossError(absl::StrFormat(
+        "%s: the saved transport state cannot be re-established (status 0x%x → 0x%x%s%s)",
+        t.device().name(), want.device_status, got.device_status,
+        t.last_error().empty() ? "" : ": ", t.last_error()));
+  }
+  return absl::OkStatus();
+}
+
+// Serial registers through the port interface, as the guest's driver programmed them.
+void ReplaySerial(devices::Serial& serial, const devices::SerialState& s) {
+  constexpr uint8_t kLcrDlab = 0x80;
+  serial.Write(3, static_cast<uint8_t>(s.line_control | kLcrDlab));
+  serial.Write(0, s.baud_divisor_low);
+  serial.Write(1, s.baud_divisor_high);
+  serial.Write(3, s.line_control);
+  serial.Write(4, s.modem_control);
+  serial.Write(7, s.scratch);
+  serial.Write(1, s.interrupt_enable);
+  if (!s.in_buffer.empty()) {
+    const std::vector<uint8_t> in(s.in_buffer.begin(), s.in_buffer.end());
+    serial.EnqueueInput(in);
+  }
+}
+
+std::string MiB(uint64_t bytes) {
+  return absl::StrFormat("%.1f MiB", static_cast<double>(bytes) / (1 << 20));
+}
+
+}  // namespace
+
+std::vector<kvm_run*> Vm::VcpuRuns() const {
+  std::vector<kvm_run*> runs;
+  for (const auto& v : vcpus_) {
+    runs.push_back(v->run());
+  }
+  return runs;
+}
+
+absl::Status Vm::Pause() {
+  if (threads_.empty()) {
+    return absl::FailedPreconditionError("the VM is not running");
+  }
+  pause_.RequestPause(VcpuRuns());
+  KickVcpus();
+  return pause_.WaitParked(threads_.size(), kPauseTimeout);
+}
+
+absl::Status Vm::Resume() {
+  if (!pause_.paused()) {
+    return absl::FailedPreconditionError("the VM is not paused");
+  }
+  pause_.Release();
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::string> Vm::Snapshot(const std::string& dir) {
+  const absl::Time start = absl::Now();
+  if (!pause_.paused()) {
+    SM_RETURN_IF_ERROR(base::Annotate(Pause(), "pause for snapshot"));
+  }
+  if (mkdir(dir.c_str(), 0755) != 0 && errno != EEXIST) {
+    return base::ErrnoToStatus(errno, absl::StrCat("create snapshot directory ", dir));
+  }
+  const LaunchConfig& c = options_.config;
+  v1::SnapshotState state;
+  state.set_worker_version(kWorkerVersion);
+  state.set_created_unix_nanos(absl::ToUnixNanos(absl::Now()));
+  state.mutable_guest()->set_kernel_path(c.kernel);
+  state.mutable_guest()->set_cmdline(cmdline_);
+  state.set_vcpu_count(static_cast<uint32_t>(vcpus_.size()));
+  state.set_mem_mib(c.mem_mib);
+
+  // vCPUs (all parked), then the VM-wide chips.
+  *state.mutable_cpu() = snapshot::CpuIdentityFromCpuid(vcpu_cpuid_.at(0));
+  snapshot::VcpuSaveOptions save_options;
+  SM_ASSIGN_OR_RETURN(save_options.msrs, snapshot::SaveableMsrs(kvm_, *vcpus_[0]));
+  const int xsave2 = vm_->CheckExtension(KVM_CAP_XSAVE2);
+  save_options.xsave2_size = xsave2 > 0 ? static_cast<size_t>(xsave2) : 0;
+  for (size_t i = 0; i < vcpus_.size(); ++i) {
+    save_options.cpuid = &vcpu_cpuid_.at(i);
+    SM_ASSIGN_OR_RETURN(*state.add_vcpus(), snapshot::SaveVcpu(*vcpus_[i], save_options));
+  }
+  SM_ASSIGN_OR_RETURN(*state.mutable_vm(), snapshot::SaveVmState(*vm_));
+
+  // Devices. This runs on the event-loop thread, so no queue is being processed meanwhile.
+  size_t disk = 0;
+  for (VirtioSlot& s : virtio_) {
+    devices::virtio::VirtioDevice& dev = s.transport->device();
+    v1::DeviceState* d = state.add_devices();
+    d->set_id(absl::StrFormat("virtio-mmio@0x%x", s.base));
+    d->set_mmio_base(s.base);
+    d->set_gsi(s.gsi);
+    *d->mutable_transport() =
+        snapshot::TransportToProto(s.transport->StateForTest(), dev.device_type(), dev.features());
+    switch (dev.device_type()) {
+      case devices::virtio::kDeviceTypeBlock: {
+        const DiskConfig& dc = c.disks.at(disk);
+        v1::BlockDeviceState* b = d->mutable_block();
+        b->set_path(dc.path);
+        b->set_read_only(dc.read_only);
+        b->set_id(dc.id.empty() ? absl::StrCat("disk", disk) : dc.id);
+        b->set_capacity_sectors(
+            static_cast<devices::virtio::Block&>(dev).state().capacity_sectors);
+        ++disk;
+        break;
+      }
+      case devices::virtio::kDeviceTypeVsock:
+        d->mutable_vsock()->set_guest_cid(c.vsock.guest_cid);
+        break;
+      case devices::virtio::kDeviceTypeRng:
+        d->mutable_rng();
+        break;
+      default:
+        return absl::UnimplementedError(
+            absl::StrCat("snapshot of virtio device type ", dev.device_type()));
+    }
+  }
+  *state.mutable_serial() = snapshot::SerialToProto(serial_->StateForTest());
+
+  // RAM first, state last: a directory with a state file is a complete snapshot.
+  const std::string memory_path = absl::StrCat(dir, "/", kMemoryFileName);
+  SM_ASSIGN_OR_RETURN(snapshot::MemoryFileStats stats,
+                      snapshot::WriteMemoryFile(*mem_, memory_path, state.mutable_memory()));
+  SM_RETURN_IF_ERROR(
+      snapshot::WriteStateFile(absl::StrCat(dir, "/", kStateFileName), state));
+  return absl::StrFormat("snapshot %s: %s of %s RAM written, %d ms", dir, MiB(stats.data_bytes),
+                         MiB(stats.file_size), absl::ToInt64Milliseconds(absl::Now() - start));
+}
+
+std::string Vm::HandleControl(absl::string_view line) {
+  absl::StatusOr<ControlCommand> cmd = ParseControlCommand(line);
+  if (!cmd.ok()) {
+    return absl::StrCat("ERR ", cmd.status().message());
+  }
+  switch (cmd->verb) {
+    case ControlVerb::kPause: {
+      absl::Status st = pause_.paused() ? absl::OkStatus() : Pause();
+      return st.ok() ? "OK paused" : absl::StrCat("ERR ", st.message());
+    }
+    case ControlVerb::kResume: {
+      absl::Status st = Resume();
+      return st.ok() ? "OK resumed" : absl::StrCat("ERR ", st.message());
+    }
+    case ControlVerb::kSnapshot: {
+      absl::StatusOr<std::string> done = Snapshot(cmd->argument);
+      return done.ok() ? absl::StrCat("OK ", *done) : absl::StrCat("ERR ", done.status().message());
+    }
+    case ControlVerb::kExit:
+      Finish({.exit_code = kExitStopped, .message = "stopped by the control socket"});
+      return "OK exiting";
+  }
+  return "ERR unreachable";
+}
+
+absl::Status Vm::StartControlSocket() {
+  if (options_.control_socket_path.empty()) {
+    return absl::OkStatus();
+  }
+  SM_ASSIGN_OR_RETURN(control_, ControlSocket::Listen(options_.control_socket_path,
+                                                      [this](absl::string_view line) {
+                                                        return HandleControl(line);
+                                                      }));
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::unique_ptr<Vm>> Vm::Restore(VmOptions options, const std::string& dir) {
+  const std::string state_path = absl::StrCat(dir, "/", kStateFileName);
+  absl::StatusOr<v1::SnapshotState> state = snapshot::ReadStateFile(state_path);
+  if (!state.ok()) {
+    return base::Annotate(state.status(), absl::StrCat("restore ", dir));
+  }
+  SM_ASSIGN_OR_RETURN(kvm::Kvm kvm, kvm::Kvm::Open(options.kvm_path));
+  // The host's CPU as we would show it to a guest, for the compatibility check.
+  SM_ASSIGN_OR_RETURN(kvm::CpuidList supported, kvm.SupportedCpuid());
+  kvm::CpuidList host_cpuid = supported.Clone();
+  arch::NormalizeCpuid(CpuidOptionsFor(kvm, 0, state->vcpu_count()), &host_cpuid);
+  SM_RETURN_IF_ERROR(base::Annotate(
+      snapshot::CheckRestorable(
+          *state, {.host_cpu = snapshot::CpuIdentityFromCpuid(host_cpuid),
+                   .vcpu_count = options.restore_vcpus}),
+      absl::StrCat("restore ", dir)));
+
+  // The launch config the devices are re-created from: the snapshot's, with the caller's
+  // host-side choices (serial, vsock socket path, disk paths when given).
+  LaunchConfig& c = options.config;
+  c.mem_mib = state->mem_mib();
+  c.vcpus = state->vcpu_count();
+  c.kernel = state->guest().kernel_path();
+  c.rng = false;
+  std::vector<DiskConfig> saved_disks;
+  bool has_vsock = false;
+  for (const v1::DeviceState& d : state->devices()) {
+    if (d.has_block()) {
+      saved_disks.push_back(
+          {.path = d.block().path(), .read_only = d.block().read_only(), .id = d.block().id()});
+    } else if (d.has_rng()) {
+      c.rng = true;
+    } else if (d.has_vsock()) {
+      has_vsock = true;
+      c.vsock.guest_cid = static_cast<uint32_t>(d.vsock().guest_cid());
+    }
+  }
+  if (c.disks.empty()) {
+    c.disks = saved_disks;
+  } else if (c.disks.size() != saved_disks.size()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "restore ", dir, ": the snapshot has ", saved_disks.size(), " disks, ", c.disks.size(),
+        " were given; pass one --disk per saved disk (in order) or none to reuse the saved paths"));
+  }
+  if (has_vsock && c.vsock.path.empty()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "restore ", dir, ": the snapshot has a vsock device; pass --vsock PATH for its host "
+        "socket"));
+  }
+  if (!has_vsock) {
+    c.vsock.path.clear();
+  }
+  std::unique_ptr<Vm> vm(new Vm(std::move(options), std::move(kvm)));
+  SM_RETURN_IF_ERROR(
+      base::Annotate(vm->BuildFromSnapshot(*state, dir), absl::StrCat("restore ", dir)));
+  return vm;
+}
+
+absl::Status Vm::BuildFromSnapshot(const v1::SnapshotState& state, const std::string& dir) {
+  SM_ASSIGN_OR_RETURN(int mmap_size, kvm_.VcpuMmapSize());
+  SM_ASSIGN_OR_RETURN(base::UniqueFd vm_fd, kvm_.CreateVm());
+  vm_ = std::make_unique<kvm::VmFd>(std::move(vm_fd));
+  // The same VM-wide order as Vm::Build: TSS, irqchip (before any vCPU), PIT.
+  SM_RETURN_IF_ERROR(vm_->SetTssAddress(arch::kKvmTssAddr));
+  SM_RETURN_IF_ERROR(vm_->CreateIrqchip());
+  SM_RETURN_IF_ERROR(vm_->CreatePit2());
+  MarkPhase("create_vm");
+
+  // RAM: the memory file mapped privately; nothing is read until the guest touches it.
+  SM_ASSIGN_OR_RETURN(memory::GuestMemory mem, snapshot::MapMemoryFile(dir, state.memory()));
+  mem_.emplace(std::move(mem));
+  for (size_t i = 0; i < mem_->regions().size(); ++i) {
+    const memory::Region& r = mem_->regions()[i];
+    SM_RETURN_IF_ERROR(
+        vm_->SetUserMemoryRegion(static_cast<uint32_t>(i), r.guest_base, r.size, r.host()));
+  }
+  MarkPhase("map_memory");
+
+  // Devices, re-created from the config Restore derived, then their saved state.
+  SM_RETURN_IF_ERROR(SetupDevices());
+  if (virtio_.size() != static_cast<size_t>(state.devices_size())) {
+    return absl::DataLossError(absl::StrCat("snapshot has ", state.devices_size(),
+                                            " virtio devices, the restored VM ", virtio_.size()));
+  }
+  for (size_t i = 0; i < virtio_.size(); ++i) {
+    VirtioSlot& s = virtio_[i];
+    const v1::DeviceState& saved = state.devices(static_cast<int>(i));
+    devices::virtio::VirtioDevice& dev = s.transport->device();
+    if (saved.mmio_base() != s.base) {
+      return absl::DataLossError(absl::StrFormat("device %s: saved at 0x%x, re-created at 0x%x",
+                                                 saved.id(), saved.mmio_base(), s.base));
+    }
+    if (saved.has_block() &&
+        static_cast<devices::virtio::Block&>(dev).state().capacity_sectors !=
+            saved.block().capacity_sectors()) {
+      return absl::FailedPreconditionError(absl::StrFormat(
+          "disk %s: %d sectors now, %d when the snapshot was taken; the guest's file system "
+          "would not match its disk",
+          saved.block().path(), static_cast<devices::virtio::Block&>(dev).state().capacity_sectors,
+          saved.block().capacity_sectors()));
+    }
+    SM_ASSIGN_OR_RETURN(devices::virtio::MmioState want,
+                        snapshot::TransportFromProto(saved.transport(), dev.device_type(),
+                                                     dev.features(), s.transport->num_queues()));
+    SM_RETURN_IF_ERROR(ReplayTransport(*s.transport, want));
+    const bool vsock = saved.has_vsock();
+    const bool irq_pending = (want.interrupt_status & devices::virtio::kInterruptUsedBuffer) != 0;
+    SM_RETURN_IF_ERROR(s.transport->WithDevice(
+        [&want, vsock, irq_pending](devices::virtio::VirtioDevice& d,
+                                    absl::Span<devices::virtio::Queue> queues,
+                                    const memory::GuestMemory& m) -> absl::StatusOr<bool> {
+          for (size_t q = 0; q < queues.size(); ++q) {
+            queues[q].state().next_avail = want.queues[q].next_avail;
+            queues[q].state().next_used = want.queues[q].next_used;
+          }
+          bool used = irq_pending;  // Re-raise an interrupt the guest had not taken yet.
+          if (vsock && want.device_status != 0) {
+            // Connections are not saved: tell the guest its transport was reset, so it drops
+            // them and the host connects anew.
+            SM_ASSIGN_OR_RETURN(bool sent,
+                                static_cast<devices::virtio::vsock::Vsock&>(d).ResetTransport(
+                                    queues, m));
+            used = used || sent;
+          }
+          return used;
+        }));
+  }
+  SM_ASSIGN_OR_RETURN(devices::SerialState serial, snapshot::SerialFromProto(state.serial()));
+  ReplaySerial(*serial_, serial);
+  MarkPhase("devices");
+
+  // vCPUs, each in the documented order (snapshot::RestoreVcpu), then the VM-wide chips: the
+  // LAPICs must exist and be restored before the IOAPIC routes into them.
+  for (uint32_t id = 0; id < state.vcpu_count(); ++id) {
+    SM_ASSIGN_OR_RETURN(base::UniqueFd fd, vm_->CreateVcpu(id));
+    SM_ASSIGN_OR_RETURN(kvm::VcpuFd vcpu, kvm::VcpuFd::Create(std::move(fd), id, mmap_size));
+    auto owned = std::make_unique<kvm::VcpuFd>(std::move(vcpu));
+    SM_RETURN_IF_ERROR(snapshot::RestoreVcpu(*owned, state.vcpus(static_cast<int>(id))));
+    vcpus_.push_back(std::move(owned));
+    vcpu_cpuid_.push_back(snapshot::CpuidFromState(state.vcpus(static_cast<int>(id))));
+  }
+  SM_RETURN_IF_ERROR(snapshot::RestoreVmState(*vm_, state.vm()));
+  // The guest was stopped for as long as the snapshot sat on disk: without this its
+  // soft-lockup watchdog sees the jump and complains.
+  for (const auto& v : vcpus_) {
+    SM_RETURN_IF_ERROR(v->KvmclockCtrl());
+  }
+  MarkPhase("vcpus");
+  cmdline_ = state.guest().cmdline();
+  SM_RETURN_IF_ERROR(PrepareRun());
+  summary_ = absl::StrFormat("restored from %s, %u MiB, %u vCPU(s), %u virtio device(s)", dir,
+                             state.mem_mib(), state.vcpu_count(), virtio_.size());
+  return absl::OkStatus();
+}
+
+}  // namespace supermachine::vmm
