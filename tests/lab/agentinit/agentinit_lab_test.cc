@@ -110,7 +110,8 @@ class AgentInitLab : public ::testing::Test {
   std::string LowerLayer() {
     std::vector<lt::TarEntry> e = {
         lt::Dir("bin"), lt::File("bin/busybox", ReadFile("/bin/busybox"), {.perm = 0755})};
-    for (const char* applet : {"sh", "cat", "id", "hostname", "grep", "cut", "echo", "pwd"}) {
+    for (const char* applet :
+         {"sh", "cat", "id", "hostname", "grep", "cut", "echo", "pwd", "kill", "sleep"}) {
       e.push_back(lt::Symlink(absl::StrCat("bin/", applet), "busybox"));
     }
     for (const char* d : {"proc", "sys", "dev", "tmp", "run", "etc", "home"}) {
@@ -143,6 +144,31 @@ class AgentInitLab : public ::testing::Test {
       e.push_back(lt::Dir(d));
     }
     return Squashfs("delta", e);
+  }
+
+  // An empty ext4 image (no journal, so what the guest synced is readable with debugfs at
+  // once, without a journal replay).
+  std::string Ext4(const std::string& name) {
+    std::string path = (dir_ / name).string();
+    auto child = ChildProcess::Spawn(
+        {.argv = {"mke2fs", "-q", "-F", "-t", "ext4", "-O", "^has_journal", path, "16M"}});
+    EXPECT_TRUE(child.ok()) << child.status();
+    auto st = child->Wait();
+    EXPECT_TRUE(st.ok() && st->success()) << "mke2fs failed";
+    return path;
+  }
+
+  // A file's content inside an ext4 image, via debugfs (no mount needed).
+  std::string Ext4File(const std::string& image, const std::string& path) {
+    fs::path out = dir_ / "debugfs.out";
+    supermachine::base::UniqueFd fd(
+        open(out.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
+    auto child = ChildProcess::Spawn(
+        {.argv = {"debugfs", "-R", "cat " + path, image}, .stdout_fd = fd.get(), .stderr_fd = -1});
+    EXPECT_TRUE(child.ok()) << child.status();
+    auto st = child->Wait();
+    EXPECT_TRUE(st.ok() && st->success()) << "debugfs failed";
+    return ReadFile(out);
   }
 
   struct Result {
@@ -234,6 +260,31 @@ TEST_F(AgentInitLab, CmdlineConfigWithDefaultDiskIdsReportsExecFailureAs127) {
   EXPECT_THAT(r.serial, HasSubstr("exec /bin/no-such-program: No such file or directory"));
   EXPECT_THAT(r.serial, HasSubstr("supermachine-guest-agent: workload exited code=127"));
   EXPECT_EQ(r.exit.ToString(), "exited 0") << r.stderr_text << r.serial;
+}
+
+// Writable disks: the root's changes land on an ext4 upper disk and a volume is mounted where
+// the config says. Also: SIGTERM sent to PID 1 reaches the workload (its trap runs).
+TEST_F(AgentInitLab, UpperAndVolumeDisksKeepWritesAndSigtermToPid1ReachesWorkload) {
+  nlohmann::json launch = {
+      {"argv",
+       {"/bin/sh", "-c",
+        "echo kept > /persisted.txt; echo vol > /data/v.txt; "
+        "trap 'echo check: got-term; exit 5' TERM; kill -TERM 1; sleep 60 & wait $!"}},
+      {"layers", {"layer0"}},
+      {"upper", "disk:rootrw"},
+      {"volumes", {{{"disk", "vol0"}, {"path", "/data"}}}},
+      {"on_exit", "poweroff"},
+  };
+  std::string upper = Ext4("upper.img");
+  std::string volume = Ext4("vol.img");
+  Result r = Boot({Delta(launch.dump()) + ",ro,id=delta", LowerLayer() + ",ro,id=layer0",
+                   upper + ",rw,id=rootrw", volume + ",rw,id=vol0"},
+                  "");
+  EXPECT_THAT(r.serial, HasSubstr("check: got-term")) << r.serial << r.stderr_text;
+  EXPECT_THAT(r.serial, HasSubstr("supermachine-guest-agent: workload exited code=5"));
+  EXPECT_EQ(r.exit.ToString(), "exited 0") << r.stderr_text << r.serial;
+  EXPECT_EQ(Ext4File(upper, "/upper/persisted.txt"), "kept\n");
+  EXPECT_EQ(Ext4File(volume, "/v.txt"), "vol\n");
 }
 
 }  // namespace
