@@ -46,6 +46,7 @@ struct ExitInfo {
   absl::Duration duration;
   uint64_t peak_rss_kib = 0;
 
+  bool success() const { return !signaled && code == 0; }
   // The shell convention: the exit code, or 128 + signal.
   int ShellCode() const { return signaled ? 128 + signal : code; }
   // "exited 0", "killed by signal 9", "killed by signal 9 (timed out)".

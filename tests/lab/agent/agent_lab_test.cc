@@ -118,7 +118,7 @@ class AgentLab : public ::testing::Test {
   }
 
   void TearDown() override {
-    if (HasFailure()) {
+    if (HasFailure() && vm_ != nullptr) {
       std::cerr << vm_->Diagnostics();
     }
   }

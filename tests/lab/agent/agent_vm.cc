@@ -126,16 +126,16 @@ absl::Status WriteBusyboxTree(const std::string& dir, const std::string& busybox
 
 absl::StatusOr<std::unique_ptr<AgentVm>> AgentVm::Boot(const AgentVmOptions& o) {
   const fs::path dir(o.work_dir);
-  // Boot root: the agent as /init and the mount points PID 1 needs before the pivot.
-  const std::string boot_tar = (dir / "boot.tar").string();
-  const std::string boot_sqfs = (dir / "boot.sqfs").string();
+  // The delta (boot root): the agent and the mount points PID 1 needs before the pivot.
+  const std::string boot_tar = (dir / "delta.tar").string();
+  const std::string boot_sqfs = (dir / "delta.sqfs").string();
   if (!fs::exists(boot_sqfs)) {
     SM_ASSIGN_OR_RETURN(std::string agent, Slurp(o.agent_bin));
     std::vector<lt::TarEntry> entries;
     for (const char* d : {"dev", "proc", "sys", "tmp", "run", ".supermachine"}) {
       entries.push_back(lt::Dir(d));
     }
-    entries.push_back(lt::File("init", std::move(agent), {.perm = 0755}));
+    entries.push_back(lt::File(".supermachine/agent", std::move(agent), {.perm = 0755}));
     SM_RETURN_IF_ERROR(lt::WriteTar(boot_tar, entries));
     SM_RETURN_IF_ERROR(Convert(boot_tar, boot_sqfs));
   }
@@ -156,7 +156,8 @@ absl::StatusOr<std::unique_ptr<AgentVm>> AgentVm::Boot(const AgentVmOptions& o) 
       R"(],"env":["PATH=/bin:/usr/bin:/sbin:/usr/sbin","HOME=/root"],"cwd":"/",)",
       R"("hostname":"agentlab","layers":["busybox"]})");
   std::string cmdline = absl::StrCat(
-      "console=ttyS0 reboot=t panic=-1 root=/dev/vda rootfstype=squashfs ro init=/init quiet "
+      "console=ttyS0 reboot=t panic=-1 quiet root=/dev/vda rootfstype=squashfs ro "
+      "init=/.supermachine/agent "
       "supermachine.launch=",
       absl::Base64Escape(launch));
 
@@ -175,7 +176,7 @@ absl::StatusOr<std::unique_ptr<AgentVm>> AgentVm::Boot(const AgentVmOptions& o) 
       "--vcpus",     std::to_string(o.vcpus),
       "--serial",    "file:" + vm->serial_path_,
       "--vsock",     vm->vsock_path_,
-      "--disk",      boot_sqfs + ",ro,id=boot",
+      "--disk",      boot_sqfs + ",ro,id=delta",
       "--disk",      layer_sqfs + ",ro,id=busybox",
       "--cmdline",   cmdline};
   SM_ASSIGN_OR_RETURN(base::ChildProcess child,
@@ -190,6 +191,18 @@ absl::StatusOr<std::unique_ptr<AgentVm>> AgentVm::Boot(const AgentVmOptions& o) 
     auto pong = vm->client_->WaitForAgent(std::min(deadline, absl::Now() + absl::Seconds(2)));
     if (pong.ok()) {
       return vm;
+    }
+    // The agent says on the console when it will never answer; no need to wait out the rest.
+    const std::string console = SlurpOrEmpty(vm->serial_path_);
+    if (console.find("supermachine-guest-agent: fatal:") != std::string::npos) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("guest agent failed to boot:\n", vm->Diagnostics()));
+    }
+    if (console.find("listen=none") != std::string::npos) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "the guest agent was built without its vsock server (guest-agent/rpc/ has no "
+          "sm_agent_rpc target yet):\n",
+          vm->Diagnostics()));
     }
     if (auto exited = vm->worker_->TryWait()) {
       return absl::FailedPreconditionError(absl::StrCat(

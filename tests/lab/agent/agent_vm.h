@@ -1,10 +1,11 @@
 // File: agent_vm.h
 // A booted guest with the real guest agent, for the agent lab tests and the agent benchmark:
-// builds a boot disk (the guest-agent as /init) and a busybox layer disk, both squashfs made
+// builds a delta disk (the guest-agent) and a busybox layer disk, both squashfs made
 // by our own layer converter (sm_layer) from tars, boots them with supermachine-worker
 // (`--vsock`), and waits until the agent answers a ping through the hybrid vsock socket.
-// The boot contract it follows is docs/guest-boot.md: root=/dev/vda is the boot root (delta),
-// layers are disks found by id, the launch config comes inline on the kernel command line.
+// The boot contract it follows is docs/guest-boot.md: root=/dev/vda is the delta (boot root,
+// agent at /.supermachine/agent), layers are disks found by id, the launch config comes inline
+// on the kernel command line.
 #pragma once
 
 #include <memory>
