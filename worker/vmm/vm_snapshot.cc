@@ -394,6 +394,15 @@ absl::Status Vm::BuildFromSnapshot(const v1::SnapshotState& state, const std::st
           }
           return used;
         }));
+    // A notification the old worker had not read from its ioeventfd yet is lost with it: look
+    // at every ready queue once, as after a kick. A queue with nothing new costs one read.
+    if ((want.device_status & devices::virtio::status::kDriverOk) != 0) {
+      for (uint32_t q = 0; q < want.queues.size(); ++q) {
+        if (want.queues[q].ready) {
+          s.transport->Notify(q);
+        }
+      }
+    }
   }
   SM_ASSIGN_OR_RETURN(devices::SerialState serial, snapshot::SerialFromProto(state.serial()));
   ReplaySerial(*serial_, serial);
