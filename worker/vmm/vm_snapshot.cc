@@ -269,25 +269,29 @@ absl::Status Vm::StartControlSocket() {
 }
 
 absl::StatusOr<std::unique_ptr<Vm>> Vm::Restore(VmOptions options, const std::string& dir) {
+  SM_ASSIGN_OR_RETURN(kvm::Kvm kvm, kvm::Kvm::Open(options.kvm_path));
+  std::unique_ptr<Vm> vm(new Vm(std::move(options), std::move(kvm)));
+  vm->MarkPhase("open_kvm");
   const std::string state_path = absl::StrCat(dir, "/", kStateFileName);
   absl::StatusOr<v1::SnapshotState> state = snapshot::ReadStateFile(state_path);
   if (!state.ok()) {
     return base::Annotate(state.status(), absl::StrCat("restore ", dir));
   }
-  SM_ASSIGN_OR_RETURN(kvm::Kvm kvm, kvm::Kvm::Open(options.kvm_path));
+  vm->MarkPhase("read_state");
   // The host's CPU as we would show it to a guest, for the compatibility check.
-  SM_ASSIGN_OR_RETURN(kvm::CpuidList supported, kvm.SupportedCpuid());
+  SM_ASSIGN_OR_RETURN(kvm::CpuidList supported, vm->kvm_.SupportedCpuid());
   kvm::CpuidList host_cpuid = supported.Clone();
-  arch::NormalizeCpuid(CpuidOptionsFor(kvm, 0, state->vcpu_count()), &host_cpuid);
+  arch::NormalizeCpuid(CpuidOptionsFor(vm->kvm_, 0, state->vcpu_count()), &host_cpuid);
   SM_RETURN_IF_ERROR(base::Annotate(
       snapshot::CheckRestorable(
           *state, {.host_cpu = snapshot::CpuIdentityFromCpuid(host_cpuid),
-                   .vcpu_count = options.restore_vcpus}),
+                   .vcpu_count = vm->options_.restore_vcpus}),
       absl::StrCat("restore ", dir)));
+  vm->MarkPhase("check");
 
   // The launch config the devices are re-created from: the snapshot's, with the caller's
   // host-side choices (serial, vsock socket path, disk paths when given).
-  LaunchConfig& c = options.config;
+  LaunchConfig& c = vm->options_.config;
   c.mem_mib = state->mem_mib();
   c.vcpus = state->vcpu_count();
   c.kernel = state->guest().kernel_path();
@@ -320,7 +324,6 @@ absl::StatusOr<std::unique_ptr<Vm>> Vm::Restore(VmOptions options, const std::st
   if (!has_vsock) {
     c.vsock.path.clear();
   }
-  std::unique_ptr<Vm> vm(new Vm(std::move(options), std::move(kvm)));
   SM_RETURN_IF_ERROR(
       base::Annotate(vm->BuildFromSnapshot(*state, dir), absl::StrCat("restore ", dir)));
   return vm;

@@ -9,6 +9,8 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+extern char** environ;
+
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -19,6 +21,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
@@ -125,7 +128,13 @@ class SnapshotLab : public ::testing::Test {
     std::vector<std::string> argv = {SM_WORKER_BIN, "--serial", "file:" + w.serial.string(),
                                      "--control", w.control};
     argv.insert(argv.end(), args.begin(), args.end());
-    auto child = ChildProcess::Spawn({.argv = argv, .stderr_fd = err_fd.get()});
+    // The worker prints its start-up phases (restore included) on stderr; reported below.
+    std::vector<std::string> env;
+    for (char** e = environ; *e != nullptr; ++e) {
+      env.emplace_back(*e);
+    }
+    env.emplace_back("SUPERMACHINE_WORKER_TIMING=1");
+    auto child = ChildProcess::Spawn({.argv = argv, .env = env, .stderr_fd = err_fd.get()});
     EXPECT_TRUE(child.ok()) << child.status();
     if (child.ok()) {
       w.process.emplace(std::move(*child));
@@ -171,6 +180,16 @@ class SnapshotLab : public ::testing::Test {
     return replies;
   }
 
+  // Prints the worker's timing line (informational: the lab is emulated, so absolute times
+  // say little; the benchmark compares like with like).
+  static void ReportTiming(const Worker& w, const std::string& what) {
+    for (absl::string_view line : absl::StrSplit(ReadFile(w.err), '\n')) {
+      if (absl::StrContains(line, "timing:")) {
+        std::printf("%s: %s\n", what.c_str(), std::string(line).c_str());
+      }
+    }
+  }
+
   // Snapshots `w` to `snap`, then ends it through the control socket.
   void SnapshotAndExit(Worker& w, const fs::path& snap) {
     std::vector<std::string> r = Control(w, {"snapshot " + snap.string(), "exit"});
@@ -207,6 +226,9 @@ TEST_F(SnapshotLab, RestoredGuestContinuesCountingWithDiskAndPauseWorks) {
   EXPECT_THAT(after, ::testing::Not(::testing::Contains(-1)))
       << "the guest's disk read failed after restore; serial:\n"
       << ReadFile(b.serial) << "\nstderr:\n" << ReadFile(b.err);
+
+  ReportTiming(a, "boot");
+  ReportTiming(b, "restore");
 
   // Pause really stops the guest; resume lets it go on.
   EXPECT_EQ(Control(b, {"pause"})[0], "OK paused");

@@ -221,5 +221,55 @@ TEST_F(VmSnapshotTest, RestoreRefusesAnotherVcpuCount) {
   EXPECT_THAT(restored.status().message(), HasSubstr("snapshot has 1 vCPUs, 2 were requested"));
 }
 
+TEST_F(VmSnapshotTest, RestoreRefusesATruncatedMemoryFile) {
+  absl::StatusOr<std::unique_ptr<Vm>> booted =
+      Vm::Create(Options(dir_.Join("serial1"), dir_.Join("ctl1")));
+  ASSERT_TRUE(booted.ok()) << booted.status();
+  RunAndSnapshot(**booted, dir_.Join("serial1"), dir_.Join("ctl1"), dir_.Join("snap1"));
+  ASSERT_EQ(truncate(dir_.Join("snap1/memory").c_str(), 32 << 20), 0);
+
+  absl::StatusOr<std::unique_ptr<Vm>> restored =
+      Vm::Restore(Options(dir_.Join("serial2"), dir_.Join("ctl2")), dir_.Join("snap1"));
+
+  EXPECT_EQ(restored.status().code(), absl::StatusCode::kDataLoss);
+  EXPECT_THAT(restored.status().message(), HasSubstr("truncated"));
+}
+
+TEST_F(VmSnapshotTest, RestoreOfAVsockVmNeedsAHostSocketPath) {
+  VmOptions o = Options(dir_.Join("serial1"), dir_.Join("ctl1"));
+  o.config.vsock.path = dir_.Join("vsock1");
+  absl::StatusOr<std::unique_ptr<Vm>> booted = Vm::Create(std::move(o));
+  ASSERT_TRUE(booted.ok()) << booted.status();
+  RunAndSnapshot(**booted, dir_.Join("serial1"), dir_.Join("ctl1"), dir_.Join("snap1"));
+
+  absl::StatusOr<std::unique_ptr<Vm>> without =
+      Vm::Restore(Options(dir_.Join("serial2"), dir_.Join("ctl2")), dir_.Join("snap1"));
+  VmOptions with_socket = Options(dir_.Join("serial3"), dir_.Join("ctl3"));
+  with_socket.config.vsock.path = dir_.Join("vsock3");
+  absl::StatusOr<std::unique_ptr<Vm>> with = Vm::Restore(std::move(with_socket), dir_.Join("snap1"));
+
+  EXPECT_EQ(without.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(without.status().message(), HasSubstr("pass --vsock PATH"));
+  EXPECT_TRUE(with.ok()) << with.status();
+}
+
+TEST_F(VmSnapshotTest, ResumeWithoutPauseIsRefused) {
+  absl::StatusOr<std::unique_ptr<Vm>> booted =
+      Vm::Create(Options(dir_.Join("serial1"), dir_.Join("ctl1")));
+  ASSERT_TRUE(booted.ok()) << booted.status();
+  VmEnd end;
+  std::thread runner([&] { end = (*booted)->Run(); });
+  WaitForOutput(dir_.Join("serial1"), 1);
+
+  std::vector<std::string> replies =
+      Control(dir_.Join("ctl1"), {"resume", "snapshot", "bogus", "exit"});
+
+  runner.join();
+  EXPECT_EQ(replies[0], "ERR the VM is not paused");
+  EXPECT_EQ(replies[1], "ERR usage: snapshot DIR");
+  EXPECT_THAT(replies[2], StartsWith("ERR unknown command 'bogus'"));
+  EXPECT_EQ(end.exit_code, kExitStopped);
+}
+
 }  // namespace
 }  // namespace supermachine::vmm
