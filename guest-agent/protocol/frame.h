@@ -10,9 +10,9 @@
 #include <string>
 #include <string_view>
 
-namespace google::protobuf {
-class MessageLite;
-}
+// Included rather than forward-declared: gtest forward-declares a MessageLite of its own, and
+// clang-tidy (bugprone-forward-declaration-namespace) flags every test that sees both.
+#include <google/protobuf/message_lite.h>
 
 namespace supermachine::agent::protocol {
 

@@ -18,7 +18,7 @@
 namespace supermachine::agent::rpc {
 namespace {
 
-constexpr size_t kBufferBytes = 64 * 1024;
+constexpr size_t kBufferBytes = size_t{64} * 1024;
 
 // One direction of the splice: bytes read from `from`, not yet written to `to`.
 struct Pipe {

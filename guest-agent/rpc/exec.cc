@@ -34,8 +34,8 @@
 namespace supermachine::agent::rpc {
 namespace {
 
-constexpr size_t kReadChunk = 64 * 1024;
-constexpr size_t kMaxOutboundBytes = 256 * 1024;   // Serialized frames waiting for the host.
+constexpr size_t kReadChunk = size_t{64} * 1024;
+constexpr size_t kMaxOutboundBytes = size_t{256} * 1024;  // Serialized frames waiting for the host.
 constexpr size_t kMaxPendingStdin = 2u << 20;      // Bytes waiting for the command's stdin.
 // After the command exits, output still in flight (pipe buffers, descendants holding the
 // pipes) is forwarded until both streams end or nothing moved for this long.
@@ -120,7 +120,9 @@ std::string LookPath(const std::string& name, const std::string& path, int* err)
     if (dir.empty()) {
       dir = ".";
     }
-    std::string candidate = dir + "/" + name;
+    std::string candidate = std::move(dir);
+    candidate += '/';
+    candidate += name;
     struct stat st {};
     if (::stat(candidate.c_str(), &st) == 0 && S_ISREG(st.st_mode)) {
       if (::access(candidate.c_str(), X_OK) == 0) {

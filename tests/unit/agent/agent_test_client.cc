@@ -37,7 +37,7 @@ void FakeWorkload::SetDefaults(ExecDefaults defaults) {
   defaults_ = std::move(defaults);
 }
 
-void FakeWorkload::Exit(WorkloadExitInfo info) {
+void FakeWorkload::Exit(const WorkloadExitInfo& info) {
   std::lock_guard<std::mutex> lock(mu_);
   exit_ = info;
   cv_.notify_all();

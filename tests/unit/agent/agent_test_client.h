@@ -33,7 +33,7 @@ class FakeWorkload : public WorkloadView {
   void Shutdown() override;
 
   void SetDefaults(ExecDefaults defaults);
-  void Exit(WorkloadExitInfo info);
+  void Exit(const WorkloadExitInfo& info);
   bool shutdown_called() const;
 
  private:

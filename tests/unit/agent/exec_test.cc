@@ -106,6 +106,7 @@ TEST_F(ExecTest, WithoutStdinTheCommandReadsDevNull) {
 TEST_F(ExecTest, FiftyConcurrentExecsEachGetTheirOwnOutput) {
   constexpr int kExecs = 50;
   std::vector<std::thread> threads;
+  threads.reserve(kExecs);
   std::vector<ExecResult> results(kExecs);
   for (int i = 0; i < kExecs; ++i) {
     threads.emplace_back([this, i, &results] {
