@@ -77,6 +77,7 @@ uint64_t Fnv1a(const uint8_t* p, size_t n, uint64_t h) {
   return h;
 }
 constexpr uint64_t kFnvBasis = 0xcbf29ce484222325ull;
+constexpr size_t kChunk = size_t{64} << 10;
 
 void SetTimeouts(int fd, int seconds) {
   timeval tv{.tv_sec = seconds, .tv_usec = 0};
@@ -149,7 +150,7 @@ std::string EchoCheck(int fd, uint64_t seed, size_t bytes, uint64_t* hash_sent =
   std::atomic<bool> write_ok{true};
   uint64_t sent_hash = kFnvBasis;
   std::thread writer([&] {
-    std::vector<uint8_t> buf(64 * 1024);
+    std::vector<uint8_t> buf(kChunk);
     for (size_t off = 0; off < bytes; off += buf.size()) {
       const size_t n = std::min(buf.size(), bytes - off);
       FillPattern(buf.data(), n, seed, off);
@@ -160,7 +161,7 @@ std::string EchoCheck(int fd, uint64_t seed, size_t bytes, uint64_t* hash_sent =
       }
     }
   });
-  std::vector<uint8_t> buf(64 * 1024);
+  std::vector<uint8_t> buf(kChunk);
   size_t got = 0;
   uint64_t got_hash = kFnvBasis;
   std::string error;
@@ -205,8 +206,8 @@ std::string EchoCheck(int fd, uint64_t seed, size_t bytes, uint64_t* hash_sent =
 // echoes everything back, closes.
 class HostListener {
  public:
-  explicit HostListener(const std::string& path) : path_(path) {
-    fd_ = UniqueFd(socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  explicit HostListener(const std::string& path)
+      : path_(path), fd_(socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) {
     sockaddr_un addr{};
     addr.sun_family = AF_UNIX;
     std::strncpy(addr.sun_path, path.c_str(), sizeof(addr.sun_path) - 1);
@@ -238,7 +239,7 @@ class HostListener {
     }
     SetTimeouts(c.get(), 120);
     std::vector<uint8_t> data;
-    std::vector<uint8_t> buf(64 * 1024);
+    std::vector<uint8_t> buf(kChunk);
     while (true) {
       const ssize_t n = read(c.get(), buf.data(), buf.size());
       if (n < 0 && errno == EINTR) {
@@ -290,12 +291,12 @@ class VsockLab : public ::testing::Test {
     serial_ = new fs::path(*dir_ / "serial.log");
     err_fd_ = new UniqueFd(
         open((*dir_ / "stderr.log").c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
+    const std::string cmdline =
+        "console=ttyS0 reboot=t panic=-1 root=/dev/vda rootfstype=squashfs ro init=/init quiet";
     auto child = ChildProcess::Spawn(
         {.argv = {SM_WORKER_BIN, "--serial", "file:" + serial_->string(), "--kernel",
                   kernel + "/vmlinux", "--vcpus", "2", "--disk", image + ",ro", "--vsock", *uds_,
-                  "--cmdline",
-                  "console=ttyS0 reboot=t panic=-1 root=/dev/vda rootfstype=squashfs ro "
-                  "init=/init quiet"},
+                  "--cmdline", cmdline},
          .stderr_fd = err_fd_->get()});
     ASSERT_TRUE(child.ok()) << child.status();
     worker_ = new ChildProcess(*std::move(child));
@@ -394,6 +395,7 @@ TEST_F(VsockLab, TwentyConcurrentConnectionsEchoTheirOwnData) {
   constexpr int kConns = 20;
   std::vector<std::string> errors(kConns);
   std::vector<std::thread> threads;
+  threads.reserve(kConns);
   for (int i = 0; i < kConns; ++i) {
     threads.emplace_back([&, i] {
       Handshake h = ConnectGuest(*uds_, supermachine::lab::kGuestEchoPort);
@@ -401,7 +403,7 @@ TEST_F(VsockLab, TwentyConcurrentConnectionsEchoTheirOwnData) {
         errors[i] = "CONNECT reply '" + h.reply + "'";
         return;
       }
-      errors[i] = EchoCheck(h.fd.get(), 100 + static_cast<uint64_t>(i), 512 * 1024);
+      errors[i] = EchoCheck(h.fd.get(), 100 + static_cast<uint64_t>(i), size_t{512} << 10);
     });
   }
   for (std::thread& t : threads) {

@@ -65,7 +65,8 @@ class MuxerTest : public ::testing::Test {
     path_ = dir_.Join("v.sock");
     auto m = Muxer::Create({.uds_path = path_,
                             .guest_cid = kCid,
-                            .connect_timeout = std::chrono::milliseconds(300)});
+                            .connect_timeout = std::chrono::milliseconds(300),
+                            .close_timeout = std::chrono::milliseconds(300)});
     ASSERT_TRUE(m.ok()) << m.status();
     mux_ = *std::move(m);
     mux_->set_guest_ready(true);
@@ -223,6 +224,30 @@ TEST_F(MuxerTest, UnansweredConnectTimesOutWithEofAndRst) {
   ASSERT_TRUE(rst.has_value());
   EXPECT_EQ(rst->op_code(), Op::kRst);
   EXPECT_EQ(rst->dst_port, 5000u);
+  EXPECT_EQ(mux_->num_connections(), 0u);
+}
+
+TEST_F(MuxerTest, GuestThatNeverClosesAfterHostCloseIsReset) {
+  base::UniqueFd client;
+  std::optional<Header> req = HostConnect(client, 5000);
+  ASSERT_TRUE(req.has_value());
+  mux_->HandleGuestPacket(FromGuest(Op::kResponse, 5000, req->src_port), {});
+  EXPECT_EQ(ReadSome(client.get()).substr(0, 3), "OK ");
+  client.Reset();
+  Pump();
+  std::optional<Header> sd = Produce();
+  ASSERT_TRUE(sd.has_value());
+  EXPECT_EQ(sd->op_code(), Op::kShutdown);
+  EXPECT_EQ(sd->flags, kShutdownBoth);
+  EXPECT_EQ(mux_->num_connections(), 1u);
+  // The guest ignores it; after close_timeout (300 ms) the sweep resets the connection.
+  std::optional<Header> rst;
+  for (int i = 0; i < 20 && !rst.has_value(); ++i) {
+    Pump();
+    rst = Produce();
+  }
+  ASSERT_TRUE(rst.has_value());
+  EXPECT_EQ(rst->op_code(), Op::kRst);
   EXPECT_EQ(mux_->num_connections(), 0u);
 }
 

@@ -21,6 +21,8 @@
 
 namespace {
 
+constexpr size_t kChunk = size_t{64} << 10;
+
 void Say(const std::string& line) {
   std::string out = "sm-vsock: " + line + "\n";
   (void)!write(1, out.data(), out.size());
@@ -42,7 +44,7 @@ bool WriteAll(int fd, const uint8_t* p, size_t n) {
 }
 
 void Echo(int fd) {
-  std::vector<uint8_t> buf(64 * 1024);
+  std::vector<uint8_t> buf(kChunk);
   while (true) {
     ssize_t n = read(fd, buf.data(), buf.size());
     if (n < 0 && errno == EINTR) {
@@ -103,7 +105,7 @@ void ConnectToHost() {
     shutdown(fd, SHUT_WR);
   });
   std::vector<uint8_t> got;
-  std::vector<uint8_t> buf(64 * 1024);
+  std::vector<uint8_t> buf(kChunk);
   while (true) {
     ssize_t n = read(fd, buf.data(), buf.size());
     if (n < 0 && errno == EINTR) {

@@ -17,7 +17,6 @@
 #include <sys/uio.h>
 
 #include <chrono>
-#include <compare>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -33,7 +32,10 @@ namespace supermachine::devices::virtio::vsock {
 struct ConnKey {
   uint32_t local_port = 0;
   uint32_t peer_port = 0;
-  auto operator<=>(const ConnKey&) const = default;
+  bool operator==(const ConnKey&) const = default;
+  bool operator<(const ConnKey& o) const {
+    return local_port != o.local_port ? local_port < o.local_port : peer_port < o.peer_port;
+  }
 };
 
 class Connection {
@@ -81,9 +83,15 @@ class Connection {
   uint32_t fwd_cnt() const { return fwd_cnt_; }
   // Guest bytes waiting for the host socket.
   uint32_t buffered() const;
-  // When a host-initiated connection must have been answered (steady clock).
-  std::chrono::steady_clock::time_point connect_deadline() const { return connect_deadline_; }
-  void set_connect_deadline(std::chrono::steady_clock::time_point t) { connect_deadline_ = t; }
+  // The host client closed both directions: only the guest's RST (or its full SHUTDOWN) is
+  // still expected, and the owner should not wait for it forever.
+  bool host_gone() const { return host_eof_ && host_hup_; }
+  // A RST is queued: the connection ends as soon as the guest takes it.
+  bool resetting() const { return pending_rst_; }
+  // Host-initiated, while connecting: when the guest must have answered. Once host_gone():
+  // when the guest must have closed. The owner sets it; steady clock.
+  std::chrono::steady_clock::time_point deadline() const { return deadline_; }
+  void set_deadline(std::chrono::steady_clock::time_point t) { deadline_ = t; }
 
  private:
   Connection(base::UniqueFd host, ConnKey key, uint64_t guest_cid, State state)
@@ -130,7 +138,7 @@ class Connection {
   uint32_t peer_buf_alloc_ = 0;
   uint32_t peer_fwd_cnt_ = 0;
 
-  std::chrono::steady_clock::time_point connect_deadline_{};
+  std::chrono::steady_clock::time_point deadline_{};
 };
 
 }  // namespace supermachine::devices::virtio::vsock

@@ -215,7 +215,7 @@ void Muxer::OnHandshakeReadable(int fd) {
     return;  // `sock` closes.
   }
   auto conn = Connection::HostInitiated(std::move(sock), key, options_.guest_cid);
-  conn->set_connect_deadline(std::chrono::steady_clock::now() + options_.connect_timeout);
+  conn->set_deadline(std::chrono::steady_clock::now() + options_.connect_timeout);
   Connection* raw = conn.get();
   by_fd_[fd] = key;
   conns_[key] = std::move(conn);
@@ -322,6 +322,10 @@ void Muxer::Update(Connection* c) {
     Remove(c->key());
     return;
   }
+  if (c->host_gone() && !c->resetting() && closing_.insert(c->key()).second) {
+    c->set_deadline(std::chrono::steady_clock::now() + options_.close_timeout);
+    ArmTimer();
+  }
   if (c->WantsRx() && in_rx_order_.insert(c->key()).second) {
     rx_order_.push_back(c->key());
   }
@@ -335,6 +339,7 @@ void Muxer::Remove(ConnKey key) {
   const int fd = it->second->host_fd();
   epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, fd, nullptr);
   by_fd_.erase(fd);
+  closing_.erase(key);
   conns_.erase(it);  // Closes the host socket.
   // A stale entry in rx_order_ is skipped by ProduceRx.
 }
@@ -369,6 +374,7 @@ void Muxer::DropAllConnections() {
   }
   conns_.clear();
   by_fd_.clear();
+  closing_.clear();
   rx_order_.clear();
   in_rx_order_.clear();
   rst_queue_.clear();
@@ -395,23 +401,28 @@ void Muxer::Sweep() {
       ++it;
     }
   }
-  bool connecting = false;
+  bool waiting = false;
   std::vector<Connection*> expired;
   for (auto& [key, conn] : conns_) {
-    if (conn->state() == Connection::State::kConnecting) {
-      if (now >= conn->connect_deadline()) {
+    if (conn->resetting()) {
+      continue;  // Already on its way out.
+    }
+    if (conn->state() == Connection::State::kConnecting || closing_.count(key) > 0) {
+      if (now >= conn->deadline()) {
         expired.push_back(conn.get());
       } else {
-        connecting = true;
+        waiting = true;
       }
     }
   }
   for (Connection* c : expired) {
-    // The host client gets EOF now; the RST tells the guest to drop a late-arriving REQUEST.
+    // Connecting: the host client gets EOF now; the RST tells the guest to drop a
+    // late-arriving REQUEST. Closing: the RST makes the guest let go.
+    closing_.erase(c->key());
     c->Abort();
     Update(c);
   }
-  if (!connecting && handshakes_.empty()) {
+  if (!waiting && handshakes_.empty()) {
     itimerspec off{};
     timerfd_settime(timer_.get(), 0, &off, nullptr);
     timer_armed_ = false;

@@ -41,6 +41,10 @@ struct MuxerOptions {
   // A host-initiated connection the guest has not answered by then is reset and closed, and a
   // host client that has not sent its CONNECT line by then is closed.
   std::chrono::milliseconds connect_timeout{5000};
+  // After the host client closed a connection, the guest has this long to close its end (Linux
+  // does at once unless its reader still has data); then we reset it, so a guest that never
+  // closes cannot pin connection slots.
+  std::chrono::milliseconds close_timeout{10000};
   size_t max_connections = 1024;  // Established + connecting + awaiting a CONNECT line.
 };
 
@@ -121,6 +125,7 @@ class Muxer {
   bool guest_ready_ = false;
 
   std::map<ConnKey, std::unique_ptr<Connection>> conns_;
+  std::set<ConnKey> closing_;              // host_gone() connections with a close deadline.
   std::map<int, ConnKey> by_fd_;           // Host socket → connection.
   std::map<int, Handshake> handshakes_;    // Host sockets still owing their CONNECT line.
   std::deque<ConnKey> rx_order_;           // Connections that want rx, round-robin.
