@@ -63,27 +63,30 @@ bool IsVolumeNameChar(char c, bool first) {
 }  // namespace
 
 absl::Status CheckGuestPath(absl::string_view field, absl::string_view path) {
+  auto bad = [&](absl::string_view why) {
+    return absl::InvalidArgumentError(absl::StrCat(field, ": guest path '", path, "' ", why));
+  };
   if (path.empty()) {
     return absl::InvalidArgumentError(absl::StrCat(field, ": guest path is empty"));
   }
   if (path.front() != '/') {
-    return Invalid(field, path, "guest path must be absolute (start with '/')");
+    return bad("must be absolute (start with '/')");
   }
   if (path.find('\0') != absl::string_view::npos || path.find('\n') != absl::string_view::npos) {
-    return Invalid(field, path, "guest path must not contain NUL or newline");
+    return bad("must not contain NUL or newline");
   }
   if (path == "/") {
     return absl::OkStatus();
   }
   if (path.back() == '/') {
-    return Invalid(field, path, "guest path must not end with '/'");
+    return bad("must not end with '/'");
   }
   for (absl::string_view part : absl::StrSplit(path.substr(1), '/')) {
     if (part.empty()) {
-      return Invalid(field, path, "guest path has an empty component ('//')");
+      return bad("has an empty component ('//')");
     }
     if (part == "." || part == "..") {
-      return Invalid(field, path, "guest path must not contain '.' or '..' components");
+      return bad("must not contain '.' or '..' components");
     }
   }
   return absl::OkStatus();

@@ -22,7 +22,7 @@ namespace supermachine::bake {
 
 // A path inside the guest: absolute, no NUL or newline, no "." or ".." component, no empty
 // component ("//"), no trailing '/' (except "/" itself). `field` names the request field in
-// the message: "extra file '/a:b': guest path 'b' must be absolute".
+// the message: "extra file '/a:b': guest path 'b' must be absolute (start with '/')".
 absl::Status CheckGuestPath(absl::string_view field, absl::string_view path);
 
 // ---- extra files -------------------------------------------------------------------------

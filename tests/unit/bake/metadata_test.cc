@@ -85,7 +85,8 @@ TEST(Metadata, StartsWithFormatVersion) {
 }
 
 TEST(Metadata, RejectsNewerFormatVersion) {
-  absl::Status st = ParseMetadata(Edited([](nlohmann::json& j) { j["format_version"] = 2; })).status();
+  absl::Status st =
+      ParseMetadata(Edited([](nlohmann::json& j) { j["format_version"] = 2; })).status();
   EXPECT_EQ(st.code(), absl::StatusCode::kFailedPrecondition);
   EXPECT_THAT(st.message(), HasSubstr("format_version 2: this supermachined reads only 1"));
 }
@@ -140,9 +141,9 @@ TEST(Metadata, RejectsUnparsableReadiness) {
 }
 
 TEST(Metadata, RejectsEmptyArgv) {
-  EXPECT_THAT(ParseMetadata(Edited([](nlohmann::json& j) { j["launch"]["argv"] = nlohmann::json::array(); }))
-                  .status()
-                  .message(),
+  const std::string text =
+      Edited([](nlohmann::json& j) { j["launch"]["argv"] = nlohmann::json::array(); });
+  EXPECT_THAT(ParseMetadata(text).status().message(),
               HasSubstr("field 'launch.argv' is empty"));
 }
 

@@ -89,7 +89,7 @@ TEST(Validate, RejectsMissingExtraFileKeepingNotFound) {
 TEST(Validate, RejectsExtraFileWithRelativeGuestPath) {
   BakeRequest r = Minimal();
   r.extra_files = {{.host_path = "/h", .guest_path = "etc/x"}};
-  EXPECT_THAT(Validate(r, FakeFs()).message(), HasSubstr("guest path must be absolute"));
+  EXPECT_THAT(Validate(r, FakeFs()).message(), HasSubstr("guest path 'etc/x' must be absolute"));
 }
 
 TEST(Validate, RejectsTwoExtraFilesToSameGuestPath) {
@@ -187,7 +187,7 @@ TEST(Validate, RejectsEnvWithoutEquals) {
 TEST(Validate, RejectsRelativeWorkdir) {
   BakeRequest r = Minimal();
   r.workdir = "app";
-  EXPECT_THAT(Validate(r, FakeFs()).message(), HasSubstr("workdir 'app'"));
+  EXPECT_THAT(Validate(r, FakeFs()).message(), HasSubstr("workdir: guest path 'app' must be absolute"));
 }
 
 TEST(Validate, AcceptsEmptyWorkdirAsRoot) {

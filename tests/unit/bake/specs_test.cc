@@ -20,7 +20,8 @@ TEST(CheckGuestPath, AcceptsAbsolutePath) {
 TEST(CheckGuestPath, RejectsRelativePathNamingFieldAndValue) {
   absl::Status st = CheckGuestPath("extra file 'x'", "etc/app.conf");
   EXPECT_EQ(st.code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_THAT(st.message(), HasSubstr("extra file 'x' 'etc/app.conf': guest path must be absolute"));
+  EXPECT_EQ(st.message(),
+            "extra file 'x': guest path 'etc/app.conf' must be absolute (start with '/')");
 }
 
 TEST(CheckGuestPath, RejectsDotDotComponent) {
@@ -60,7 +61,7 @@ TEST(ParseExtraFile, RejectsRelativeHostPath) {
 
 TEST(ParseExtraFile, RejectsRelativeGuestPath) {
   EXPECT_THAT(ParseExtraFile("/h:etc/app.conf").status().message(),
-              HasSubstr("guest path must be absolute"));
+              HasSubstr("guest path 'etc/app.conf' must be absolute"));
 }
 
 TEST(ParseExtraFile, RejectsRootAsGuestPath) {
