@@ -3,6 +3,7 @@
 // wait_ready, wait_exit, restored, shutdown, and protocol errors.
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -48,6 +49,12 @@ uint16_t UnusedPort() {
   uint16_t port = 0;
   ::close(ListenTcp(&port));
   return port;
+}
+
+// True when `fd` has input (or EOF) within `timeout_ms`.
+bool Readable(int fd, int timeout_ms) {
+  pollfd p{fd, POLLIN, 0};
+  return ::poll(&p, 1, timeout_ms) > 0;
 }
 
 std::string ReadToEof(int fd) {
@@ -273,26 +280,38 @@ TEST_F(OpsTest, WaitReadyFiresOnceAProcessListens) {
   Conn conn = Connect();
   v1::Request request;
   request.mutable_wait_ready()->set_listener_port(port);
-  request.mutable_wait_ready()->set_timeout_ms(10000);
+  request.mutable_wait_ready()->set_timeout_ms(20000);
   conn.Send(request);
-  // The listener comes from a separate process, as a workload's would.
-  ExecResult serve;
-  std::thread server([&] {
-    v1::ExecRequest exec = Command(
-        {"python3", "-c",
-         "import socket,time; s=socket.socket(); "
-         "s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); "
-         "time.sleep(0.3); s.bind(('127.0.0.1'," + std::to_string(port) +
-             ")); s.listen(); time.sleep(2)"});
-    serve = Exec(exec);
-  });
+  EXPECT_FALSE(Readable(conn.fd(), 300)) << "answered before anything listened";
+  // The listener comes from a separate process, as a workload's would; it stays up until the
+  // test has its answer (then the closed stdin ends it).
+  v1::ExecRequest exec = Command(
+      {"python3", "-c",
+       "import socket,sys; s=socket.socket(); "
+       "s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); "
+       "s.bind(('127.0.0.1'," + std::to_string(port) + ")); s.listen(); sys.stdin.read()"});
+  exec.set_stdin(true);
+  Conn serve = Connect();
+  v1::Request start;
+  *start.mutable_exec() = exec;
+  serve.Send(start);
+  v1::Response started;
+  ASSERT_TRUE(serve.Read(&started));
+  ASSERT_TRUE(started.has_exec_started()) << started.DebugString();
   v1::Response r;
   ASSERT_TRUE(conn.Read(&r));
-  server.join();
   ASSERT_TRUE(r.has_ready()) << r.DebugString();
-  EXPECT_GE(r.ready().waited_us(), 250000u);
-  ASSERT_TRUE(serve.exit.has_value()) << serve.started.DebugString() << serve.stderr_data;
-  EXPECT_EQ(serve.exit->exit_code(), 0) << serve.stderr_data;
+  EXPECT_GE(r.ready().waited_us(), 300000u);
+  v1::ExecInput eof;
+  eof.set_stdin_eof(true);
+  serve.Send(eof);
+  std::string stderr_data;
+  v1::ExecOutput out;
+  while (serve.Read(&out) && !out.has_exit()) {
+    stderr_data += out.stderr();
+  }
+  ASSERT_TRUE(out.has_exit());
+  EXPECT_EQ(out.exit().exit_code(), 0) << stderr_data;
 }
 
 TEST_F(OpsTest, WaitReadyTimesOutWithDeadlineExceeded) {
@@ -309,14 +328,13 @@ TEST_F(OpsTest, WaitReadyWorkloadExitedFiresOnExit) {
   Conn conn = Connect();
   v1::Request request;
   request.mutable_wait_ready()->set_workload_exited(true);
-  request.mutable_wait_ready()->set_timeout_ms(10000);
+  request.mutable_wait_ready()->set_timeout_ms(20000);
   conn.Send(request);
-  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  EXPECT_FALSE(Readable(conn.fd(), 200)) << "answered before the workload exited";
   workload_.Exit(WorkloadExitInfo{});
   v1::Response r;
   ASSERT_TRUE(conn.Read(&r));
   ASSERT_TRUE(r.has_ready()) << r.DebugString();
-  EXPECT_GE(r.ready().waited_us(), 90000u);
 }
 
 TEST_F(OpsTest, WaitReadyIdleTimesOutOrFires) {
