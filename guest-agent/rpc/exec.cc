@@ -12,11 +12,9 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
-#include <stdlib.h>
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
 #include <sys/wait.h>
 #include <termios.h>
 #include <unistd.h>
@@ -27,364 +25,25 @@
 #include <thread>
 #include <vector>
 
-#include "guest-agent/process/users.h"
 #include "guest-agent/protocol/frame.h"
 #include "guest-agent/rpc/connection.h"
+#include "guest-agent/rpc/exec_start.h"
 
 namespace supermachine::agent::rpc {
 namespace {
 
 constexpr size_t kReadChunk = size_t{64} * 1024;
-constexpr size_t kMaxOutboundBytes = size_t{256} * 1024;  // Serialized frames waiting for the host.
-constexpr size_t kMaxPendingStdin = 2u << 20;      // Bytes waiting for the command's stdin.
+constexpr size_t kMaxOutboundBytes = size_t{256} * 1024;  // Serialized frames for the host.
+constexpr size_t kMaxPendingStdin = size_t{2} << 20;      // Bytes for the command's stdin.
 // After the command exits, output still in flight (pipe buffers, descendants holding the
 // pipes) is forwarded until both streams end or nothing moved for this long.
 constexpr auto kDrainGrace = std::chrono::milliseconds(500);
-constexpr char kDefaultPath[] = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
-
-class Fd {
- public:
-  Fd() = default;
-  explicit Fd(int fd) : fd_(fd) {}
-  ~Fd() { Reset(); }
-  Fd(Fd&& o) noexcept : fd_(std::exchange(o.fd_, -1)) {}
-  Fd& operator=(Fd&& o) noexcept {
-    if (this != &o) {
-      Reset();
-      fd_ = std::exchange(o.fd_, -1);
-    }
-    return *this;
-  }
-  int get() const { return fd_; }
-  void Reset() {
-    if (fd_ >= 0) {
-      ::close(fd_);
-    }
-    fd_ = -1;
-  }
-
- private:
-  int fd_ = -1;
-};
-
-std::string EnvKey(const std::string& entry) { return entry.substr(0, entry.find('=')); }
-
-// Request env over workload defaults (same key: the request wins), unless replace_env.
-std::vector<std::string> MergeEnv(const std::vector<std::string>& defaults,
-                                  const v1::ExecRequest& request) {
-  std::vector<std::string> env;
-  if (!request.replace_env()) {
-    env = defaults;
-  }
-  for (const std::string& entry : request.env()) {
-    const std::string key = EnvKey(entry);
-    auto it = std::find_if(env.begin(), env.end(),
-                           [&](const std::string& e) { return EnvKey(e) == key; });
-    if (it != env.end()) {
-      *it = entry;
-    } else {
-      env.push_back(entry);
-    }
-  }
-  return env;
-}
-
-bool HasKey(const std::vector<std::string>& env, const std::string& key) {
-  return std::any_of(env.begin(), env.end(),
-                     [&](const std::string& e) { return EnvKey(e) == key; });
-}
-
-std::string GetEnv(const std::vector<std::string>& env, const std::string& key) {
-  for (const std::string& e : env) {
-    if (EnvKey(e) == key) {
-      return e.substr(key.size() + 1);
-    }
-  }
-  return "";
-}
-
-// argv[0] with a '/' is used as is; else the first executable regular file on PATH.
-// Returns the path, or empty with *err set.
-std::string LookPath(const std::string& name, const std::string& path, int* err) {
-  if (name.find('/') != std::string::npos) {
-    return name;
-  }
-  *err = ENOENT;
-  size_t start = 0;
-  while (start <= path.size()) {
-    size_t end = path.find(':', start);
-    if (end == std::string::npos) {
-      end = path.size();
-    }
-    std::string dir = path.substr(start, end - start);
-    if (dir.empty()) {
-      dir = ".";
-    }
-    std::string candidate = std::move(dir);
-    candidate += '/';
-    candidate += name;
-    struct stat st {};
-    if (::stat(candidate.c_str(), &st) == 0 && S_ISREG(st.st_mode)) {
-      if (::access(candidate.c_str(), X_OK) == 0) {
-        return candidate;
-      }
-      *err = EACCES;
-    }
-    start = end + 1;
-  }
-  return "";
-}
-
-// What the child reports through the CLOEXEC error pipe when it fails before execve.
-struct ChildFailure {
-  int stage = 0;
-  int err = 0;
-};
-enum Stage : int { kStageUser = 1, kStageCwd, kStageExec, kStageTty, kStageSetsid };
-
-const char* StageName(int stage) {
-  switch (stage) {
-    case kStageUser:
-      return "switch user";
-    case kStageCwd:
-      return "chdir";
-    case kStageExec:
-      return "execve";
-    case kStageTty:
-      return "controlling tty";
-    case kStageSetsid:
-      return "setsid";
-    default:
-      return "start";
-  }
-}
-
-// Everything the child needs, prepared before fork: the child only makes syscalls.
-struct ChildPlan {
-  std::string path;
-  std::vector<std::string> argv;
-  std::vector<std::string> env;
-  std::string cwd;
-  std::optional<ResolvedUser> user;  // nullopt: keep the agent's identity.
-  int stdin_fd = -1;
-  int stdout_fd = -1;
-  int stderr_fd = -1;
-  bool tty = false;
-  int error_pipe = -1;
-};
-
-[[noreturn]] void ChildFail(int pipe_fd, int stage, int err) {
-  ChildFailure f{stage, err};
-  (void)!::write(pipe_fd, &f, sizeof(f));
-  ::_exit(err == ENOENT ? 127 : 126);
-}
-
-[[noreturn]] void RunChild(const ChildPlan& plan, char* const* argv, char* const* envp) {
-  // Signals: default dispositions and an empty mask, whatever PID 1 uses for itself (tini).
-  struct sigaction dfl {};
-  dfl.sa_handler = SIG_DFL;
-  for (int sig = 1; sig < NSIG; ++sig) {
-    if (sig != SIGKILL && sig != SIGSTOP) {
-      ::sigaction(sig, &dfl, nullptr);
-    }
-  }
-  sigset_t none;
-  sigemptyset(&none);
-  ::sigprocmask(SIG_SETMASK, &none, nullptr);
-
-  // Own session and process group: signals and the timeout reach the whole command tree.
-  if (::setsid() < 0) {
-    ChildFail(plan.error_pipe, kStageSetsid, errno);
-  }
-  if (plan.tty && ::ioctl(plan.stdout_fd, TIOCSCTTY, 0) != 0) {
-    ChildFail(plan.error_pipe, kStageTty, errno);
-  }
-  ::dup2(plan.stdin_fd, 0);
-  ::dup2(plan.stdout_fd, 1);
-  ::dup2(plan.stderr_fd, 2);
-  if (plan.user && ApplyUser(*plan.user) != 0) {
-    ChildFail(plan.error_pipe, kStageUser, errno);
-  }
-  if (::chdir(plan.cwd.c_str()) != 0) {
-    ChildFail(plan.error_pipe, kStageCwd, errno);
-  }
-  ::execve(plan.path.c_str(), argv, envp);
-  ChildFail(plan.error_pipe, kStageExec, errno);
-}
-
-std::vector<char*> CStrings(const std::vector<std::string>& strings) {
-  std::vector<char*> out;
-  out.reserve(strings.size() + 1);
-  for (const std::string& s : strings) {
-    out.push_back(const_cast<char*>(s.c_str()));
-  }
-  out.push_back(nullptr);
-  return out;
-}
 
 void SetNonBlocking(int fd) { ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) | O_NONBLOCK); }
 
-struct Started {
-  pid_t pid = -1;
-  Fd stdin_w;   // Non-tty: our end of the command's stdin (invalid when stdin = false).
-  Fd stdout_r;  // Non-tty: stdout; tty: the pty master (read and write).
-  Fd stderr_r;  // Non-tty only.
-  int code = kOk;
-  std::string error;
-};
-
-Started Start(const Connection& conn, const v1::ExecRequest& request) {
-  Started s;
-  const std::string what = "exec " + (request.argv().empty() ? std::string() : request.argv(0));
-  if (request.argv().empty() || request.argv(0).empty()) {
-    s.code = kInvalidArgument;
-    s.error = "exec: empty argv";
-    return s;
-  }
-  const ExecDefaults defaults = conn.ctx->workload->exec_defaults();
-  ChildPlan plan;
-  plan.argv.assign(request.argv().begin(), request.argv().end());
-  plan.env = MergeEnv(defaults.env, request);
-  plan.cwd = !request.cwd().empty() ? request.cwd() : (defaults.cwd.empty() ? "/" : defaults.cwd);
-  plan.tty = request.tty();
-
-  const std::string user_spec = !request.user().empty() ? request.user() : defaults.user;
-  UserResult user = ResolveUser(user_spec, conn.ctx->root_dir);
-  if (!user.ok) {
-    s.code = user.error.find("not found") != std::string::npos ? kNotFound : kInvalidArgument;
-    s.error = what + ": " + user.error;
-    return s;
-  }
-  if (!user_spec.empty()) {
-    plan.user = user.user;  // "" runs as the agent itself (root in the guest).
-  }
-  if (!HasKey(plan.env, "PATH")) {
-    plan.env.push_back(std::string("PATH=") + kDefaultPath);
-  }
-  if (!HasKey(plan.env, "HOME")) {
-    plan.env.push_back("HOME=" + user.user.home);
-  }
-  if (plan.tty && !HasKey(plan.env, "TERM")) {
-    plan.env.push_back("TERM=xterm");
-  }
-  int look_err = 0;
-  plan.path = LookPath(plan.argv[0], GetEnv(plan.env, "PATH"), &look_err);
-  if (plan.path.empty()) {
-    s.code = ErrnoToCode(look_err);
-    s.error = ErrnoMessage(what + ": not found in PATH " + GetEnv(plan.env, "PATH"), look_err);
-    return s;
-  }
-
-  // Child-side fds, closed in the parent after fork.
-  Fd child_in, child_out, child_err;
-  if (plan.tty) {
-    Fd master(::posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC));
-    if (master.get() < 0 || ::grantpt(master.get()) != 0 || ::unlockpt(master.get()) != 0) {
-      s.code = ErrnoToCode(errno);
-      s.error = ErrnoMessage(what + ": open pty", errno);
-      return s;
-    }
-    char name[128];
-    if (::ptsname_r(master.get(), name, sizeof(name)) != 0) {
-      s.code = kInternal;
-      s.error = ErrnoMessage(what + ": ptsname", errno);
-      return s;
-    }
-    if (request.has_window()) {
-      winsize ws{};
-      ws.ws_row = static_cast<unsigned short>(request.window().rows());
-      ws.ws_col = static_cast<unsigned short>(request.window().cols());
-      ::ioctl(master.get(), TIOCSWINSZ, &ws);
-    }
-    child_out = Fd(::open(name, O_RDWR | O_NOCTTY | O_CLOEXEC));
-    if (child_out.get() < 0) {
-      s.code = ErrnoToCode(errno);
-      s.error = ErrnoMessage(what + ": open " + name, errno);
-      return s;
-    }
-    plan.stdin_fd = plan.stdout_fd = plan.stderr_fd = child_out.get();
-    s.stdout_r = std::move(master);
-  } else {
-    int p[2];
-    if (request.stdin()) {
-      if (::pipe2(p, O_CLOEXEC) != 0) {
-        s.code = ErrnoToCode(errno);
-        s.error = ErrnoMessage(what + ": pipe", errno);
-        return s;
-      }
-      child_in = Fd(p[0]);
-      s.stdin_w = Fd(p[1]);
-    } else {
-      child_in = Fd(::open("/dev/null", O_RDONLY | O_CLOEXEC));
-    }
-    if (::pipe2(p, O_CLOEXEC) != 0) {
-      s.code = ErrnoToCode(errno);
-      s.error = ErrnoMessage(what + ": pipe", errno);
-      return s;
-    }
-    s.stdout_r = Fd(p[0]);
-    child_out = Fd(p[1]);
-    if (::pipe2(p, O_CLOEXEC) != 0) {
-      s.code = ErrnoToCode(errno);
-      s.error = ErrnoMessage(what + ": pipe", errno);
-      return s;
-    }
-    s.stderr_r = Fd(p[0]);
-    child_err = Fd(p[1]);
-    plan.stdin_fd = child_in.get();
-    plan.stdout_fd = child_out.get();
-    plan.stderr_fd = child_err.get();
-  }
-  int ep[2];
-  if (::pipe2(ep, O_CLOEXEC) != 0) {
-    s.code = ErrnoToCode(errno);
-    s.error = ErrnoMessage(what + ": pipe", errno);
-    return s;
-  }
-  Fd error_r(ep[0]);
-  Fd error_w(ep[1]);
-  plan.error_pipe = error_w.get();
-
-  std::vector<char*> argv = CStrings(plan.argv);
-  std::vector<char*> envp = CStrings(plan.env);
-  pid_t pid = conn.ctx->reaper->Spawn([&]() -> pid_t {
-    pid_t p = ::fork();
-    if (p == 0) {
-      RunChild(plan, argv.data(), envp.data());
-    }
-    return p < 0 ? -errno : p;
-  });
-  if (pid < 0) {
-    s.code = ErrnoToCode(-pid);
-    s.error = ErrnoMessage(what + ": fork", -pid);
-    return s;
-  }
-  error_w.Reset();
-  child_in.Reset();
-  child_out.Reset();
-  child_err.Reset();
-  ChildFailure failure;
-  ssize_t n;
-  do {
-    n = ::read(error_r.get(), &failure, sizeof(failure));
-  } while (n < 0 && errno == EINTR);
-  if (n == static_cast<ssize_t>(sizeof(failure))) {
-    conn.ctx->reaper->Wait(pid, -1);  // It _exits at once.
-    s.code = ErrnoToCode(failure.err);
-    std::string detail = failure.stage == kStageCwd  ? " " + plan.cwd
-                         : failure.stage == kStageExec ? " " + plan.path
-                         : failure.stage == kStageUser ? " " + user_spec
-                                                       : "";
-    s.error = ErrnoMessage(what + ": " + StageName(failure.stage) + detail, failure.err);
-    return s;
-  }
-  s.pid = pid;
-  return s;
-}
-
 class ExecLoop {
  public:
-  ExecLoop(const Connection& conn, const v1::ExecRequest& request, Started started)
+  ExecLoop(const Connection& conn, const v1::ExecRequest& request, StartedCommand started)
       : conn_(conn), request_(request), s_(std::move(started)) {}
 
   void Run();
@@ -401,7 +60,7 @@ class ExecLoop {
 
   const Connection& conn_;
   const v1::ExecRequest& request_;
-  Started s_;
+  StartedCommand s_;
   protocol::FrameDecoder decoder_;
   std::string outbound_;       // Serialized frames for the host.
   size_t outbound_offset_ = 0;
@@ -756,7 +415,7 @@ void ExecLoop::Run() {
 }  // namespace
 
 void HandleExec(const Connection& conn, const v1::ExecRequest& request) {
-  Started started = Start(conn, request);
+  StartedCommand started = StartCommand(conn, request);
   if (started.pid < 0) {
     SendError(conn, started.code, started.error);
     return;

@@ -92,7 +92,9 @@ void HandleWriteFile(const Connection& conn, const v1::WriteFileRequest& request
   std::string temp = (dir.empty() ? std::string() : dir) + "/.sm-write-XXXXXX";
   int fd = ::mkostemp(temp.data(), O_CLOEXEC);
   if (fd < 0) {
-    SendError(conn, ErrnoToCode(errno), ErrnoMessage(what + ": create in " + (dir.empty() ? "/" : dir), errno));
+    const int err = errno;
+    const std::string where = dir.empty() ? "/" : dir;
+    SendError(conn, ErrnoToCode(err), ErrnoMessage(what + ": create in " + where, err));
     return;
   }
   auto fail = [&](int code, const std::string& message) {

@@ -145,7 +145,9 @@ bool IsHostname(const std::string& name) {
   return true;
 }
 
-RestoreResult Fail(int err, const std::string& what) { return {ErrnoToCode(err), ErrnoMessage(what, err)}; }
+RestoreResult Fail(int err, const std::string& what) {
+  return {ErrnoToCode(err), ErrnoMessage(what, err)};
+}
 
 }  // namespace
 
@@ -169,7 +171,7 @@ RestoreResult ApplyRestore(const v1::RestoredRequest& request, System* system,
   if (!request.machine_id().empty() && !IsMachineId(request.machine_id())) {
     return {kInvalidArgument, "restored: machine_id must be 32 lowercase hex digits"};
   }
-  if (request.vm_id().find('\n') != std::string::npos || request.vm_id().find('/') != std::string::npos) {
+  if (request.vm_id().find_first_of("/\n") != std::string::npos) {
     return {kInvalidArgument, "restored: vm_id must not contain '/' or newlines"};
   }
   if (request.wall_clock_ns() < 0) {
