@@ -263,6 +263,24 @@ TEST_F(VsockDeviceTest, LargeHostWriteArrivesInOrderAcrossManyBuffers) {
   EXPECT_EQ(got, sent);
 }
 
+TEST_F(VsockDeviceTest, HeaderOnlyRxBufferDoesNotBlockData) {
+  BringUp();
+  PostRx(1);
+  base::UniqueFd client;
+  ASSERT_NE(Establish(client), 0u);
+  // A buffer with room for a header and nothing else, while data waits.
+  rx_->AddChain({{kRxData + 0x1f000, kHeaderSize, true}});
+  ASSERT_EQ(write(client.get(), "data", 4), 4);
+  HostEvents();
+  ASSERT_EQ(rx_->UsedIdx(), seen_rx_ + 1);
+  EXPECT_EQ(rx_->UsedLen(seen_rx_), 0u);  // Returned empty, not held.
+  ++seen_rx_;
+  PostRx(1);
+  auto data = NextRx();
+  ASSERT_TRUE(data.has_value());
+  EXPECT_EQ(data->second, "data");
+}
+
 TEST_F(VsockDeviceTest, OversizedTxPacketIsCompletedAndResetsItsConnection) {
   BringUp();
   PostRx(4);

@@ -350,7 +350,9 @@ std::optional<Header> Muxer::ProduceRx(absl::Span<const iovec> space) {
     rst_queue_.pop_front();
     return h;
   }
-  while (!rx_order_.empty()) {
+  // One pass at most: a connection that wants rx but cannot use this buffer goes to the back
+  // of the line and must not keep us here.
+  for (size_t budget = rx_order_.size(); budget > 0 && !rx_order_.empty(); --budget) {
     const ConnKey key = rx_order_.front();
     rx_order_.pop_front();
     in_rx_order_.erase(key);

@@ -176,6 +176,13 @@ absl::StatusOr<bool> Vsock::FillRx(Queue& rx, const memory::GuestMemory& mem) {
     }
     std::optional<Header> h = muxer_->ProduceRx(payload_iov);
     if (!h.has_value()) {
+      if (total == kHeaderSize) {
+        // Only data is left and this buffer has no room for any: give it back empty rather
+        // than hold it and block every later buffer behind it.
+        SM_RETURN_IF_ERROR(rx.PushUsed(mem, chain->head, 0));
+        used = true;
+        continue;
+      }
       held_rx_ = std::move(chain);  // Nothing after all; keep the buffer for next time.
       break;
     }
