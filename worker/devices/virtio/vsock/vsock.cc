@@ -39,7 +39,6 @@ void Vsock::Activate(uint64_t /*acked*/) {
 void Vsock::Reset() {
   activated_ = false;
   tx_stalled_ = false;
-  held_rx_.reset();
   muxer_->set_guest_ready(false);
   muxer_->DropAllConnections();
 }
@@ -123,13 +122,7 @@ absl::StatusOr<bool> Vsock::DrainTx(Queue& tx, const memory::GuestMemory& mem) {
 absl::StatusOr<bool> Vsock::FillRx(Queue& rx, const memory::GuestMemory& mem) {
   bool used = false;
   while (muxer_->HasRx()) {
-    std::optional<DescriptorChain> chain;
-    if (held_rx_.has_value()) {
-      chain = std::move(held_rx_);
-      held_rx_.reset();
-    } else {
-      SM_ASSIGN_OR_RETURN(chain, rx.Pop(mem));
-    }
+    SM_ASSIGN_OR_RETURN(std::optional<DescriptorChain> chain, rx.Pop(mem));
     if (!chain.has_value()) {
       break;  // The guest gives more buffers with a notification, which brings us back.
     }
@@ -183,7 +176,11 @@ absl::StatusOr<bool> Vsock::FillRx(Queue& rx, const memory::GuestMemory& mem) {
         used = true;
         continue;
       }
-      held_rx_ = std::move(chain);  // Nothing after all; keep the buffer for next time.
+      // Nothing after all (a socket that looked readable was not): un-pop the buffer, so the
+      // next Pop returns it again. The driver cannot have reused its avail slot, since the
+      // buffer is still outstanding. Nothing is held across calls, so the queue state alone
+      // describes the device (snapshots need nothing else).
+      rx.state().next_avail = static_cast<uint16_t>(rx.state().next_avail - 1);
       break;
     }
     const std::array<uint8_t, kHeaderSize> bytes = EncodeHeader(*h);

@@ -8,7 +8,9 @@
 // watches). Both run under the transport's lock and end in the same pump: take the guest's tx
 // packets, then fill rx buffers with what connections have for the guest. Guest packets are
 // bounded (kMaxPayload) and copied once; host data is read straight into the guest's rx
-// buffer, never more than the guest's advertised credit.
+// buffer, never more than the guest's advertised credit. The device keeps no buffer of the
+// guest's between calls: the queues' state is all there is to save in a snapshot (connections
+// are not saved; restore calls ResetTransport).
 #pragma once
 
 #include <sys/uio.h>
@@ -78,9 +80,6 @@ class Vsock : public VirtioDevice {
   std::unique_ptr<Muxer> muxer_;
   bool activated_ = false;
   bool tx_stalled_ = false;  // DrainTx stopped because RST replies are backed up.
-  // An rx buffer popped when a connection looked ready but had nothing after all; used first
-  // next time (the queue cannot un-pop).
-  std::optional<DescriptorChain> held_rx_;
   std::vector<uint8_t> payload_;  // Reused tx payload buffer (at most kMaxPayload).
   // Reused rx buffer layouts: the whole buffer, its header part, its payload part.
   std::vector<iovec> rx_iov_;
