@@ -69,6 +69,7 @@ class ExecLoop {
   bool host_input_done_ = false;  // Host half-closed (or sent garbage): no more input.
   bool host_gone_ = false;
   bool killed_ = false;
+  bool exited_ = false;  // Reaped: its pid may be reused, only its group id is still safe.
   bool timed_out_ = false;
   bool progress_ = false;
 };
@@ -81,8 +82,12 @@ bool ExecLoop::QueueOutput(const v1::ExecOutput& out) {
 
 void ExecLoop::KillGroup() {
   if (!killed_) {
+    // The group outlives a reaped leader while members remain (the kernel keeps the id);
+    // the pid itself is only ours until it is reaped.
     ::kill(-s_.pid, SIGKILL);
-    ::kill(s_.pid, SIGKILL);  // In case it left its group.
+    if (!exited_) {
+      ::kill(s_.pid, SIGKILL);  // In case it left its group.
+    }
     killed_ = true;
   }
 }
@@ -268,15 +273,14 @@ void ExecLoop::Run() {
   }
   bool stdout_eof = false;
   bool stderr_eof = s_.stderr_r.get() < 0;
-  bool exited = false;
   Clock::time_point exited_at;
   Clock::time_point last_progress = Clock::now();
 
   while (!host_gone_) {
-    if (exited && stdout_eof && stderr_eof) {
+    if (exited_ && stdout_eof && stderr_eof) {
       break;
     }
-    if (exited && Clock::now() - last_progress > kDrainGrace) {
+    if (exited_ && Clock::now() - last_progress > kDrainGrace) {
       break;  // Descendants still hold the pipes; the command itself is done.
     }
     int timeout_ms = -1;
@@ -290,7 +294,7 @@ void ExecLoop::Run() {
       timeout_ms = static_cast<int>(
           std::chrono::duration_cast<std::chrono::milliseconds>(deadline - now).count() + 1);
     }
-    if (exited) {
+    if (exited_) {
       int grace = static_cast<int>(
           std::chrono::duration_cast<std::chrono::milliseconds>(kDrainGrace - (now - last_progress))
               .count() + 1);
@@ -322,7 +326,7 @@ void ExecLoop::Run() {
         stdin_pending_.clear();
       }
     }
-    fds[kExit].fd = exited ? -1 : exit_fd;
+    fds[kExit].fd = exited_ ? -1 : exit_fd;
     fds[kExit].events = POLLIN;
 
     int rc = ::poll(fds, kCount, timeout_ms);
@@ -360,7 +364,7 @@ void ExecLoop::Run() {
       ReadStream(&s_.stderr_r, true, &stderr_eof);
     }
     if (fds[kExit].revents & POLLIN) {
-      exited = true;
+      exited_ = true;
       exited_at = Clock::now();
       progress_ = true;
     }
@@ -372,7 +376,7 @@ void ExecLoop::Run() {
     }
   }
 
-  if (host_gone_ || !exited) {
+  if (host_gone_ || !exited_) {
     KillGroup();
   }
   waiter.join();
@@ -393,7 +397,7 @@ void ExecLoop::Run() {
   exit->set_timed_out(timed_out_);
   exit->set_duration_us(static_cast<uint64_t>(
       std::chrono::duration_cast<std::chrono::microseconds>(
-          (exited ? exited_at : Clock::now()) - start)
+          (exited_ ? exited_at : Clock::now()) - start)
           .count()));
   exit->set_peak_rss_kib(reaped ? static_cast<uint64_t>(reaped->usage.ru_maxrss) : 0);
   QueueOutput(out);
