@@ -5,12 +5,12 @@
 #include "guest-agent/process/users.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <charconv>
-#include <fstream>
 #include <optional>
 #include <sstream>
 
@@ -33,8 +33,21 @@ std::vector<std::string> SplitColons(const std::string& line) {
 // Reads the colon-separated lines of a database file; comments and blank lines skipped. A
 // missing file is an empty database (minimal images have none).
 std::vector<std::vector<std::string>> ReadDb(const std::string& path) {
+  // open(O_CLOEXEC), not std::ifstream: exec resolves users while other threads fork.
+  std::string text;
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd >= 0) {
+    char buf[8192];
+    ssize_t n;
+    while ((n = ::read(fd, buf, sizeof(buf))) > 0 || (n < 0 && errno == EINTR)) {
+      if (n > 0) {
+        text.append(buf, static_cast<size_t>(n));
+      }
+    }
+    ::close(fd);
+  }
   std::vector<std::vector<std::string>> rows;
-  std::ifstream in(path);
+  std::istringstream in(text);
   std::string line;
   while (std::getline(in, line)) {
     if (line.empty() || line[0] == '#') {

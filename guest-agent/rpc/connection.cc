@@ -3,6 +3,7 @@
 #include "guest-agent/rpc/connection.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -109,6 +110,27 @@ void FinishConnection(const Connection& conn) {
     }
     drained += static_cast<size_t>(n);
   }
+}
+
+std::string ReadSmallFile(const char* path) {
+  std::string out;
+  int fd = ::open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    return out;
+  }
+  char buf[16384];
+  while (true) {
+    ssize_t n = ::read(fd, buf, sizeof(buf));
+    if (n < 0 && errno == EINTR) {
+      continue;
+    }
+    if (n <= 0) {
+      break;
+    }
+    out.append(buf, static_cast<size_t>(n));
+  }
+  ::close(fd);
+  return out;
 }
 
 bool PeerGone(int fd, int timeout_ms) {

@@ -65,6 +65,10 @@ bool SendResponse(const Connection& conn, const v1::Response& response);
 // lost to a reset when unread input is still queued on our side.
 void FinishConnection(const Connection& conn);
 
+// Whole contents of a small file (procfs, /etc), opened O_CLOEXEC so a concurrent exec's
+// fork cannot inherit it (std::ifstream's fopen is not close-on-exec). Empty if unreadable.
+std::string ReadSmallFile(const char* path);
+
 // True when the peer has hung up completely (POLLHUP/POLLERR) within `timeout_ms`; input that
 // arrives meanwhile is left unread. Used by handlers that wait on something else.
 bool PeerGone(int fd, int timeout_ms);

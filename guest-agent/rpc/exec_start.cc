@@ -9,7 +9,10 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <stdlib.h>
+#include <linux/close_range.h>
 #include <sys/ioctl.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
 #include <sys/stat.h>
 #include <termios.h>
 #include <unistd.h>
@@ -96,7 +99,7 @@ struct ChildFailure {
   int stage = 0;
   int err = 0;
 };
-enum Stage : int { kStageUser = 1, kStageCwd, kStageExec, kStageTty, kStageSetsid };
+enum Stage : int { kStageUser = 1, kStageCwd, kStageExec, kStageTty, kStageSetsid, kStageStdio };
 
 const char* StageName(int stage) {
   switch (stage) {
@@ -110,6 +113,8 @@ const char* StageName(int stage) {
       return "controlling tty";
     case kStageSetsid:
       return "setsid";
+    case kStageStdio:
+      return "set up stdio";
     default:
       return "start";
   }
@@ -155,9 +160,27 @@ struct ChildPlan {
   if (plan.tty && ::ioctl(plan.stdout_fd, TIOCSCTTY, 0) != 0) {
     ChildFail(plan.error_pipe, kStageTty, errno);
   }
-  ::dup2(plan.stdin_fd, 0);
-  ::dup2(plan.stdout_fd, 1);
-  ::dup2(plan.stderr_fd, 2);
+  // Copies above 2 first: when PID 1 started without fds 0-2 our pipes may sit there, and a
+  // dup2 onto itself would keep close-on-exec (or one dup2 would clobber the next's source).
+  const int in = ::fcntl(plan.stdin_fd, F_DUPFD_CLOEXEC, 3);
+  const int out = ::fcntl(plan.stdout_fd, F_DUPFD_CLOEXEC, 3);
+  const int err = ::fcntl(plan.stderr_fd, F_DUPFD_CLOEXEC, 3);
+  if (in < 0 || out < 0 || err < 0 || ::dup2(in, 0) < 0 || ::dup2(out, 1) < 0 ||
+      ::dup2(err, 2) < 0) {
+    ChildFail(plan.error_pipe, kStageStdio, errno);
+  }
+  // Only stdio reaches the command: whatever else PID 1 holds without O_CLOEXEC (its own
+  // inherited fds, other components') is marked close-on-exec (not closed: the error pipe
+  // must live until execve).
+  if (::syscall(SYS_close_range, 3u, ~0u, CLOSE_RANGE_CLOEXEC) != 0) {
+    struct rlimit lim {};
+    const rlim_t max = ::getrlimit(RLIMIT_NOFILE, &lim) == 0 && lim.rlim_cur < 65536
+                           ? lim.rlim_cur
+                           : 65536;
+    for (int fd = 3; fd < static_cast<int>(max); ++fd) {
+      ::fcntl(fd, F_SETFD, FD_CLOEXEC);
+    }
+  }
   if (plan.user) {
     if (int rc = ApplyUser(*plan.user); rc != 0) {
       ChildFail(plan.error_pipe, kStageUser, -rc);

@@ -4,8 +4,6 @@
 #include "guest-agent/rpc/readiness.h"
 
 #include <charconv>
-#include <fstream>
-#include <sstream>
 #include <string>
 
 #include "guest-agent/rpc/connection.h"
@@ -26,13 +24,6 @@ std::string_view NextField(std::string_view text, size_t* pos) {
     ++*pos;
   }
   return text.substr(start, *pos - start);
-}
-
-std::string ReadAll(const char* path) {
-  std::ifstream in(path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
 }
 
 void ExitToProto(const ProcessExit& exit, v1::ExecExit* out) {
@@ -160,15 +151,15 @@ void HandleWaitReady(const Connection& conn, const v1::WaitReadyRequest& request
     switch (request.condition_case()) {
       case v1::WaitReadyRequest::kListenerPort: {
         const auto port = static_cast<uint16_t>(request.listener_port());
-        ready = HasTcpListener(ReadAll("/proc/net/tcp"), port) ||
-                HasTcpListener(ReadAll("/proc/net/tcp6"), port);
+        ready = HasTcpListener(ReadSmallFile("/proc/net/tcp"), port) ||
+                HasTcpListener(ReadSmallFile("/proc/net/tcp6"), port);
         break;
       }
       case v1::WaitReadyRequest::kWorkloadExited:
         ready = conn.ctx->workload->WaitExit(0).has_value();  // The case names the condition.
         break;
       case v1::WaitReadyRequest::kIdleMs: {
-        std::optional<CpuTimes> now_cpu = ParseProcStat(ReadAll("/proc/stat"));
+        std::optional<CpuTimes> now_cpu = ParseProcStat(ReadSmallFile("/proc/stat"));
         const auto now = Clock::now();
         if (!now_cpu) {
           SendError(conn, kInternal, "wait_ready: /proc/stat has no aggregate cpu line");

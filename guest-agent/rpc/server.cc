@@ -16,7 +16,7 @@
 
 #include <condition_variable>
 #include <cstdio>
-#include <fstream>
+#include <cstdlib>
 #include <mutex>
 #include <set>
 #include <thread>
@@ -42,10 +42,8 @@ struct Server::State {
 namespace {
 
 double UptimeSeconds() {
-  std::ifstream in("/proc/uptime");
-  double uptime = 0;
-  in >> uptime;
-  return uptime;
+  // "12345.67 54321.00\n": seconds since boot, then idle seconds.
+  return std::strtod(ReadSmallFile("/proc/uptime").c_str(), nullptr);
 }
 
 void Dispatch(const Connection& conn) {

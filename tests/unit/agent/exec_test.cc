@@ -198,6 +198,20 @@ TEST_F(ExecTest, SignalIsForwardedToTheProcessGroup) {
   EXPECT_FALSE(out.exit().timed_out());
 }
 
+TEST_F(ExecTest, CommandInheritsNoAgentFds) {
+  // Another live exec holds pipes, a socket and an eventfd in the agent meanwhile.
+  Conn other = Connect();
+  v1::Request request;
+  *request.mutable_exec() = Command({"sleep", "30"});
+  other.Send(request);
+  v1::Response started;
+  ASSERT_TRUE(other.Read(&started));
+  ASSERT_TRUE(started.has_exec_started());
+  // ls opens the directory it lists as fd 3; anything above is leaked from the agent.
+  ExecResult r = Exec(Command({"ls", "/proc/self/fd"}));
+  EXPECT_EQ(r.stdout_data, "0\n1\n2\n3\n");
+}
+
 TEST_F(ExecTest, MissingCommandIsNotFoundBeforeStart) {
   ExecResult r = Exec(Command({"no-such-command-xyz"}));
   ASSERT_TRUE(r.started.has_error()) << r.started.DebugString();
