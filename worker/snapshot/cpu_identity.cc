@@ -12,7 +12,6 @@
 namespace supermachine::snapshot {
 namespace {
 
-namespace v1 = ::supermachine::snapshot::v1;
 
 struct WordSpec {
   uint32_t function;

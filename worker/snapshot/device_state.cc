@@ -10,7 +10,6 @@
 namespace supermachine::snapshot {
 namespace {
 
-namespace v1 = ::supermachine::snapshot::v1;
 
 absl::Status Corrupt(const std::string& what) {
   return absl::DataLossError(absl::StrCat(what, "; the snapshot state is corrupt or was taken "

@@ -20,7 +20,6 @@
 namespace supermachine::snapshot {
 namespace {
 
-namespace v1 = ::supermachine::snapshot::v1;
 
 // pagemap entry bits (Documentation/admin-guide/mm/pagemap.rst).
 constexpr uint64_t kPagemapPresent = 1ull << 63;

@@ -16,7 +16,7 @@
 
 namespace supermachine::snapshot {
 
-namespace v1 = ::supermachine::snapshot::v1;
+// `v1` below is the proto package supermachine.snapshot.v1, nested in this namespace.
 
 // "SMSNAPST": a supermachine snapshot state file.
 inline constexpr char kStateMagic[8] = {'S', 'M', 'S', 'N', 'A', 'P', 'S', 'T'};

@@ -12,7 +12,6 @@
 namespace supermachine::snapshot {
 namespace {
 
-namespace v1 = ::supermachine::snapshot::v1;
 
 constexpr uint32_t kMsrIa32Tsc = 0x10;
 constexpr uint32_t kMsrIa32TscDeadline = 0x6e0;
@@ -35,7 +34,7 @@ absl::StatusOr<T> FromBlob(const std::string& blob, uint32_t vcpu, const char* n
   return value;
 }
 
-absl::Status Step(absl::Status status, const char* step) {
+absl::Status Step(const absl::Status& status, const char* step) {
   return status.ok() ? status : base::Annotate(status, absl::StrCat("restore ", step));
 }
 

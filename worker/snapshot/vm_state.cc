@@ -11,7 +11,6 @@
 namespace supermachine::snapshot {
 namespace {
 
-namespace v1 = ::supermachine::snapshot::v1;
 
 template <typename T>
 std::string ToBlob(const T& value) {

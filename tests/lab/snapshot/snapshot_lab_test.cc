@@ -37,7 +37,6 @@ namespace {
 namespace fs = std::filesystem;
 using supermachine::base::ChildProcess;
 using supermachine::base::UniqueFd;
-using ::testing::HasSubstr;
 using ::testing::StartsWith;
 
 std::string ReadFile(const fs::path& p) {
@@ -205,10 +204,10 @@ class SnapshotLab : public ::testing::Test {
 
 TEST_F(SnapshotLab, RestoredGuestContinuesCountingWithDiskAndPauseWorks) {
   const std::string root = MakeRoot();
+  const std::string cmdline =
+      "console=ttyS0 reboot=t panic=-1 root=/dev/vda rootfstype=squashfs ro init=/init quiet";
   Worker a = Start("a", {"--kernel", KernelDir() + "/vmlinux", "--disk", root + ",ro",
-                         "--cmdline",
-                         "console=ttyS0 reboot=t panic=-1 root=/dev/vda rootfstype=squashfs ro "
-                         "init=/init quiet"});
+                         "--cmdline", cmdline});
   WaitForCounter(a, 5, absl::Seconds(300));
   SnapshotAndExit(a, dir_ / "snap1");
   const std::vector<long> before = Counters(ReadFile(a.serial));

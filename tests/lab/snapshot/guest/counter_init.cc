@@ -31,7 +31,7 @@ int main() {
                       : std::snprintf(line, sizeof(line), "sm-counter: %lu disk=error(%zd,%s)\n",
                                       counter, got, std::strerror(err));
     (void)!write(1, line, static_cast<size_t>(n));
-    timespec ts{.tv_sec = 0, .tv_nsec = 200 * 1000 * 1000};
+    timespec ts{.tv_sec = 0, .tv_nsec = 200L * 1000 * 1000};
     nanosleep(&ts, nullptr);
   }
 }
