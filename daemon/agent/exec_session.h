@@ -2,7 +2,8 @@
 // One running guest command (the exec operation of proto/agent.proto after ExecStarted): the
 // host writes stdin / resize / signal frames and reads stdout / stderr chunks until the exit.
 // Writing and reading may happen on two threads (a stdin pump and an output reader): writes
-// are serialized by a mutex, reads belong to one thread.
+// are serialized by a mutex, reads belong to one thread. Destroying the session closes the
+// connection, and the agent then kills the command's process group if it still runs.
 #pragma once
 
 #include <memory>
@@ -55,7 +56,7 @@ class ExecSession {
   bool finished() const { return finished_; }
 
   // Drops the connection at once (any thread): blocked writes and reads fail. The agent sees
-  // the connection close; what it does with a still-running process is its policy.
+  // the host hang up and kills the command's process group if it is still running.
   void Abort() { conn_->Abort(); }
 
  private:

@@ -19,7 +19,7 @@
 namespace supermachine::agent {
 namespace {
 
-constexpr size_t kReadChunk = 256 * 1024;
+constexpr size_t kReadChunk = size_t{256} << 10;
 
 absl::Status SetNonBlocking(int fd, bool on) {
   int flags = fcntl(fd, F_GETFL);

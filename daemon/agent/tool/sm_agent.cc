@@ -116,7 +116,7 @@ int Exec(const AgentClient& client, const GlobalFlags& g, const ExecFlags& f) {
   // process (_exit below), since nothing can interrupt a read on a terminal portably.
   if (f.interactive) {
     std::thread([s] {
-      std::string buf(64 * 1024, '\0');
+      std::string buf(size_t{64} << 10, '\0');
       while (true) {
         ssize_t n = read(STDIN_FILENO, buf.data(), buf.size());
         if (n < 0 && errno == EINTR) {
@@ -284,7 +284,7 @@ int Connect(const AgentClient& client, const GlobalFlags& g, uint32_t port,
   }
   int sock = fd->get();
   std::thread([sock] {
-    std::string buf(64 * 1024, '\0');
+    std::string buf(size_t{64} << 10, '\0');
     while (true) {
       ssize_t n = read(STDIN_FILENO, buf.data(), buf.size());
       if (n < 0 && errno == EINTR) {
@@ -296,7 +296,7 @@ int Connect(const AgentClient& client, const GlobalFlags& g, uint32_t port,
     }
     shutdown(sock, SHUT_WR);  // The guest server sees EOF, as with `nc -N`.
   }).detach();
-  std::string buf(64 * 1024, '\0');
+  std::string buf(size_t{64} << 10, '\0');
   while (true) {
     ssize_t n = read(sock, buf.data(), buf.size());
     if (n < 0 && errno == EINTR) {

@@ -4,7 +4,7 @@
 // run, machine and rootfs:
 //   exec round trip of `true`: AgentClient::RunCommand in process, and the `sm-agent exec`
 //     command, vs `crun exec` into a running crun container of the same busybox tree;
-//   stream throughput: host → guest through the agent (exec stdin into `cat >/dev/null`, and
+//   stream throughput: host -> guest through the agent (exec stdin into `wc -c`, and
 //     connect-through to a guest `nc` sink) vs the same bytes over loopback TCP on the host.
 // Prints a table and JSON (median, MAD, min, max, p99). Never asserts on numbers.
 #include <arpa/inet.h>
@@ -59,6 +59,7 @@ Stats Summarize(std::vector<double> v) {
   };
   s.median = median(v);
   std::vector<double> dev;
+  dev.reserve(v.size());
   for (double x : v) {
     dev.push_back(std::fabs(x - s.median));
   }
@@ -219,9 +220,9 @@ double LoopbackTcpMiBps(size_t mib) {
 json Row(const std::string& bench, const std::string& ours_name, const std::string& peer_name,
          const std::string& unit, const Stats& ours, const Stats& peer) {
   double ratio = peer.median > 0 ? ours.median / peer.median : 0;
-  std::printf("%-34s %-30s %-30s %12.3f±%-8.3f %12.3f±%-8.3f %6s %8.2fx\n", bench.c_str(),
-              ours_name.c_str(), peer_name.c_str(), ours.median, ours.mad, peer.median, peer.mad,
-              unit.c_str(), ratio);
+  std::printf("%-30s %-28s %-18s %10.2f ±%-7.2f %9.2f %10.2f ±%-7.2f %9.2f %-6s %7.2fx\n",
+              bench.c_str(), ours_name.c_str(), peer_name.c_str(), ours.median, ours.mad,
+              ours.p99, peer.median, peer.mad, peer.p99, unit.c_str(), ratio);
   return {{"bench", bench}, {"ours", ours_name}, {"peer", peer_name}, {"unit", unit},
           {"ours_stats", ToJson(ours)}, {"peer_stats", ToJson(peer)}, {"ratio", ratio}};
 }
@@ -260,8 +261,9 @@ int Main(int argc, char** argv) {
   double load[3] = {};
   getloadavg(load, 3);
   json report = {{"loadavg_start", {load[0], load[1], load[2]}}, {"rows", json::array()}};
-  std::printf("%-34s %-30s %-30s %21s %21s %6s %9s\n", "bench", "ours", "peer",
-              "ours (med±MAD)", "peer (med±MAD)", "unit", "ratio");
+  std::printf("%-30s %-28s %-18s %19s %9s %19s %9s %-6s %8s\n", "bench", "ours", "peer",
+              "ours median ±MAD", "ours p99", "peer median ±MAD", "peer p99", "unit",
+              "ratio");
 
   // Exec round trip of `true`.
   auto exec_inproc = TimeMs(runs, 5, [&] {
@@ -328,10 +330,10 @@ int Main(int argc, char** argv) {
     loopback.push_back(LoopbackTcpMiBps(tput_mib));
   }
   (void)(*guest_sink)->Signal(SIGKILL, in(absl::Seconds(10)));
-  report["rows"].push_back(Row("host→guest stream throughput", "exec stdin → wc -c",
+  report["rows"].push_back(Row("host->guest stream throughput", "exec stdin -> wc -c",
                                "host loopback TCP", "MiB/s", Summarize(exec_stream),
                                Summarize(loopback)));
-  report["rows"].push_back(Row("host→guest stream throughput", "connect → guest nc → wc -c",
+  report["rows"].push_back(Row("host->guest stream throughput", "connect -> guest nc -> wc -c",
                                "host loopback TCP", "MiB/s", Summarize(connect_stream),
                                Summarize(loopback)));
 

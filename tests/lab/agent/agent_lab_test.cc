@@ -29,7 +29,6 @@ namespace {
 
 namespace fs = std::filesystem;
 using ::testing::HasSubstr;
-using ::testing::StartsWith;
 
 absl::Time In(absl::Duration d) { return absl::Now() + d; }
 
@@ -72,17 +71,18 @@ class Sha256 {
 class AgentLab : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
+    boot_error_ = new std::string();
     work_dir_ = new std::string(
         absl::StrCat(getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp", "/sm-agent-lab-", getpid()));
     fs::create_directories(*work_dir_);
     std::string kernel_dir = lab::KernelDir(SM_SOURCE_DIR);
     if (kernel_dir.empty()) {
-      boot_error_ = new std::string(
-          "guest kernel not built: run kernel/build.sh (kernel/README.md) or set SM_KERNEL_DIR");
+      *boot_error_ =
+          "guest kernel not built: run kernel/build.sh (kernel/README.md) or set SM_KERNEL_DIR";
       return;
     }
     if (!fs::exists("/dev/kvm")) {
-      boot_error_ = new std::string("no /dev/kvm: this test must run via tests/lab/run");
+      *boot_error_ = "no /dev/kvm: this test must run via tests/lab/run";
       return;
     }
     auto vm = lab::AgentVm::Boot({.work_dir = *work_dir_,
@@ -90,7 +90,7 @@ class AgentLab : public ::testing::Test {
                                   .agent_bin = SM_GUEST_AGENT_BIN,
                                   .kernel = kernel_dir + "/vmlinux"});
     if (!vm.ok()) {
-      boot_error_ = new std::string(vm.status().ToString());
+      *boot_error_ = vm.status().ToString();
       return;
     }
     vm_ = vm->release();
@@ -113,7 +113,7 @@ class AgentLab : public ::testing::Test {
   }
 
   void SetUp() override {
-    ASSERT_EQ(boot_error_, nullptr) << *boot_error_;
+    ASSERT_EQ(*boot_error_, "") << "the suite's guest did not boot";
     ASSERT_NE(vm_, nullptr);
   }
 
@@ -134,7 +134,7 @@ class AgentLab : public ::testing::Test {
   // Shared by the whole suite (gtest's pattern for expensive fixtures: raw static pointers).
   static lab::AgentVm* vm_;
   static std::string* work_dir_;
-  static std::string* boot_error_;
+  static std::string* boot_error_;  // Empty when the guest booted.
 };
 
 lab::AgentVm* AgentLab::vm_ = nullptr;
@@ -253,6 +253,7 @@ TEST_F(AgentLab, StdinThroughCatKeepsEveryByte) {
 TEST_F(AgentLab, FiftyConcurrentExecsEachGetTheirOwnOutput) {
   constexpr int kExecs = 50;
   std::vector<std::thread> threads;
+  threads.reserve(kExecs);
   std::vector<std::string> outputs(kExecs);
   std::vector<std::string> errors(kExecs);
   for (int i = 0; i < kExecs; ++i) {
@@ -380,7 +381,7 @@ TEST_F(AgentLab, ListenerReadinessThenConnectThroughToAGuestEchoServer) {
 
   auto conn = client().Connect(kPort, In(absl::Seconds(60)));
   ASSERT_TRUE(conn.ok()) << conn.status();
-  const std::string payload = PseudoRandom(256 * 1024, 9);
+  const std::string payload = PseudoRandom(size_t{256} << 10, 9);
   std::thread writer([&] {
     size_t off = 0;
     while (off < payload.size()) {

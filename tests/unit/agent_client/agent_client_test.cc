@@ -177,6 +177,7 @@ TEST(AgentClient, ConcurrentCallsUseOneConnectionEach) {
   });
   AgentClient client = ClientFor(dir);
   std::vector<std::thread> threads;
+  threads.reserve(20);
   std::atomic<int> ok{0};
 
   for (int i = 0; i < 20; ++i) {

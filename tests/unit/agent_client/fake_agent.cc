@@ -33,8 +33,10 @@ v1::Response ErrorResponse(int code, const std::string& message) {
 }
 
 FakeAgent::FakeAgent(std::string socket_path, Handler handler, Options options)
-    : path_(std::move(socket_path)), handler_(std::move(handler)), options_(std::move(options)) {
-  listener_ = base::UniqueFd(socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    : path_(std::move(socket_path)),
+      handler_(std::move(handler)),
+      options_(std::move(options)),
+      listener_(socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) {
   sockaddr_un addr = {};
   addr.sun_family = AF_UNIX;
   std::strncpy(addr.sun_path, path_.c_str(), sizeof(addr.sun_path) - 1);
