@@ -6,6 +6,7 @@
 // and a snapshot of the restored guest restores too (chained).
 #include <fcntl.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -249,6 +250,63 @@ TEST_F(SnapshotLab, RestoredGuestContinuesCountingWithDiskAndPauseWorks) {
   EXPECT_LE(third.front(), last_b + 1);
   EXPECT_EQ(Control(c, {"exit"})[0], "OK exiting");
   EXPECT_TRUE(c.process->WaitFor(absl::Seconds(60)).ok());
+}
+
+// kB of `key` ("Private_Dirty:") in /proc/PID/smaps_rollup, or -1.
+long SmapsKb(pid_t pid, const std::string& key) {
+  for (absl::string_view line :
+       absl::StrSplit(ReadFile(absl::StrCat("/proc/", pid, "/smaps_rollup")), '\n')) {
+    if (absl::ConsumePrefix(&line, key)) {
+      long kb = 0;
+      line = absl::StripAsciiWhitespace(line);
+      if (absl::ConsumeSuffix(&line, " kB") && absl::SimpleAtoi(line, &kb)) {
+        return kb;
+      }
+    }
+  }
+  return -1;
+}
+
+TEST_F(SnapshotLab, ClonesOfOneSnapshotRunTogetherAndShareItsPages) {
+  constexpr int kClones = 4;
+  const std::string root = MakeRoot();
+  Worker a = Start("a", {"--kernel", KernelDir() + "/vmlinux", "--disk", root + ",ro",
+                         "--cmdline",
+                         std::string("console=ttyS0 reboot=t panic=-1 root=/dev/vda "
+                                     "rootfstype=squashfs ro init=/init quiet")});
+  WaitForCounter(a, 5, absl::Seconds(300));
+  SnapshotAndExit(a, dir_ / "snap");
+  const long last = Counters(ReadFile(a.serial)).back();
+  struct stat st {};
+  ASSERT_EQ(stat((dir_ / "snap" / "memory").c_str(), &st), 0);
+  const long saved_kb = static_cast<long>(st.st_blocks) / 2;  // RAM the snapshot holds.
+
+  std::vector<Worker> clones;
+  for (int i = 0; i < kClones; ++i) {
+    clones.push_back(Start(absl::StrCat("clone", i), {"--restore", (dir_ / "snap").string()}));
+  }
+  long private_dirty_kb = 0;
+  for (int i = 0; i < kClones; ++i) {
+    std::vector<long> c = WaitForCounter(clones[i], last + 5, absl::Seconds(120));
+    ASSERT_FALSE(c.empty());
+    EXPECT_LE(c.front(), last + 1) << "clone " << i << " did not continue from the snapshot";
+    const long dirty = SmapsKb(clones[i].process->pid(), "Private_Dirty:");
+    std::printf("clone %d: Rss %ld kB, Pss %ld kB, Private_Dirty %ld kB, Shared_Clean %ld kB\n",
+                i, SmapsKb(clones[i].process->pid(), "Rss:"),
+                SmapsKb(clones[i].process->pid(), "Pss:"), dirty,
+                SmapsKb(clones[i].process->pid(), "Shared_Clean:"));
+    ASSERT_GE(dirty, 0);
+    private_dirty_kb += dirty;
+  }
+  std::printf("%d clones: private dirty %ld kB in total; the snapshot holds %ld kB of RAM\n",
+              kClones, private_dirty_kb, saved_kb);
+  // The guest RAM is mapped from the one file: what the clones read stays shared page cache,
+  // only what each writes (plus the worker's own heap) is private.
+  EXPECT_LT(private_dirty_kb, saved_kb);
+  for (Worker& w : clones) {
+    EXPECT_EQ(Control(w, {"exit"})[0], "OK exiting");
+    EXPECT_TRUE(w.process->WaitFor(absl::Seconds(60)).ok());
+  }
 }
 
 }  // namespace
