@@ -207,8 +207,9 @@ TEST_F(SnapshotLab, RestoredGuestContinuesCountingWithDiskAndPauseWorks) {
   const std::string root = MakeRoot();
   const std::string cmdline =
       "console=ttyS0 reboot=t panic=-1 root=/dev/vda rootfstype=squashfs ro init=/init quiet";
-  Worker a = Start("a", {"--kernel", KernelDir() + "/vmlinux", "--disk", root + ",ro",
-                         "--cmdline", cmdline});
+  // Two vCPUs: LAPIC timers, IPIs and the AP's state must survive too.
+  Worker a = Start("a", {"--kernel", KernelDir() + "/vmlinux", "--vcpus", "2", "--disk",
+                         root + ",ro", "--cmdline", cmdline});
   WaitForCounter(a, 5, absl::Seconds(300));
   SnapshotAndExit(a, dir_ / "snap1");
   const std::vector<long> before = Counters(ReadFile(a.serial));

@@ -271,5 +271,25 @@ TEST_F(VmSnapshotTest, ResumeWithoutPauseIsRefused) {
   EXPECT_EQ(end.exit_code, kExitStopped);
 }
 
+TEST_F(VmSnapshotTest, TwoVcpuGuestRestoresWithItsWaitingApplicationProcessor) {
+  VmOptions o = Options(dir_.Join("serial1"), dir_.Join("ctl1"));
+  o.config.vcpus = 2;
+  absl::StatusOr<std::unique_ptr<Vm>> booted = Vm::Create(std::move(o));
+  ASSERT_TRUE(booted.ok()) << booted.status();
+  RunAndSnapshot(**booted, dir_.Join("serial1"), dir_.Join("ctl1"), dir_.Join("snap1"));
+  const uint32_t saved = CounterIn(dir_.Join("snap1/memory"));
+  absl::StatusOr<snapshot::v1::SnapshotState> state =
+      snapshot::ReadStateFile(dir_.Join("snap1/state"));
+  ASSERT_TRUE(state.ok()) << state.status();
+  EXPECT_EQ(state->vcpus_size(), 2);
+
+  absl::StatusOr<std::unique_ptr<Vm>> restored =
+      Vm::Restore(Options(dir_.Join("serial2"), dir_.Join("ctl2")), dir_.Join("snap1"));
+  ASSERT_TRUE(restored.ok()) << restored.status();
+  RunAndSnapshot(**restored, dir_.Join("serial2"), dir_.Join("ctl2"), dir_.Join("snap2"));
+
+  EXPECT_GT(CounterIn(dir_.Join("snap2/memory")), saved + (2u << 16));
+}
+
 }  // namespace
 }  // namespace supermachine::vmm
