@@ -1,0 +1,143 @@
+// File: worker_restore_cli_test.cc
+// The worker binary's --restore and --control surface: errors a user sees for an unusable
+// snapshot directory (exit 2, message naming the problem, no crash), and a snapshot → restore
+// through the real binary and its control socket.
+#include <fcntl.h>
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <fstream>
+#include <optional>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "absl/time/clock.h"
+#include "tests/support/temp_dir.h"
+#include "tests/unit/worker/test_kernel.h"
+#include "worker/base/child_process.h"
+#include "worker/base/unique_fd.h"
+
+namespace supermachine {
+namespace {
+
+using ::testing::HasSubstr;
+using ::testing::StartsWith;
+
+std::string ReadAll(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+struct WorkerRun {
+  base::ExitStatus exit;
+  std::string err;
+};
+
+class WorkerRestoreCli : public ::testing::Test {
+ protected:
+  // Starts the worker; Finish() waits for it.
+  void Start(std::vector<std::string> args) {
+    args.insert(args.begin(), SM_WORKER_BIN);
+    err_fd_ = base::UniqueFd(
+        open(dir_.Join("stderr").c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
+    auto child = base::ChildProcess::Spawn({.argv = args, .stderr_fd = err_fd_.get()});
+    ASSERT_TRUE(child.ok()) << child.status();
+    child_.emplace(std::move(*child));
+  }
+  WorkerRun Finish() {
+    auto st = child_->WaitFor(absl::Seconds(60));
+    EXPECT_TRUE(st.ok()) << st.status();
+    return WorkerRun{.exit = st.ok() ? *st : base::ExitStatus{}, .err = ReadAll(dir_.Join("stderr"))};
+  }
+
+  std::string Command(const std::string& control, const std::string& line) {
+    base::UniqueFd fd;
+    for (int i = 0; i < 500 && !fd.valid(); ++i) {
+      base::UniqueFd s(socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+      sockaddr_un addr{};
+      addr.sun_family = AF_UNIX;
+      std::memcpy(addr.sun_path, control.data(), control.size());
+      if (connect(s.get(), reinterpret_cast<const sockaddr*>(&addr), sizeof(addr)) == 0) {
+        fd = std::move(s);
+      } else {
+        absl::SleepFor(absl::Milliseconds(10));
+      }
+    }
+    const std::string out = line + "\n";
+    EXPECT_EQ(write(fd.get(), out.data(), out.size()), static_cast<ssize_t>(out.size()));
+    std::string reply;
+    char c;
+    while (read(fd.get(), &c, 1) == 1 && c != '\n') {
+      reply.push_back(c);
+    }
+    return reply;
+  }
+
+  test_support::TempDir dir_;
+  base::UniqueFd err_fd_;
+  std::optional<base::ChildProcess> child_;
+};
+
+TEST_F(WorkerRestoreCli, MissingSnapshotDirectoryExitsTwoNamingTheStateFile) {
+  Start({"--restore", dir_.Join("nope"), "--serial", "none"});
+
+  WorkerRun r = Finish();
+
+  EXPECT_EQ(r.exit.ToString(), "exited 2");
+  EXPECT_THAT(r.err, HasSubstr("restore " + dir_.Join("nope")));
+  EXPECT_THAT(r.err, HasSubstr(dir_.Join("nope") + "/state"));
+}
+
+TEST_F(WorkerRestoreCli, GarbageStateFileExitsTwoSayingItIsNotASnapshot) {
+  test_support::WriteFileOrDie(dir_.Join("snap/state"), "hello, world");
+
+  Start({"--restore", dir_.Join("snap"), "--serial", "none"});
+  WorkerRun r = Finish();
+
+  EXPECT_EQ(r.exit.ToString(), "exited 2");
+  EXPECT_THAT(r.err, HasSubstr("not a supermachine snapshot state file"));
+}
+
+TEST_F(WorkerRestoreCli, SnapshotAndRestoreThroughTheBinary) {
+  // A PVH guest that spins forever printing nothing: the control socket drives everything.
+  testing::WriteBytes(dir_.Join("kernel"),
+                      testing::MakeElfKernel({0xeb, 0xfe}, 0x1000000, true));  // jmp $
+  Start({"--kernel", dir_.Join("kernel"), "--mem-mib", "64", "--no-rng", "--serial", "none",
+         "--control", dir_.Join("c1")});
+  EXPECT_THAT(Command(dir_.Join("c1"), "snapshot " + dir_.Join("snap")), StartsWith("OK snapshot"));
+  EXPECT_EQ(Command(dir_.Join("c1"), "exit"), "OK exiting");
+  EXPECT_EQ(Finish().exit.ToString(), "exited 6");
+
+  Start({"--restore", dir_.Join("snap"), "--serial", "none", "--control", dir_.Join("c2")});
+  EXPECT_EQ(Command(dir_.Join("c2"), "pause"), "OK paused");
+  EXPECT_EQ(Command(dir_.Join("c2"), "exit"), "OK exiting");
+  WorkerRun r = Finish();
+
+  EXPECT_EQ(r.exit.ToString(), "exited 6") << r.err;
+  EXPECT_THAT(r.err, HasSubstr("stopped by the control socket"));
+}
+
+TEST_F(WorkerRestoreCli, RestoreWithAnotherVcpuCountExitsTwo) {
+  testing::WriteBytes(dir_.Join("kernel"), testing::MakeElfKernel({0xeb, 0xfe}, 0x1000000, true));
+  Start({"--kernel", dir_.Join("kernel"), "--mem-mib", "64", "--no-rng", "--serial", "none",
+         "--control", dir_.Join("c1")});
+  EXPECT_THAT(Command(dir_.Join("c1"), "snapshot " + dir_.Join("snap")), StartsWith("OK snapshot"));
+  EXPECT_EQ(Command(dir_.Join("c1"), "exit"), "OK exiting");
+  Finish();
+
+  Start({"--restore", dir_.Join("snap"), "--vcpus", "3", "--serial", "none"});
+  WorkerRun r = Finish();
+
+  EXPECT_EQ(r.exit.ToString(), "exited 2");
+  EXPECT_THAT(r.err, HasSubstr("snapshot has 1 vCPUs, 3 were requested"));
+}
+
+}  // namespace
+}  // namespace supermachine
