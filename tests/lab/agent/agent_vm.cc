@@ -3,6 +3,7 @@
 #include "tests/lab/agent/agent_vm.h"
 
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <unistd.h>
 
@@ -12,6 +13,7 @@
 #include <sstream>
 
 #include "absl/strings/escaping.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/strip.h"
@@ -55,6 +57,38 @@ absl::Status Convert(const std::string& tar, const std::string& sqfs) {
   }
   absl::StatusOr<layer::ConvertStats> stats = layer::ConvertLayer(tar, sqfs, {.num_workers = 1});
   return stats.ok() ? absl::OkStatus() : base::Annotate(stats.status(), "convert " + tar);
+}
+
+// One command on the worker's control socket (docs/snapshot.md): a line out, a line back.
+absl::StatusOr<std::string> ControlCommand(const std::string& path, const std::string& line,
+                                           absl::Time deadline) {
+  SM_ASSIGN_OR_RETURN(base::UniqueFd fd, ConnectUnix(path, deadline));
+  const std::string out = line + "\n";
+  size_t sent = 0;
+  while (sent < out.size()) {
+    SM_RETURN_IF_ERROR(PollUntil(fd.get(), POLLOUT, deadline, "control " + line));
+    ssize_t n = write(fd.get(), out.data() + sent, out.size() - sent);
+    if (n < 0 && errno != EAGAIN && errno != EINTR) {
+      return base::ErrnoToStatus(errno, "control " + line);
+    }
+    sent += n > 0 ? static_cast<size_t>(n) : 0;
+  }
+  std::string reply;
+  while (reply.empty() || reply.back() != '\n') {
+    SM_RETURN_IF_ERROR(PollUntil(fd.get(), POLLIN, deadline, "control " + line));
+    char buf[512];
+    ssize_t n = read(fd.get(), buf, sizeof(buf));
+    if (n == 0) {
+      return absl::UnavailableError("control " + line + ": closed after '" + reply + "'");
+    }
+    if (n > 0) {
+      reply.append(buf, static_cast<size_t>(n));
+    }
+  }
+  if (!absl::StartsWith(reply, "OK")) {
+    return absl::InternalError("control " + line + ": " + reply);
+  }
+  return reply;
 }
 
 }  // namespace
@@ -161,24 +195,34 @@ absl::StatusOr<std::unique_ptr<AgentVm>> AgentVm::Boot(const AgentVmOptions& o) 
       "supermachine.launch=",
       absl::Base64Escape(launch));
 
+  return Start(o, {"--kernel", o.kernel, "--mem-mib", std::to_string(o.mem_mib), "--vcpus",
+                   std::to_string(o.vcpus), "--disk", boot_sqfs + ",ro,id=delta", "--disk",
+                   layer_sqfs + ",ro,id=busybox", "--cmdline", cmdline});
+}
+
+absl::StatusOr<std::unique_ptr<AgentVm>> AgentVm::Restore(const AgentVmOptions& o,
+                                                          const std::string& dir) {
+  return Start(o, {"--restore", dir});
+}
+
+absl::StatusOr<std::unique_ptr<AgentVm>> AgentVm::Start(const AgentVmOptions& o,
+                                                        const std::vector<std::string>& args) {
+  const fs::path dir(o.work_dir);
   auto vm = std::unique_ptr<AgentVm>(new AgentVm());
   const std::string& tag = o.name;
   vm->serial_path_ = (dir / (tag + ".console.log")).string();
   vm->stderr_path_ = (dir / (tag + ".worker.log")).string();
   vm->vsock_path_ = (dir / (tag + ".sock")).string();
-  base::UniqueFd err(open(vm->stderr_path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
+  vm->control_path_ = (dir / (tag + ".control")).string();
+  base::UniqueFd err(
+      open(vm->stderr_path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
   if (!err.valid()) {
     return base::ErrnoToStatus(errno, "create " + vm->stderr_path_);
   }
-  std::vector<std::string> argv = {
-      o.worker_bin,  "--kernel", o.kernel,
-      "--mem-mib",   std::to_string(o.mem_mib),
-      "--vcpus",     std::to_string(o.vcpus),
-      "--serial",    "file:" + vm->serial_path_,
-      "--vsock",     vm->vsock_path_,
-      "--disk",      boot_sqfs + ",ro,id=delta",
-      "--disk",      layer_sqfs + ",ro,id=busybox",
-      "--cmdline",   cmdline};
+  std::vector<std::string> argv = {o.worker_bin,  "--serial",  "file:" + vm->serial_path_,
+                                   "--vsock",     vm->vsock_path_, "--control",
+                                   vm->control_path_};
+  argv.insert(argv.end(), args.begin(), args.end());
   SM_ASSIGN_OR_RETURN(base::ChildProcess child,
                       base::ChildProcess::Spawn({.argv = argv, .stderr_fd = err.get()}));
   vm->worker_ = std::make_unique<base::ChildProcess>(std::move(child));
@@ -219,6 +263,12 @@ absl::StatusOr<std::unique_ptr<AgentVm>> AgentVm::Boot(const AgentVmOptions& o) 
 std::string AgentVm::Diagnostics() const {
   return absl::StrCat("--- guest console (", serial_path_, ") ---\n", SlurpOrEmpty(serial_path_),
                       "--- worker stderr (", stderr_path_, ") ---\n", SlurpOrEmpty(stderr_path_));
+}
+
+absl::Status AgentVm::Snapshot(const std::string& dir) {
+  const absl::Time deadline = absl::Now() + absl::Seconds(300);
+  SM_RETURN_IF_ERROR(ControlCommand(control_path_, "snapshot " + dir, deadline).status());
+  return ControlCommand(control_path_, "resume", deadline).status();
 }
 
 absl::StatusOr<base::ExitStatus> AgentVm::Shutdown(absl::Duration timeout) {

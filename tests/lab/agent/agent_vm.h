@@ -50,21 +50,32 @@ class AgentVm {
  public:
   // Builds the disks (once per work_dir), starts the worker and waits for the agent.
   static absl::StatusOr<std::unique_ptr<AgentVm>> Boot(const AgentVmOptions& options);
+  // Starts a worker from a snapshot `dir` (docs/snapshot.md) and waits for the agent. Uses
+  // options.work_dir, name, worker_bin and boot_timeout; the rest comes from the snapshot.
+  static absl::StatusOr<std::unique_ptr<AgentVm>> Restore(const AgentVmOptions& options,
+                                                          const std::string& dir);
   ~AgentVm();
 
   const AgentClient& client() const { return *client_; }
   const std::string& vsock_path() const { return vsock_path_; }
   // The guest console and the worker's stderr so far (for failure messages).
   std::string Diagnostics() const;
+  // Snapshots the running VM into `dir` through the worker's control socket, then resumes it.
+  absl::Status Snapshot(const std::string& dir);
   // Asks the agent to power off and waits for the worker to exit; kills it after `timeout`.
   absl::StatusOr<base::ExitStatus> Shutdown(absl::Duration timeout);
 
  private:
   AgentVm() = default;
+  // Spawns the worker with `args` (after the per-VM console, vsock and control flags) and
+  // waits until the agent answers.
+  static absl::StatusOr<std::unique_ptr<AgentVm>> Start(const AgentVmOptions& options,
+                                                        const std::vector<std::string>& args);
 
   std::string serial_path_;
   std::string stderr_path_;
   std::string vsock_path_;
+  std::string control_path_;
   std::unique_ptr<base::ChildProcess> worker_;
   std::unique_ptr<AgentClient> client_;
 };
