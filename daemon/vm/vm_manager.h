@@ -1,0 +1,120 @@
+// File: vm_manager.h
+// VmManager: every VM the daemon hands out. Acquire takes a VM from the snapshot's Pool (made
+// on first use, or at startup for configured pools), starts its port forwarders and keeps it
+// by id; Release destroys it (never back to the pool) and journals `released`; a monitor
+// thread notices handed-out VMs whose worker died and journals `worker crash`, after which
+// calls naming that VM get NotFound saying so.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "daemon/vm/pool.h"
+#include "daemon/vm/port_forwarder.h"
+#include "daemon/vm/vm_instance.h"
+
+namespace supermachine::vm {
+
+struct PortSpec {
+  std::string host_address;  // "" = 127.0.0.1
+  uint16_t host_port = 0;    // 0 = ephemeral
+  uint32_t guest_port = 0;
+};
+
+struct AcquireOptions {
+  std::string snapshot;  // snapshot name, or an image ref when a baker is configured
+  bool no_bake = false;
+  std::string name;
+  std::string labels_json = "{}";
+  std::vector<PortSpec> ports;
+  absl::Time deadline = absl::InfiniteFuture();  // infinite: the pool's acquire_timeout
+};
+
+// A handed-out VM as callers see it. `vm` stays valid while held, even after Release (its
+// worker is then gone and agent calls fail Unavailable).
+struct VmView {
+  std::string id;
+  std::string name;
+  std::string snapshot;
+  std::shared_ptr<VmInstance> vm;
+  std::vector<PortSpec> ports;  // host_port filled in
+  bool pool_hit = false;
+  absl::Time acquired;
+};
+
+struct NamedPoolStats {
+  std::string snapshot;
+  PoolStats stats;
+};
+
+struct VmManagerOptions {
+  VmLauncher* launcher = nullptr;  // not owned
+  VmJournal* journal = nullptr;    // not owned
+  // Snapshot name → its directory; NotFound for an unknown name.
+  std::function<absl::StatusOr<std::string>(const std::string& name)> resolve_snapshot;
+  // Image ref → snapshot name, baking if needed (null: no bake pipeline in this build).
+  std::function<absl::StatusOr<std::string>(const std::string& image, absl::Time deadline)> bake;
+  std::map<std::string, PoolConfig> pools;  // configured pools, started by StartPools
+  PoolConfig default_pool;                  // for snapshots without a configured pool
+  // Observers (metrics); optional.
+  std::function<void(const std::string& snapshot, bool pool_hit, absl::Duration)> on_acquire;
+  std::function<void()> on_worker_crash;
+  absl::Duration monitor_interval = absl::Milliseconds(200);
+  absl::Duration stop_grace = absl::Seconds(2);
+};
+
+class VmManager {
+ public:
+  explicit VmManager(VmManagerOptions options);
+  ~VmManager();  // Releases every VM (journal: released) and stops the pools.
+  VmManager(const VmManager&) = delete;
+  VmManager& operator=(const VmManager&) = delete;
+
+  // Creates the configured pools (they fill in the background). Unknown snapshots are
+  // reported, not fatal: they can be baked later.
+  absl::Status StartPools();
+
+  absl::StatusOr<VmView> Acquire(const AcquireOptions& options);
+  // NotFound for an unknown id (or one that already ended, saying how).
+  absl::Status Release(const std::string& id_or_name);
+  absl::StatusOr<VmView> Get(const std::string& id_or_name) const;
+  // VM ids and names of handed-out VMs.
+  std::vector<VmView> List() const;
+  std::vector<NamedPoolStats> PoolStatistics() const;
+  size_t Running() const;
+
+ private:
+  struct Active {
+    VmView view;
+    Pool* pool = nullptr;
+    std::vector<std::unique_ptr<PortForwarder>> forwarders;
+  };
+  absl::StatusOr<Pool*> PoolFor(const std::string& snapshot, const std::string& dir);
+  void MonitorLoop();
+  void End(const std::string& id, const VmEnd& end);
+  // Caller holds mu_. Finds by id, then by name.
+  std::map<std::string, Active>::iterator FindLocked(const std::string& id_or_name)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::Status GoneLocked(const std::string& id_or_name) const ABSL_SHARED_LOCKS_REQUIRED(mu_);
+
+  VmManagerOptions options_;
+  mutable absl::Mutex mu_;
+  absl::CondVar stop_cv_;
+  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  std::map<std::string, std::unique_ptr<Pool>> pools_ ABSL_GUARDED_BY(mu_);
+  std::map<std::string, Active> active_ ABSL_GUARDED_BY(mu_);
+  // Why recently ended VMs ended, for the message a late caller gets (bounded).
+  std::map<std::string, std::string> ended_ ABSL_GUARDED_BY(mu_);
+  std::thread monitor_;
+};
+
+}  // namespace supermachine::vm

@@ -1,0 +1,241 @@
+// File: worker_launcher.cc
+#include "daemon/vm/worker_launcher.h"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <system_error>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "daemon/agent/dialer.h"
+#include "daemon/vm/identity.h"
+#include "guest-agent/protocol/frame.h"
+#include "worker/base/status_macros.h"
+#include "worker/base/unique_fd.h"
+
+namespace supermachine::vm {
+namespace {
+
+// One ping attempt's bound while waiting for the agent: short, so a worker that died is
+// noticed between attempts instead of after the whole deadline.
+constexpr absl::Duration kPingAttempt = absl::Milliseconds(500);
+constexpr absl::Duration kPingRetry = absl::Milliseconds(20);
+constexpr size_t kLogTailBytes = 2048;
+
+}  // namespace
+
+absl::StatusOr<int64_t> ProcessStartTime(int pid) {
+  std::ifstream in(absl::StrCat("/proc/", pid, "/stat"));
+  std::string line;
+  if (!std::getline(in, line)) {
+    return absl::NotFoundError(absl::StrCat("process ", pid, " is gone"));
+  }
+  // comm (field 2) may hold spaces and parentheses: fields resume after the last ')'.
+  size_t close = line.rfind(')');
+  if (close == std::string::npos) {
+    return absl::InternalError(absl::StrCat("unparsable /proc/", pid, "/stat"));
+  }
+  std::vector<std::string> fields =
+      absl::StrSplit(line.substr(close + 2), ' ', absl::SkipEmpty());
+  // fields[0] is field 3 (state), so field 22 is fields[19].
+  int64_t ticks = 0;
+  if (fields.size() < 20 || !absl::SimpleAtoi(fields[19], &ticks)) {
+    return absl::InternalError(absl::StrCat("unparsable /proc/", pid, "/stat"));
+  }
+  return ticks;
+}
+
+std::string FileTail(const std::string& path, size_t max_bytes) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    return "";
+  }
+  in.seekg(0, std::ios::end);
+  std::streamoff size = in.tellg();
+  std::streamoff from = size > static_cast<std::streamoff>(max_bytes)
+                            ? size - static_cast<std::streamoff>(max_bytes)
+                            : 0;
+  in.seekg(from);
+  std::ostringstream out;
+  out << in.rdbuf();
+  return out.str();
+}
+
+WorkerVm::~WorkerVm() { Stop(absl::Seconds(2)); }
+
+std::optional<VmEnd> WorkerVm::CheckExited() {
+  absl::MutexLock lock(&mu_);
+  if (stopped_) {
+    return std::nullopt;  // Stop reported the end itself.
+  }
+  std::optional<base::ExitStatus> st = child_.TryWait();
+  if (!st) {
+    return std::nullopt;
+  }
+  VmEnd end{.cause = store::EndCause::kWorkerCrash};
+  if (st->signaled) {
+    end.signal = st->signal;
+  } else {
+    end.exit_code = st->code;
+  }
+  return end;
+}
+
+bool WorkerVm::SendExit(absl::Time deadline) const {
+  absl::StatusOr<base::UniqueFd> fd = agent::ConnectUnix(control_, deadline);
+  if (!fd.ok()) {
+    return false;
+  }
+  static constexpr char kExit[] = "exit\n";
+  if (::send(fd->get(), kExit, sizeof(kExit) - 1, MSG_NOSIGNAL) != sizeof(kExit) - 1) {
+    return false;
+  }
+  // The reply ("OK exiting") is not needed: the worker's exit is what we wait for.
+  return true;
+}
+
+void WorkerVm::Stop(absl::Duration grace) {
+  absl::MutexLock lock(&mu_);
+  if (stopped_) {
+    return;
+  }
+  stopped_ = true;
+  if (child_.running()) {
+    if (!control_.empty() && SendExit(absl::Now() + absl::Milliseconds(200))) {
+      (void)child_.WaitFor(grace);
+    }
+    if (child_.running()) {
+      (void)child_.Terminate(grace);  // SIGTERM to the group, then SIGKILL.
+    }
+  }
+  std::error_code ec;
+  std::filesystem::remove(vsock_, ec);
+  std::filesystem::remove(control_, ec);
+}
+
+absl::StatusOr<std::unique_ptr<WorkerVm>> WorkerLauncher::Spawn(const LaunchRequest& request) {
+  const std::string dir = absl::StrCat(options_.runtime_dir, "/", request.vm_id);
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  if (ec) {
+    return absl::PermissionDeniedError(absl::StrCat("create VM directory ", dir, ": ", ec.message()));
+  }
+  const std::string worker_log = dir + "/worker.log";
+  base::UniqueFd log(::open(worker_log.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640));
+  if (!log) {
+    return base::ErrnoToStatus(errno, absl::StrCat("open ", worker_log));
+  }
+  const std::string vsock = dir + "/vsock";
+  const std::string control = dir + "/control";
+  const std::string console = dir + "/console.log";
+  SM_ASSIGN_OR_RETURN(base::ChildProcess child,
+                      base::ChildProcess::Spawn({
+                          .argv = {options_.worker_binary, "--restore", request.snapshot_dir,
+                                   "--vsock", vsock, "--control", control, "--serial",
+                                   "file:" + console},
+                          .stdout_fd = log.get(),
+                          .stderr_fd = log.get(),
+                          // Own session: the worker outlives the daemon and our signals.
+                          .new_session = true,
+                      }));
+  auto vm = std::unique_ptr<WorkerVm>(new WorkerVm(request.vm_id, dir, std::move(child)));
+  vm->vsock_ = vsock;
+  vm->control_ = control;
+  vm->console_ = console;
+  vm->agent_ = std::make_unique<agent::AgentClient>(
+      std::make_unique<agent::HybridVsockDialer>(vsock, agent::protocol::kAgentPort));
+  return vm;
+}
+
+absl::Status WorkerLauncher::Handshake(WorkerVm& vm, const LaunchRequest& request,
+                                       absl::Time deadline) {
+  const std::string worker_log = vm.dir_ + "/worker.log";
+  absl::Status last = absl::UnavailableError("no ping attempted");
+  std::optional<agent::PingInfo> ping;
+  while (true) {
+    if (std::optional<VmEnd> end = vm.CheckExited()) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "worker for VM ", vm.id(), " exited during restore of ", request.snapshot_dir,
+          end->signal ? absl::StrCat(" (signal ", *end->signal, ")")
+                      : absl::StrCat(" (exit code ", end->exit_code.value_or(-1), ")"),
+          "; its log ", worker_log, " ends with: ", FileTail(worker_log, kLogTailBytes)));
+    }
+    absl::Time now = absl::Now();
+    if (now >= deadline) {
+      return absl::DeadlineExceededError(absl::StrCat(
+          "the guest agent of VM ", vm.id(), " did not answer before the deadline (last: ",
+          last.message(), "); console log: ", vm.console_log()));
+    }
+    absl::StatusOr<agent::PingInfo> p = vm.agent()->Ping(std::min(deadline, now + kPingAttempt));
+    if (p.ok()) {
+      ping = *p;
+      break;
+    }
+    last = p.status();
+    absl::SleepFor(kPingRetry);
+  }
+  SM_ASSIGN_OR_RETURN(std::string entropy, RandomBytes(32));
+  SM_ASSIGN_OR_RETURN(std::string machine_id, RandomHexId());
+  agent::RestoreInfo info{
+      .entropy = entropy,
+      .wall_clock = absl::Now(),
+      .vm_id = vm.id(),
+      .hostname = request.hostname,
+      .machine_id = machine_id,
+      .generation = ping->generation + 1,
+  };
+  absl::StatusOr<uint64_t> acked = vm.agent()->Restored(info, deadline);
+  if (!acked.ok()) {
+    return base::Annotate(acked.status(), absl::StrCat("restore handshake with VM ", vm.id()));
+  }
+  if (*acked != info.generation) {
+    return absl::InternalError(absl::StrCat("VM ", vm.id(), ": agent acknowledged generation ",
+                                            *acked, ", expected ", info.generation));
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::unique_ptr<VmInstance>> WorkerLauncher::Launch(const LaunchRequest& request,
+                                                                  absl::Time deadline) {
+  SM_ASSIGN_OR_RETURN(std::unique_ptr<WorkerVm> vm, Spawn(request));
+  // Journal at once, before the VM is handed out or even reachable: a daemon crash from here
+  // on leaves a row that names this pid and start time, so a restart can find the worker.
+  absl::StatusOr<int64_t> start_time = ProcessStartTime(vm->pid());
+  store::VmRecord record{
+      .id = request.vm_id,
+      .name = request.name,
+      .snapshot_name = request.snapshot_name,
+      .pid = vm->pid(),
+      .pid_start_time = start_time.ok() ? std::optional<int64_t>(*start_time) : std::nullopt,
+      .control_socket = vm->control_,
+      .labels_json = request.labels_json,
+  };
+  if (absl::Status st = options_.journal->Journal(record); !st.ok()) {
+    vm->Stop(absl::ZeroDuration());
+    return st;
+  }
+  absl::Status st = Handshake(*vm, request, deadline);
+  if (st.ok()) {
+    st = options_.journal->MarkRunning(request.vm_id);
+  }
+  if (!st.ok()) {
+    std::optional<VmEnd> crashed = vm->CheckExited();
+    vm->Stop(options_.stop_grace);
+    VmEnd end = crashed ? *crashed
+                        : VmEnd{.cause = absl::IsDeadlineExceeded(st) ? store::EndCause::kDeadline
+                                                                      : store::EndCause::kWorkerCrash};
+    (void)options_.journal->End(request.vm_id, end);
+    return st;
+  }
+  return vm;
+}
+
+}  // namespace supermachine::vm
