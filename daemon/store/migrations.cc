@@ -79,8 +79,22 @@ CREATE TABLE vms (
 CREATE INDEX vms_by_state ON vms (state);
 )sql";
 
+// Migration 2: the bake cache tiers (daemon/bake/baker.h). A bake row learns its cheap and
+// delta keys (bake_key was its only key); a snapshot keeps the cheap key it was last reached by,
+// so the next identical request is answered from this table alone. Indexed: both are looked up
+// on every bake.
+constexpr char kBakeCacheKeys[] = R"sql(
+ALTER TABLE bakes ADD COLUMN cheap_key TEXT;
+ALTER TABLE bakes ADD COLUMN delta_key TEXT;
+ALTER TABLE snapshots ADD COLUMN cheap_key TEXT;
+CREATE INDEX bakes_by_cheap_key ON bakes (cheap_key);
+CREATE INDEX snapshots_by_cheap_key ON snapshots (cheap_key);
+CREATE INDEX snapshots_by_bake_key ON snapshots (bake_key);
+)sql";
+
 constexpr Migration kMigrations[] = {
     {1, "initial schema", kInitialSchema},
+    {2, "bake cache keys", kBakeCacheKeys},
 };
 
 }  // namespace

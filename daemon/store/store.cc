@@ -13,7 +13,7 @@ namespace {
 
 constexpr char kBakeColumns[] =
     "id, bake_key, request_json, status, ifnull(error,''), ifnull(timings_json,''), "
-    "ifnull(temp_dir,''), started_ms, finished_ms";
+    "ifnull(temp_dir,''), started_ms, finished_ms, ifnull(cheap_key,''), ifnull(delta_key,'')";
 
 BakeRecord ReadBake(const Statement& s) {
   BakeRecord b;
@@ -24,6 +24,8 @@ BakeRecord ReadBake(const Statement& s) {
   b.error = s.ColumnText(4);
   b.timings_json = s.ColumnText(5);
   b.temp_dir = s.ColumnText(6);
+  b.cheap_key = s.ColumnText(9);
+  b.delta_key = s.ColumnText(10);
   b.started_ms = s.ColumnInt(7);
   if (!s.ColumnIsNull(8)) {
     b.finished_ms = s.ColumnInt(8);
@@ -83,7 +85,7 @@ auto CollectRows(Statement& s, Read read)
 }
 
 constexpr char kSnapshotColumns[] =
-    "name, bake_id, bake_key, path, created_ms, size_bytes, metadata_json";
+    "name, bake_id, bake_key, path, created_ms, size_bytes, metadata_json, ifnull(cheap_key,'')";
 
 // Everything but the layer list, which lives in snapshot_layers.
 SnapshotRecord ReadSnapshot(const Statement& s) {
@@ -95,6 +97,7 @@ SnapshotRecord ReadSnapshot(const Statement& s) {
   r.created_ms = s.ColumnInt(4);
   r.size_bytes = s.ColumnInt(5);
   r.metadata_json = s.ColumnText(6);
+  r.cheap_key = s.ColumnText(7);
   return r;
 }
 
@@ -177,6 +180,18 @@ absl::StatusOr<std::vector<BakeRecord>> Store::RecoverInterruptedBakes() {
   return interrupted;
 }
 
+absl::Status Store::SetBakeKeys(int64_t id, const std::string& cheap_key,
+                                const std::string& delta_key, const std::string& bake_key) {
+  SM_ASSIGN_OR_RETURN(Statement s, db_.Prepare(
+      "UPDATE bakes SET cheap_key = ?, delta_key = ?, bake_key = ? WHERE id = ?"));
+  s.Bind(1, cheap_key).Bind(2, delta_key).Bind(3, bake_key).Bind(4, id);
+  SM_RETURN_IF_ERROR(s.Run());
+  if (db_.Changes() == 0) {
+    return absl::NotFoundError(absl::StrCat("bake ", id, " not found"));
+  }
+  return absl::OkStatus();
+}
+
 // --- layers and snapshots
 
 absl::Status Store::PutLayer(const LayerRecord& layer) {
@@ -195,14 +210,20 @@ absl::Status Store::PutSnapshot(const SnapshotRecord& snap) {
     del.Bind(1, snap.name);
     SM_RETURN_IF_ERROR(del.Run());
     SM_ASSIGN_OR_RETURN(Statement s, db_.Prepare(
-        "INSERT INTO snapshots (name, bake_id, bake_key, path, created_ms, size_bytes, metadata_json) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (name) DO UPDATE SET bake_id = excluded.bake_id, "
-        "bake_key = excluded.bake_key, path = excluded.path, created_ms = excluded.created_ms, "
-        "size_bytes = excluded.size_bytes, metadata_json = excluded.metadata_json"));
+        "INSERT INTO snapshots (name, bake_id, bake_key, path, created_ms, size_bytes, metadata_json, "
+        "cheap_key) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (name) DO UPDATE SET "
+        "bake_id = excluded.bake_id, bake_key = excluded.bake_key, path = excluded.path, "
+        "created_ms = excluded.created_ms, size_bytes = excluded.size_bytes, "
+        "metadata_json = excluded.metadata_json, cheap_key = excluded.cheap_key"));
     s.Bind(1, snap.name);
     BindOptInt(s, 2, snap.bake_id);
     s.Bind(3, snap.bake_key).Bind(4, snap.path).Bind(5, snap.created_ms).Bind(6, snap.size_bytes)
         .Bind(7, snap.metadata_json);
+    if (snap.cheap_key.empty()) {
+      s.BindNull(8);
+    } else {
+      s.Bind(8, snap.cheap_key);
+    }
     SM_RETURN_IF_ERROR(s.Run());
     for (size_t i = 0; i < snap.layer_digests.size(); ++i) {
       SM_ASSIGN_OR_RETURN(Statement l, db_.Prepare(
@@ -236,6 +257,16 @@ absl::StatusOr<SnapshotRecord> Store::GetSnapshot(const std::string& name) {
   SnapshotRecord r = ReadSnapshot(s);
   SM_ASSIGN_OR_RETURN(r.layer_digests, SnapshotLayers(name));
   return r;
+}
+
+absl::Status Store::SetSnapshotCheapKey(const std::string& name, const std::string& cheap_key) {
+  SM_ASSIGN_OR_RETURN(Statement s, db_.Prepare("UPDATE snapshots SET cheap_key = ? WHERE name = ?"));
+  s.Bind(1, cheap_key).Bind(2, name);
+  SM_RETURN_IF_ERROR(s.Run());
+  if (db_.Changes() == 0) {
+    return absl::NotFoundError(absl::StrCat("snapshot '", name, "' not found"));
+  }
+  return absl::OkStatus();
 }
 
 absl::StatusOr<std::vector<SnapshotRecord>> Store::ListSnapshots() {

@@ -30,6 +30,8 @@ struct BakeRecord {
   std::string error;
   std::string timings_json;
   std::string temp_dir;
+  std::string cheap_key;  // "" until SetBakeKeys (migration 2)
+  std::string delta_key;
   int64_t started_ms = 0;
   std::optional<int64_t> finished_ms;
 };
@@ -43,6 +45,7 @@ struct SnapshotRecord {
   int64_t size_bytes = 0;
   std::string metadata_json;
   std::vector<std::string> layer_digests;  // bottom layer first
+  std::string cheap_key;  // the bake cheap key that last led to this snapshot ("" = none)
 };
 
 struct LayerRecord {
@@ -85,6 +88,9 @@ class Store {
   absl::Status FinishBake(int64_t id, bool succeeded, const std::string& error,
                           const std::string& timings_json);
   absl::StatusOr<BakeRecord> GetBake(int64_t id);
+  // Records a bake's keys as the pipeline learns them (the bake key only after the pull).
+  absl::Status SetBakeKeys(int64_t id, const std::string& cheap_key, const std::string& delta_key,
+                           const std::string& bake_key);
   absl::StatusOr<std::vector<BakeRecord>> RecoverInterruptedBakes();
 
   // --- layers and snapshots
@@ -92,6 +98,8 @@ class Store {
   // Inserts or replaces the snapshot and its layer list atomically. Its layers must exist.
   absl::Status PutSnapshot(const SnapshotRecord& snapshot);
   absl::StatusOr<SnapshotRecord> GetSnapshot(const std::string& name);
+  // A full-key cache hit re-keys the snapshot so the next identical request hits the cheap key.
+  absl::Status SetSnapshotCheapKey(const std::string& name, const std::string& cheap_key);
   absl::StatusOr<std::vector<SnapshotRecord>> ListSnapshots();
   // FailedPrecondition while a non-ended VM uses it; NotFound if unknown.
   absl::Status RemoveSnapshot(const std::string& name);

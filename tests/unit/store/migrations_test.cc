@@ -40,6 +40,25 @@ TEST(Migrations, Migration1CreatesInitialTables) {
   EXPECT_EQ(SchemaVersion(*db).value(), 1);
 }
 
+// Migration 2: a version-1 store with a bake and a snapshot gains the cache-key columns; the
+// existing rows keep their data and read back with empty keys.
+TEST(Migrations, Migration2AddsCacheKeysKeepingRows) {
+  TempDir dir;
+  auto db = Database::Open(dir.Join("s.db"));
+  ASSERT_TRUE(Migrate(*db, SchemaMigrations().first(1)).ok());
+  ASSERT_TRUE(db->Exec("INSERT INTO bakes (bake_key, request_json, status, started_ms) "
+                       "VALUES ('k', '{}', 'succeeded', 1)").ok());
+  ASSERT_TRUE(Migrate(*db, SchemaMigrations().first(2)).ok());
+  EXPECT_EQ(SchemaVersion(*db).value(), 2);
+  auto s = db->Prepare("SELECT bake_key, ifnull(cheap_key, 'null'), ifnull(delta_key, 'null') FROM bakes");
+  ASSERT_TRUE(s.ok());
+  ASSERT_TRUE(s->Step().value());
+  EXPECT_EQ(s->ColumnText(0), "k");
+  EXPECT_EQ(s->ColumnText(1), "null");
+  EXPECT_EQ(s->ColumnText(2), "null");
+  EXPECT_TRUE(db->Exec("SELECT cheap_key FROM snapshots").ok());
+}
+
 TEST(Migrations, SecondRunIsANoOp) {
   TempDir dir;
   auto db = Database::Open(dir.Join("s.db"));

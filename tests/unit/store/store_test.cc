@@ -49,6 +49,28 @@ TEST_F(StoreTest, BakeLifecycleRecordsResult) {
   EXPECT_EQ(bake->timings_json, "{\"total\":500}");
 }
 
+TEST_F(StoreTest, BakeKeysAreRecordedAfterBegin) {
+  auto id = store().BeginBake("", "{}", "/tmp/b");
+  ASSERT_TRUE(id.ok());
+  ASSERT_TRUE(store().SetBakeKeys(*id, "cheap", "delta", "full").ok());
+  auto bake = store().GetBake(*id);
+  ASSERT_TRUE(bake.ok());
+  EXPECT_EQ(bake->cheap_key, "cheap");
+  EXPECT_EQ(bake->delta_key, "delta");
+  EXPECT_EQ(bake->bake_key, "full");
+  EXPECT_EQ(store().SetBakeKeys(*id + 100, "a", "b", "c").code(), absl::StatusCode::kNotFound);
+}
+
+TEST_F(StoreTest, SnapshotCheapKeyRoundTripsAndIsUpdatable) {
+  SnapshotRecord r = Snapshot("web");
+  r.cheap_key = "c1";
+  ASSERT_TRUE(store().PutSnapshot(r).ok());
+  EXPECT_EQ(store().GetSnapshot("web")->cheap_key, "c1");
+  ASSERT_TRUE(store().SetSnapshotCheapKey("web", "c2").ok());
+  EXPECT_EQ(store().GetSnapshot("web")->cheap_key, "c2");
+  EXPECT_EQ(store().SetSnapshotCheapKey("nope", "c").code(), absl::StatusCode::kNotFound);
+}
+
 TEST_F(StoreTest, FinishingABakeTwiceIsRefused) {
   auto id = store().BeginBake("k1", "{}", "");
   ASSERT_TRUE(store().FinishBake(*id, false, "boom", "").ok());
