@@ -48,85 +48,6 @@ arch::CpuidOptions CpuidOptionsFor(const kvm::Kvm& kvm, uint32_t id, uint32_t co
                             .brand = arch::HostBrandString()};
 }
 
-void WriteReg(devices::virtio::MmioTransport& t, uint64_t offset, uint32_t value) {
-  uint8_t bytes[4];
-  std::memcpy(bytes, &value, sizeof(bytes));
-  t.Write(offset, absl::Span<const uint8_t>(bytes, sizeof(bytes)));
-}
-
-// Brings a fresh transport to `want` the way a driver would, through its registers: status
-// steps, acked features, each queue's size and rings, ready, DRIVER_OK. Ring positions are not
-// registers; they are set directly on the queues afterwards (WithDevice). Going through the
-// registers keeps the transport's own checks (rings inside guest memory, status only adding
-// bits) in the path of data read from a file.
-absl::Status ReplayTransport(devices::virtio::MmioTransport& t,
-                             const devices::virtio::MmioState& want) {
-  namespace reg = devices::virtio::reg;
-  namespace st = devices::virtio::status;
-  const uint32_t status = want.device_status;
-  if (status == 0) {
-    return absl::OkStatus();  // The driver never touched it (or reset it): nothing to do.
-  }
-  WriteReg(t, reg::kStatus, status & st::kAcknowledge);
-  WriteReg(t, reg::kStatus, status & (st::kAcknowledge | st::kDriver));
-  for (uint32_t sel = 0; sel < 2; ++sel) {
-    WriteReg(t, reg::kDriverFeaturesSel, sel);
-    WriteReg(t, reg::kDriverFeatures, static_cast<uint32_t>(want.acked_features >> (32 * sel)));
-  }
-  WriteReg(t, reg::kStatus, status & (st::kAcknowledge | st::kDriver | st::kFeaturesOk));
-  for (uint32_t i = 0; i < want.queues.size(); ++i) {
-    const devices::virtio::QueueState& q = want.queues[i];
-    WriteReg(t, reg::kQueueSel, i);
-    WriteReg(t, reg::kQueueNum, q.size);
-    WriteReg(t, reg::kQueueDescLow, static_cast<uint32_t>(q.desc_table));
-    WriteReg(t, reg::kQueueDescHigh, static_cast<uint32_t>(q.desc_table >> 32));
-    WriteReg(t, reg::kQueueDriverLow, static_cast<uint32_t>(q.avail_ring));
-    WriteReg(t, reg::kQueueDriverHigh, static_cast<uint32_t>(q.avail_ring >> 32));
-    WriteReg(t, reg::kQueueDeviceLow, static_cast<uint32_t>(q.used_ring));
-    WriteReg(t, reg::kQueueDeviceHigh, static_cast<uint32_t>(q.used_ring >> 32));
-    if (q.ready) {
-      WriteReg(t, reg::kQueueReady, 1);
-    }
-  }
-  WriteReg(t, reg::kStatus, status);
-  WriteReg(t, reg::kQueueSel, want.queue_sel);
-  WriteReg(t, reg::kDeviceFeaturesSel, want.device_features_sel);
-  WriteReg(t, reg::kDriverFeaturesSel, want.driver_features_sel);
-
-  const devices::virtio::MmioState got = t.StateForTest();
-  bool same = got.device_status == want.device_status &&
-              got.acked_features == want.acked_features && got.queues.size() == want.queues.size();
-  for (size_t i = 0; same && i < want.queues.size(); ++i) {
-    const auto& a = got.queues[i];
-    const auto& b = want.queues[i];
-    same = a.size == b.size && a.ready == b.ready && a.desc_table == b.desc_table &&
-           a.avail_ring == b.avail_ring && a.used_ring == b.used_ring;
-  }
-  if (!same) {
-    return absl::DataLossError(absl::StrFormat(
-        "%s: the saved transport state cannot be re-established (status 0x%x → 0x%x%s%s)",
-        t.device().name(), want.device_status, got.device_status,
-        t.last_error().empty() ? "" : ": ", t.last_error()));
-  }
-  return absl::OkStatus();
-}
-
-// Serial registers through the port interface, as the guest's driver programmed them.
-void ReplaySerial(devices::Serial& serial, const devices::SerialState& s) {
-  constexpr uint8_t kLcrDlab = 0x80;
-  serial.Write(3, static_cast<uint8_t>(s.line_control | kLcrDlab));
-  serial.Write(0, s.baud_divisor_low);
-  serial.Write(1, s.baud_divisor_high);
-  serial.Write(3, s.line_control);
-  serial.Write(4, s.modem_control);
-  serial.Write(7, s.scratch);
-  serial.Write(1, s.interrupt_enable);
-  if (!s.in_buffer.empty()) {
-    const std::vector<uint8_t> in(s.in_buffer.begin(), s.in_buffer.end());
-    serial.EnqueueInput(in);
-  }
-}
-
 std::string MiB(uint64_t bytes) {
   return absl::StrFormat("%.1f MiB", static_cast<double>(bytes) / (1 << 20));
 }
@@ -196,7 +117,7 @@ absl::StatusOr<std::string> Vm::Snapshot(const std::string& dir) {
     d->set_mmio_base(s.base);
     d->set_gsi(s.gsi);
     *d->mutable_transport() =
-        snapshot::TransportToProto(s.transport->StateForTest(), dev.device_type(), dev.features());
+        snapshot::TransportToProto(s.transport->SaveState(), dev.device_type(), dev.features());
     switch (dev.device_type()) {
       case devices::virtio::kDeviceTypeBlock: {
         const DiskConfig& dc = c.disks.at(disk);
@@ -220,7 +141,7 @@ absl::StatusOr<std::string> Vm::Snapshot(const std::string& dir) {
             absl::StrCat("snapshot of virtio device type ", dev.device_type()));
     }
   }
-  *state.mutable_serial() = snapshot::SerialToProto(serial_->StateForTest());
+  *state.mutable_serial() = snapshot::SerialToProto(serial_->SaveState());
 
   // RAM first, state last: a directory with a state file is a complete snapshot.
   const std::string memory_path = absl::StrCat(dir, "/", kMemoryFileName);
@@ -349,12 +270,35 @@ absl::Status Vm::BuildFromSnapshot(const v1::SnapshotState& state, const std::st
   }
   MarkPhase("map_memory");
 
-  // Devices, re-created from the config Restore derived, then their saved state.
+
+  // Devices, re-created from the config Restore derived (their irqfds need only the
+  // irqchip); their saved state is applied after the chips, below.
   SM_RETURN_IF_ERROR(SetupDevices());
   if (virtio_.size() != static_cast<size_t>(state.devices_size())) {
     return absl::DataLossError(absl::StrCat("snapshot has ", state.devices_size(),
                                             " virtio devices, the restored VM ", virtio_.size()));
   }
+  MarkPhase("create_devices");
+
+  // vCPUs, each in the documented order (snapshot::RestoreVcpu), then the VM-wide chips: the
+  // LAPICs must exist and be restored before the IOAPIC routes into them.
+  for (uint32_t id = 0; id < state.vcpu_count(); ++id) {
+    SM_ASSIGN_OR_RETURN(base::UniqueFd fd, vm_->CreateVcpu(id));
+    SM_ASSIGN_OR_RETURN(kvm::VcpuFd vcpu, kvm::VcpuFd::Create(std::move(fd), id, mmap_size));
+    auto owned = std::make_unique<kvm::VcpuFd>(std::move(vcpu));
+    SM_RETURN_IF_ERROR(snapshot::RestoreVcpu(*owned, state.vcpus(static_cast<int>(id))));
+    vcpus_.push_back(std::move(owned));
+    vcpu_cpuid_.push_back(snapshot::CpuidFromState(state.vcpus(static_cast<int>(id))));
+  }
+  SM_RETURN_IF_ERROR(snapshot::RestoreVmState(*vm_, state.vm()));
+  // The guest was stopped for as long as the snapshot sat on disk: without this its
+  // soft-lockup watchdog sees the jump and complains.
+  for (const auto& v : vcpus_) {
+    SM_RETURN_IF_ERROR(v->KvmclockCtrl());
+  }
+  MarkPhase("vcpus");
+  // Device state last: re-raising a pending device interrupt before KVM_SET_IRQCHIP and
+  // KVM_SET_LAPIC would be overwritten by them, so it must come after the chips.
   for (size_t i = 0; i < virtio_.size(); ++i) {
     VirtioSlot& s = virtio_[i];
     const v1::DeviceState& saved = state.devices(static_cast<int>(i));
@@ -375,28 +319,17 @@ absl::Status Vm::BuildFromSnapshot(const v1::SnapshotState& state, const std::st
     SM_ASSIGN_OR_RETURN(devices::virtio::MmioState want,
                         snapshot::TransportFromProto(saved.transport(), dev.device_type(),
                                                      dev.features(), s.transport->num_queues()));
-    SM_RETURN_IF_ERROR(ReplayTransport(*s.transport, want));
-    const bool vsock = saved.has_vsock();
-    const bool irq_pending = (want.interrupt_status & devices::virtio::kInterruptUsedBuffer) != 0;
-    SM_RETURN_IF_ERROR(s.transport->WithDevice(
-        [&want, vsock, irq_pending](devices::virtio::VirtioDevice& d,
-                                    absl::Span<devices::virtio::Queue> queues,
-                                    const memory::GuestMemory& m) -> absl::StatusOr<bool> {
-          for (size_t q = 0; q < queues.size(); ++q) {
-            queues[q].state().next_avail = want.queues[q].next_avail;
-            queues[q].state().next_used = want.queues[q].next_used;
-          }
-          bool used = irq_pending;  // Re-raise an interrupt the guest had not taken yet.
-          if (vsock && want.device_status != 0) {
-            // Connections are not saved: tell the guest its transport was reset, so it drops
-            // them and the host connects anew.
-            SM_ASSIGN_OR_RETURN(bool sent,
-                                static_cast<devices::virtio::vsock::Vsock&>(d).ResetTransport(
-                                    queues, m));
-            used = used || sent;
-          }
-          return used;
-        }));
+    SM_RETURN_IF_ERROR(base::Annotate(s.transport->RestoreState(want),
+                                      "the saved transport state cannot be re-established"));
+    if (saved.has_vsock() && (want.device_status & devices::virtio::status::kDriverOk) != 0) {
+      // Connections are not saved: tell the guest its transport was reset, so it drops them
+      // and the host connects anew.
+      SM_RETURN_IF_ERROR(s.transport->WithDevice(
+          [](devices::virtio::VirtioDevice& d, absl::Span<devices::virtio::Queue> queues,
+             const memory::GuestMemory& m) -> absl::StatusOr<bool> {
+            return static_cast<devices::virtio::vsock::Vsock&>(d).ResetTransport(queues, m);
+          }));
+    }
     // A notification the old worker had not read from its ioeventfd yet is lost with it: look
     // at every ready queue once, as after a kick. A queue with nothing new costs one read.
     if ((want.device_status & devices::virtio::status::kDriverOk) != 0) {
@@ -408,26 +341,8 @@ absl::Status Vm::BuildFromSnapshot(const v1::SnapshotState& state, const std::st
     }
   }
   SM_ASSIGN_OR_RETURN(devices::SerialState serial, snapshot::SerialFromProto(state.serial()));
-  ReplaySerial(*serial_, serial);
+  SM_RETURN_IF_ERROR(serial_->RestoreState(serial));
   MarkPhase("devices");
-
-  // vCPUs, each in the documented order (snapshot::RestoreVcpu), then the VM-wide chips: the
-  // LAPICs must exist and be restored before the IOAPIC routes into them.
-  for (uint32_t id = 0; id < state.vcpu_count(); ++id) {
-    SM_ASSIGN_OR_RETURN(base::UniqueFd fd, vm_->CreateVcpu(id));
-    SM_ASSIGN_OR_RETURN(kvm::VcpuFd vcpu, kvm::VcpuFd::Create(std::move(fd), id, mmap_size));
-    auto owned = std::make_unique<kvm::VcpuFd>(std::move(vcpu));
-    SM_RETURN_IF_ERROR(snapshot::RestoreVcpu(*owned, state.vcpus(static_cast<int>(id))));
-    vcpus_.push_back(std::move(owned));
-    vcpu_cpuid_.push_back(snapshot::CpuidFromState(state.vcpus(static_cast<int>(id))));
-  }
-  SM_RETURN_IF_ERROR(snapshot::RestoreVmState(*vm_, state.vm()));
-  // The guest was stopped for as long as the snapshot sat on disk: without this its
-  // soft-lockup watchdog sees the jump and complains.
-  for (const auto& v : vcpus_) {
-    SM_RETURN_IF_ERROR(v->KvmclockCtrl());
-  }
-  MarkPhase("vcpus");
   cmdline_ = state.guest().cmdline();
   SM_RETURN_IF_ERROR(PrepareRun());
   summary_ = absl::StrFormat("restored from %s, %u MiB, %u vCPU(s), %u virtio device(s)", dir,

@@ -95,7 +95,7 @@ TEST_F(MmioTest, IgnoresFeatureWritesAfterFeaturesOk) {
   Negotiate();
   W(reg::kDriverFeaturesSel, 0);
   W(reg::kDriverFeatures, 0xffffffff);
-  EXPECT_EQ(t_->StateForTest().acked_features, 1ull << 32);
+  EXPECT_EQ(t_->SaveState().acked_features, 1ull << 32);
 }
 
 TEST_F(MmioTest, QueueSetupBeforeFeaturesOkIsIgnored) {
@@ -107,7 +107,7 @@ TEST_F(MmioTest, QueueBecomesReadyWithValidRings) {
   Negotiate();
   SetupQueue();
   EXPECT_EQ(R(reg::kQueueReady), 1u);
-  EXPECT_EQ(t_->StateForTest().queues[0].desc_table, VirtqBuilder::kDescTable);
+  EXPECT_EQ(t_->SaveState().queues[0].desc_table, VirtqBuilder::kDescTable);
 }
 
 TEST_F(MmioTest, QueueWithRingsOutsideMemoryIsNotReadyAndAsksForReset) {
@@ -164,7 +164,7 @@ TEST_F(MmioTest, StatusZeroResetsDeviceAndQueues) {
   W(reg::kStatus, 0);
   EXPECT_EQ(R(reg::kStatus), 0u);
   EXPECT_EQ(R(reg::kQueueReady), 0u);
-  EXPECT_EQ(t_->StateForTest().acked_features, 0u);
+  EXPECT_EQ(t_->SaveState().acked_features, 0u);
 }
 
 TEST_F(MmioTest, NonWordRegisterAccessReadsZero) {

@@ -224,7 +224,7 @@ TEST_F(VsockDeviceTest, HostConnectionRunsThroughTheQueues) {
   EXPECT_EQ(data->second, "ping");
   // The buffer popped for the read that found nothing more went back to the ring: the device
   // holds no guest buffer between calls (what a snapshot of the queue state relies on).
-  EXPECT_EQ(t_->StateForTest().queues[Vsock::kRxQueue].next_avail, rx_->UsedIdx());
+  EXPECT_EQ(t_->SaveState().queues[Vsock::kRxQueue].next_avail, rx_->UsedIdx());
 
   SendTx(FromGuest(Op::kRw, 5000, host_port), "pong");
   EXPECT_EQ(ReadSome(client.get()), "pong");

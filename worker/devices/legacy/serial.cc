@@ -5,6 +5,8 @@
 #include <errno.h>
 #include <unistd.h>
 
+#include "absl/strings/str_cat.h"
+
 namespace supermachine::devices {
 namespace {
 
@@ -62,11 +64,8 @@ uint8_t Serial::Read(uint8_t offset) {
       }
       return state_.interrupt_enable;
     case kIir: {
-      uint8_t iir = kIirNone;
-      if ((state_.interrupt_enable & kIerRecvData) && !state_.in_buffer.empty()) {
-        iir = kIirRecvData;
-      } else if (state_.thr_empty_pending) {
-        iir = kIirThrEmpty;
+      const uint8_t iir = IirLocked();
+      if (iir == kIirThrEmpty) {
         // Reading IIR while it reports THR-empty acknowledges that interrupt (16550 spec).
         state_.thr_empty_pending = false;
       }
@@ -149,6 +148,13 @@ void Serial::Write(uint8_t offset, uint8_t value) {
   }
 }
 
+uint8_t Serial::IirLocked() const {
+  if ((state_.interrupt_enable & kIerRecvData) && !state_.in_buffer.empty()) {
+    return kIirRecvData;
+  }
+  return state_.thr_empty_pending ? kIirThrEmpty : kIirNone;
+}
+
 void Serial::UpdateInterrupt() {
   const bool pending = state_.thr_empty_pending ||
                        ((state_.interrupt_enable & kIerRecvData) && !state_.in_buffer.empty());
@@ -175,9 +181,25 @@ size_t Serial::input_space() {
   return kInputFifo - state_.in_buffer.size();
 }
 
-SerialState Serial::StateForTest() {
+SerialState Serial::SaveState() {
   std::lock_guard lock(mu_);
-  return state_;
+  SerialState s = state_;
+  s.interrupt_identification = IirLocked() | kIirFifoBits;
+  return s;
+}
+
+absl::Status Serial::RestoreState(const SerialState& state) {
+  if (state.in_buffer.size() > kInputFifo) {
+    return absl::InvalidArgumentError(absl::StrCat("serial: ", state.in_buffer.size(),
+                                                   " input bytes saved, the FIFO holds ",
+                                                   kInputFifo));
+  }
+  std::lock_guard lock(mu_);
+  state_ = state;
+  state_.interrupt_enable &= kIerMask;
+  state_.modem_control &= kMcrMask;
+  UpdateInterrupt();
+  return absl::OkStatus();
 }
 
 }  // namespace supermachine::devices

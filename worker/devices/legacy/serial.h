@@ -2,7 +2,8 @@
 // An 8250/16550A UART at COM1: enough for the Linux 8250 driver to detect a 16550A, print the
 // console (polled and interrupt-driven) and read input. Transmit completes instantly (THR is
 // always empty); receive holds a bounded FIFO. Register semantics follow the 16550 datasheet as
-// Firecracker's vm-superio serial.rs models them. State is a plain struct for snapshots.
+// Firecracker's vm-superio serial.rs models them. State is a plain struct (SerialState) that
+// SaveState/RestoreState move in and out for snapshots.
 #pragma once
 
 #include <cstdint>
@@ -61,9 +62,17 @@ class Serial {
   size_t EnqueueInput(absl::Span<const uint8_t> bytes);
   size_t input_space();
 
-  SerialState StateForTest();
+  // The registers and unread input, for a snapshot (and tests). interrupt_identification is
+  // filled with what an IIR read would return now (without the read's side effect).
+  SerialState SaveState();
+  // Puts the UART into `state` exactly (including a pending THR-empty interrupt), then
+  // re-asserts the interrupt line if an interrupt is pending. Refuses (InvalidArgument, state
+  // unchanged) more input than the FIFO holds.
+  absl::Status RestoreState(const SerialState& state);
 
  private:
+  // The IIR interrupt id bits (without FIFO bits) for the current state. Requires mu_.
+  uint8_t IirLocked() const;
   void UpdateInterrupt();  // Requires mu_.
   bool loopback() const {  // Requires mu_.
     return (state_.modem_control & 0x10) != 0;

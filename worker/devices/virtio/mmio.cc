@@ -260,7 +260,7 @@ absl::Status MmioTransport::WithDevice(const DeviceFn& fn) {
   return used.status();
 }
 
-MmioState MmioTransport::StateForTest() {
+MmioState MmioTransport::SaveState() {
   std::lock_guard lock(mu_);
   MmioState s = state_;
   s.queues.clear();
@@ -268,6 +268,69 @@ MmioState MmioTransport::StateForTest() {
     s.queues.push_back(q.state());
   }
   return s;
+}
+
+absl::Status MmioTransport::RestoreState(const MmioState& state) {
+  std::lock_guard lock(mu_);
+  const std::string who = device_->name();
+  if (state.queues.size() != queues_.size()) {
+    return absl::InvalidArgumentError(absl::StrCat(who, ": ", state.queues.size(),
+                                                   " queues saved, the device has ",
+                                                   queues_.size()));
+  }
+  const uint32_t st = state.device_status;
+  const uint32_t known = status::kAcknowledge | status::kDriver | status::kDriverOk |
+                         status::kFeaturesOk | status::kNeedsReset | status::kFailed;
+  if ((st & ~known) != 0) {
+    return absl::InvalidArgumentError(absl::StrCat(who, ": unknown status bits in 0x",
+                                                   absl::Hex(st)));
+  }
+  if ((st & status::kFeaturesOk) != 0) {
+    if ((state.acked_features & ~device_->features()) != 0 ||
+        (state.acked_features & kFeatureVersion1) == 0) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          who, ": acked features 0x", absl::Hex(state.acked_features),
+          " are not a modern subset of the offered 0x", absl::Hex(device_->features())));
+    }
+  }
+  if ((st & status::kDriverOk) != 0 && (st & status::kFeaturesOk) == 0) {
+    return absl::InvalidArgumentError(absl::StrCat(who, ": DRIVER_OK without FEATURES_OK"));
+  }
+  if ((state.interrupt_status & ~(kInterruptUsedBuffer | kInterruptConfigChange)) != 0) {
+    return absl::InvalidArgumentError(absl::StrCat(who, ": unknown interrupt bits 0x",
+                                                   absl::Hex(state.interrupt_status)));
+  }
+  std::vector<Queue> queues;
+  queues.reserve(queues_.size());
+  for (size_t i = 0; i < queues_.size(); ++i) {
+    QueueState q = state.queues[i];
+    if (q.max_size != queues_[i].state().max_size) {
+      return absl::InvalidArgumentError(absl::StrCat(who, " queue ", i, ": max size ",
+                                                     q.max_size, " saved, the device has ",
+                                                     queues_[i].state().max_size));
+    }
+    Queue restored(q);
+    if (q.ready) {
+      absl::Status valid = restored.Validate(*mem_);
+      if (!valid.ok()) {
+        return absl::InvalidArgumentError(
+            absl::StrCat(who, " queue ", i, ": ", valid.message()));
+      }
+    }
+    queues.push_back(std::move(restored));
+  }
+  // All checked: commit.
+  queues_ = std::move(queues);
+  state_ = state;
+  state_.queues.clear();
+  if ((st & status::kDriverOk) != 0) {
+    device_->Activate(state_.acked_features);
+  }
+  if (state_.interrupt_status != 0) {
+    // The guest had not acknowledged it: the line must be asserted again in the new VM.
+    irq_->Trigger().IgnoreError();
+  }
+  return absl::OkStatus();
 }
 
 std::string MmioTransport::last_error() {

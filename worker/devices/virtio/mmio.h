@@ -2,7 +2,8 @@
 // The virtio-mmio version 2 transport (virtio 1.x §4.2.2): registers for identification,
 // feature negotiation, status, queue setup and interrupts, in front of one VirtioDevice. It is
 // a plain component: the VM maps it at a 4 KiB window and forwards MMIO exits (or ioeventfd
-// notifications) to it; tests drive it directly. State is a plain struct for snapshots.
+// notifications) to it; tests drive it directly. State is a plain struct (MmioState) that
+// SaveState/RestoreState move in and out for snapshots.
 #pragma once
 
 #include <cstdint>
@@ -100,7 +101,18 @@ class MmioTransport {
 
   VirtioDevice& device() { return *device_; }
   size_t num_queues() const { return queues_.size(); }
-  MmioState StateForTest();
+  // The transport's registers and queues, for a snapshot (and tests). Safe while the device
+  // runs; a snapshot takes it with the vCPUs parked and the event loop busy with it, so nothing
+  // changes between this and the device-specific state.
+  MmioState SaveState();
+  // Puts the transport back into `state` as a fresh transport (never touched by a driver) in
+  // one step: status, features, selectors, queues with their ring positions, interrupt bits
+  // and config generation exactly as saved. The state comes from a file, so it is checked as
+  // a driver's register writes would be (acked ⊆ offered with VERSION_1 once FEATURES_OK,
+  // DRIVER_OK only after FEATURES_OK, queue sizes, ready rings inside guest memory) and
+  // refused whole on the first violation (InvalidArgument; the transport is then unchanged).
+  // Activates the device if DRIVER_OK is set and re-raises the interrupt if a bit is pending.
+  absl::Status RestoreState(const MmioState& state);
   // Last device error for diagnostics ("" if none).
   std::string last_error();
 
