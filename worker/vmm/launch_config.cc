@@ -19,6 +19,8 @@
 #include "worker/arch/x86_64/layout.h"
 #include "worker/base/status_macros.h"
 #include "worker/base/unique_fd.h"
+#include "worker/net/egress_policy.h"
+#include "worker/net/mac.h"
 
 namespace supermachine::vmm {
 
@@ -75,6 +77,41 @@ absl::StatusOr<SerialConfig> ParseSerialSpec(absl::string_view spec) {
   return s;
 }
 
+absl::StatusOr<NetConfig> ParseNetSpec(absl::string_view spec) {
+  NetConfig n;
+  absl::string_view rest = spec;
+  if (!absl::ConsumePrefix(&rest, "passt") || !(rest.empty() || rest[0] == ',')) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--net '", spec, "': the backend must be 'passt' (passt[,mac=MAC][,egress=POLICY])"));
+  }
+  n.enabled = true;
+  while (absl::ConsumePrefix(&rest, ",")) {
+    if (absl::ConsumePrefix(&rest, "egress=")) {
+      n.egress = std::string(rest);  // The rest: policies hold commas.
+      rest = {};
+      break;
+    }
+    const size_t comma = rest.find(',');
+    absl::string_view item = rest.substr(0, comma);
+    rest = comma == absl::string_view::npos ? absl::string_view() : rest.substr(comma);
+    if (absl::ConsumePrefix(&item, "mac=")) {
+      n.mac = std::string(item);
+    } else {
+      return absl::InvalidArgumentError(absl::StrCat("--net '", spec, "': unknown option '",
+                                                     item, "' (mac=, egress=)"));
+    }
+  }
+  if (!rest.empty()) {
+    return absl::InvalidArgumentError(absl::StrCat("--net '", spec, "': trailing '", rest, "'"));
+  }
+  if (!n.mac.empty()) {
+    SM_RETURN_IF_ERROR(base::Annotate(::supermachine::net::ParseMac(n.mac).status(), "--net"));
+  }
+  SM_RETURN_IF_ERROR(
+      base::Annotate(::supermachine::net::ParseEgressPolicy(n.egress).status(), "--net"));
+  return n;
+}
+
 absl::StatusOr<LaunchConfig> ParseLaunchConfigJson(absl::string_view text) {
   nlohmann::json j;
   try {
@@ -120,6 +157,31 @@ absl::StatusOr<LaunchConfig> ParseLaunchConfigJson(absl::string_view text) {
           return absl::InvalidArgumentError(
               "launch config: 'vsock' is \"PATH\" or {\"path\":..,\"cid\":..}");
         }
+      } else if (key == "net") {
+        if (v.is_string()) {
+          SM_ASSIGN_OR_RETURN(c.net, ParseNetSpec(v.get<std::string>()));
+        } else if (v.is_object()) {
+          std::string spec = "passt";
+          std::string egress;
+          for (auto nit = v.begin(); nit != v.end(); ++nit) {
+            if (nit.key() == "backend" && nit.value().get<std::string>() != "passt") {
+              return absl::InvalidArgumentError("launch config: net backend must be \"passt\"");
+            } else if (nit.key() == "mac") {
+              absl::StrAppend(&spec, ",mac=", nit.value().get<std::string>());
+            } else if (nit.key() == "egress") {
+              egress = nit.value().get<std::string>();
+            } else if (nit.key() != "backend") {
+              return absl::InvalidArgumentError(
+                  absl::StrCat("launch config: unknown net key '", nit.key(), "'"));
+            }
+          }
+          absl::StrAppend(&spec, ",egress=", egress);
+          SM_ASSIGN_OR_RETURN(c.net, ParseNetSpec(spec));
+        } else {
+          return absl::InvalidArgumentError(
+              "launch config: 'net' is \"passt,...\" or {\"backend\":..,\"mac\":..,"
+              "\"egress\":..}");
+        }
       } else if (key == "serial") {
         SM_ASSIGN_OR_RETURN(c.serial, ParseSerialSpec(v.get<std::string>()));
       } else if (key == "disks") {
@@ -161,7 +223,7 @@ absl::StatusOr<LaunchConfig> ParseLaunchConfigJson(absl::string_view text) {
 
 absl::StatusOr<CommandLine> ParseCommandLine(int argc, const char* const* argv) {
   CLI::App app{"supermachine-worker: runs one KVM microVM (see docs/worker.md)"};
-  std::string config_file, kernel, cmdline, serial, vsock;
+  std::string config_file, kernel, cmdline, serial, vsock, net;
   uint32_t mem_mib = 0, vcpus = 0, vsock_cid = 0;
   std::vector<std::string> disks;
   bool no_rng = false, no_pvh = false;
@@ -181,6 +243,11 @@ absl::StatusOr<CommandLine> ParseCommandLine(int argc, const char* const* argv) 
                  "to host port P go to the socket PATH_P")
       ->type_name("PATH");
   app.add_option("--vsock-cid", vsock_cid, "the guest's vsock CID (default 3)");
+  app.add_option("--net", net,
+                 "add a virtio-net device backed by a per-VM passt: "
+                 "passt[,mac=MAC][,egress=POLICY] with POLICY allow_all, deny_private "
+                 "(default), allowlist:CIDR,... or denylist:CIDR,... (docs/networking.md)")
+      ->type_name("SPEC");
   app.add_flag("--no-rng", no_rng, "do not add a virtio-rng device");
   std::string control_socket, restore_dir;
   app.add_option("--control", control_socket,
@@ -192,6 +259,15 @@ absl::StatusOr<CommandLine> ParseCommandLine(int argc, const char* const* argv) 
                  "re-opened from their saved paths unless --disk is given")
       ->type_name("DIR");
   app.add_flag("--no-pvh", no_pvh, "boot an ELF vmlinux through its 64-bit entry, not PVH");
+  std::string kernel_sha256, agent_version;
+  app.add_option("--kernel-sha256", kernel_sha256,
+                 "the kernel file's SHA-256 for snapshots (default: hashed at the first "
+                 "snapshot); with --restore, the snapshot must have been taken with it")
+      ->type_name("HEX");
+  app.add_option("--agent-version", agent_version,
+                 "the guest agent's version, recorded in snapshots; with --restore, the "
+                 "snapshot must have been taken with it")
+      ->type_name("STRING");
 
   CommandLine out;
   try {
@@ -245,11 +321,25 @@ absl::StatusOr<CommandLine> ParseCommandLine(int argc, const char* const* argv) 
   if (app.count("--vsock-cid") > 0) {
     c.vsock.guest_cid = vsock_cid;
   }
+  if (!net.empty()) {
+    SM_ASSIGN_OR_RETURN(c.net, ParseNetSpec(net));
+  }
   if (no_rng) {
     c.rng = false;
   }
   if (no_pvh) {
     c.pvh = false;
+  }
+  if (!kernel_sha256.empty()) {
+    if (kernel_sha256.size() != 64 ||
+        kernel_sha256.find_first_not_of("0123456789abcdef") != std::string::npos) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "--kernel-sha256 '", kernel_sha256, "': expected 64 lowercase hex digits (sha256sum)"));
+    }
+    c.kernel_sha256 = kernel_sha256;
+  }
+  if (!agent_version.empty()) {
+    c.agent_version = agent_version;
   }
   return out;
 }

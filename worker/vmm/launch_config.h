@@ -37,6 +37,14 @@ inline constexpr uint32_t kDefaultVsockCid = 3;
 // "<path>_<port>" must fit sockaddr_un.sun_path (108 bytes with its NUL).
 inline constexpr size_t kMaxVsockPath = 96;
 
+// virtio-net with a per-VM passt (docs/networking.md).
+struct NetConfig {
+  bool enabled = false;
+  std::string mac;     // "" : random, locally administered, per worker process.
+  std::string egress;  // Egress policy text (worker/net/egress_policy.h); "" = deny_private.
+  bool operator==(const NetConfig&) const = default;
+};
+
 inline constexpr absl::string_view kDefaultCmdline = "console=ttyS0 reboot=t panic=-1";
 inline constexpr uint32_t kDefaultMemMib = 256;
 // Below this the kernel cannot even unpack itself next to our boot structures.
@@ -51,17 +59,27 @@ struct LaunchConfig {
   std::vector<DiskConfig> disks;
   SerialConfig serial;
   VsockConfig vsock;
+  NetConfig net;
   bool rng = true;
   // Use the ELF's PVH entry when it has one (else the 64-bit Linux entry).
   bool pvh = true;
+  // Guest identity for snapshots (docs/snapshot.md): recorded when booting, required to match
+  // when restoring. Empty kernel_sha256 at boot: the worker hashes the kernel file at the
+  // first snapshot. Empty at restore: any.
+  std::string kernel_sha256;  // --kernel-sha256 HEX (64 lowercase hex digits)
+  std::string agent_version;  // --agent-version STRING
 };
 
 // "path" or "path,ro" / "path,rw" (also "path,ro,id=NAME").
 absl::StatusOr<DiskConfig> ParseDiskSpec(absl::string_view spec);
+// "passt[,mac=MAC][,egress=POLICY]": egress= comes last, its value runs to the end (CIDR
+// lists contain commas). MAC and policy are validated here.
+absl::StatusOr<NetConfig> ParseNetSpec(absl::string_view spec);
 // "stdout", "none", "file:PATH", "fd:N".
 absl::StatusOr<SerialConfig> ParseSerialSpec(absl::string_view spec);
 // {"kernel": ..., "cmdline": ..., "mem_mib": N, "vcpus": N, "disks": [{"path":..,"read_only":..}],
 //  "serial": "stdout", "vsock": {"path": PATH, "cid": N} (or "vsock": PATH), "rng": true,
+//  "net": "passt,mac=..,egress=.." (or {"backend": "passt", "mac": .., "egress": ..}),
 //  "pvh": true}. Unknown keys are errors (a typo must not be
 // silently ignored).
 absl::StatusOr<LaunchConfig> ParseLaunchConfigJson(absl::string_view json);

@@ -25,6 +25,7 @@
 #include "worker/arch/x86_64/regs.h"
 #include "worker/base/status_macros.h"
 #include "worker/devices/virtio/block.h"
+#include "worker/devices/virtio/net/net.h"
 #include "worker/devices/virtio/rng.h"
 #include "worker/devices/virtio/vsock/vsock.h"
 #include "worker/vmm/cmdline.h"
@@ -88,6 +89,22 @@ absl::Status RequireCap(const kvm::Kvm& kvm, int cap, const char* name) {
         absl::StrCat("this KVM lacks ", name, ", which the worker needs"));
   }
   return absl::OkStatus();
+}
+
+// virtio-net with its passt and the egress filter, from the validated --net config.
+absl::StatusOr<std::unique_ptr<devices::virtio::net::VirtioNet>> CreateNetDevice(
+    const NetConfig& net) {
+  namespace n = ::supermachine::net;
+  devices::virtio::net::NetConfig nc;
+  if (net.mac.empty()) {
+    nc.mac = n::RandomLocalMac();
+  } else {
+    SM_ASSIGN_OR_RETURN(nc.mac, n::ParseMac(net.mac));
+  }
+  SM_ASSIGN_OR_RETURN(nc.filter.policy, n::ParseEgressPolicy(net.egress));
+  SM_ASSIGN_OR_RETURN(nc.filter.resolver, n::ParseIp(n::kResolverAddr));
+  SM_ASSIGN_OR_RETURN(n::PasstBackend backend, n::StartPasst({}));
+  return devices::virtio::net::VirtioNet::Create(std::move(nc), std::move(backend));
 }
 
 }  // namespace
@@ -158,7 +175,14 @@ absl::Status Vm::Build() {
   }
   // The bzImage header's cmdline_size excludes the NUL; BuildKernelCmdline counts it.
   const uint32_t cmdline_limit = kernel.cmdline_limit != 0 ? kernel.cmdline_limit + 1 : 0;
-  SM_ASSIGN_OR_RETURN(cmdline_, BuildKernelCmdline(c.cmdline, slots, cmdline_limit));
+  std::string user_cmdline = c.cmdline;
+  if (c.net.enabled) {
+    // The guest agent configures eth0 from this (docs/networking.md "Guest addressing").
+    absl::StrAppend(&user_cmdline, " sm.net=", ::supermachine::net::kGuestAddr, "/",
+                    ::supermachine::net::kGuestPrefixLen, ",", ::supermachine::net::kGatewayAddr,
+                    ",", ::supermachine::net::kResolverAddr);
+  }
+  SM_ASSIGN_OR_RETURN(cmdline_, BuildKernelCmdline(user_cmdline, slots, cmdline_limit));
   std::vector<uint8_t> cmdline_bytes(cmdline_.begin(), cmdline_.end());
   cmdline_bytes.push_back(0);
   SM_RETURN_IF_ERROR(mem_->Write(arch::kCmdlineAddr, cmdline_bytes));
@@ -274,6 +298,11 @@ absl::Status Vm::SetupDevices() {
   }
   if (c.rng) {
     devs.push_back(std::make_unique<devices::virtio::Rng>());
+  }
+  if (c.net.enabled) {  // Last, so adding it moves no other device's slot.
+    SM_ASSIGN_OR_RETURN(auto net, CreateNetDevice(c.net));
+    net_ = net.get();
+    devs.push_back(std::move(net));
   }
   if (devs.size() > arch::kMaxVirtioDevices) {
     return absl::InvalidArgumentError(absl::StrCat(devs.size(), " virtio devices: at most ",
@@ -559,6 +588,16 @@ void Vm::ReportMemoryUse() const {
     }
   }
   std::fprintf(stderr, "%s\n", out.c_str());
+}
+
+std::string Vm::NetStatsLine() {
+  if (net_ == nullptr) {
+    return "";
+  }
+  // Counters are atomics and mac/config fixed after creation: no transport lock needed.
+  return absl::StrCat("mac=", ::supermachine::net::ToString(net_->mac()), " egress=",
+                      ::supermachine::net::ToString(net_->config().filter.policy), " ",
+                      net_->StatsLine());
 }
 
 }  // namespace supermachine::vmm

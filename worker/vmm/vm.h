@@ -21,6 +21,7 @@
 #include "worker/devices/legacy/i8042.h"
 #include "worker/devices/legacy/serial.h"
 #include "worker/devices/virtio/mmio.h"
+#include "worker/devices/virtio/net/net.h"
 #include "worker/kvm/kvm.h"
 #include "worker/kvm/vcpu_fd.h"
 #include "worker/kvm/vm_fd.h"
@@ -75,6 +76,8 @@ class Vm {
 
   const std::string& kernel_cmdline() const { return cmdline_; }
   const std::string& boot_summary() const { return summary_; }
+  // virtio-net counters and identity ("mac=.. egress=.. rx_packets=.. ..."), "" without --net.
+  std::string NetStatsLine();
 
  private:
   struct VirtioSlot {
@@ -119,6 +122,7 @@ class Vm {
   std::unique_ptr<devices::Serial> serial_;
   devices::I8042 i8042_;
   std::vector<VirtioSlot> virtio_;
+  devices::virtio::net::VirtioNet* net_ = nullptr;  // In virtio_ (owned by its transport).
 
   std::vector<std::unique_ptr<kvm::VcpuFd>> vcpus_;
   std::vector<kvm::CpuidList> vcpu_cpuid_;  // What each vCPU got with KVM_SET_CPUID2.
