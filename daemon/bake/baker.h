@@ -95,6 +95,7 @@ struct BootPlan {
 };
 struct BootTimings {
   uint64_t boot_ms = 0, ready_ms = 0, snapshot_ms = 0;
+  std::string agent_version;  // from the agent's ping
 };
 
 class VmBooter {

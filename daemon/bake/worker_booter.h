@@ -1,0 +1,26 @@
+// File: worker_booter.h
+// The real VmBooter (baker.h): spawns supermachine-worker with the bake's disks, waits for the
+// guest agent and the request's readiness over vsock, snapshots through the worker's control
+// socket, and stops the worker. Sockets live in a short /tmp dir (the vsock path is limited to
+// 96 bytes); the console goes to <work_dir>/console.log, whose tail explains a failure.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "absl/strings/string_view.h"
+#include "daemon/bake/baker.h"
+
+namespace supermachine::bake {
+
+// Guest kernel command line for a bake (docs/guest-boot.md).
+inline constexpr char kBakeKernelCmdline[] =
+    "console=ttyS0 reboot=t panic=-1 quiet root=/dev/vda rootfstype=squashfs ro "
+    "init=/.supermachine/agent";
+
+std::shared_ptr<VmBooter> MakeWorkerBooter(std::string worker_path, std::string kernel_path);
+
+// The last `lines` lines of the file at `path` (reads at most the last 64 KiB; "" if missing).
+std::string FileTail(const std::string& path, size_t lines);
+
+}  // namespace supermachine::bake
