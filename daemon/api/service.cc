@@ -7,6 +7,7 @@
 #include "absl/strings/str_cat.h"
 #include "daemon/api/convert.h"
 #include "daemon/api/status_mapping.h"
+#include "daemon/api/vm_rpcs.h"
 #include "worker/base/status_macros.h"
 
 namespace supermachine::api {
@@ -148,14 +149,20 @@ grpc::Status SupermachineService::RemoveSnapshot(grpc::ServerContext*,
 
 // --- VMs
 
-grpc::Status SupermachineService::Acquire(grpc::ServerContext*, const v1::AcquireRequest*,
-                                          v1::AcquireResponse*) {
-  return Finish("Acquire", NotInThisBuild("Acquire", kNoPool));
+grpc::Status SupermachineService::Acquire(grpc::ServerContext* ctx, const v1::AcquireRequest* req,
+                                          v1::AcquireResponse* resp) {
+  if (options_.vms == nullptr) {
+    return Finish("Acquire", NotInThisBuild("Acquire", kNoPool));
+  }
+  return Finish("Acquire", DoAcquire(ctx, *req, resp));
 }
 
-grpc::Status SupermachineService::Release(grpc::ServerContext*, const v1::ReleaseRequest*,
+grpc::Status SupermachineService::Release(grpc::ServerContext*, const v1::ReleaseRequest* req,
                                           v1::ReleaseResponse*) {
-  return Finish("Release", NotInThisBuild("Release", kNoPool));
+  if (options_.vms == nullptr) {
+    return Finish("Release", NotInThisBuild("Release", kNoPool));
+  }
+  return Finish("Release", DoRelease(*req));
 }
 
 absl::Status SupermachineService::DoListVMs(const v1::ListVMsRequest& req,
@@ -166,7 +173,15 @@ absl::Status SupermachineService::DoListVMs(const v1::ListVMsRequest& req,
     SM_ASSIGN_OR_RETURN(vms, options_.store->ListVms(req.all()));
   }
   for (const store::VmRecord& v : vms) {
-    SM_RETURN_IF_ERROR(VmToProto(v, resp->add_vms()));
+    v1::VM* out = resp->add_vms();
+    SM_RETURN_IF_ERROR(VmToProto(v, out));
+    // Names and forwarded ports are given at Acquire, after the (pooled) VM was journaled:
+    // the manager knows them for handed-out VMs.
+    if (options_.vms != nullptr && v.state != "ended") {
+      if (absl::StatusOr<vm::VmView> view = options_.vms->Get(v.id); view.ok()) {
+        VmViewToProto(*view, out);
+      }
+    }
   }
   return absl::OkStatus();
 }
@@ -177,23 +192,37 @@ grpc::Status SupermachineService::ListVMs(grpc::ServerContext*, const v1::ListVM
 }
 
 grpc::Status SupermachineService::Exec(
-    grpc::ServerContext*, grpc::ServerReaderWriter<v1::ExecResponse, v1::ExecRequest>*) {
-  return Finish("Exec", NotInThisBuild("Exec", kNoGuestIo));
+    grpc::ServerContext* ctx, grpc::ServerReaderWriter<v1::ExecResponse, v1::ExecRequest>* stream) {
+  if (options_.vms == nullptr) {
+    return Finish("Exec", NotInThisBuild("Exec", kNoGuestIo));
+  }
+  return Finish("Exec", DoExec(ctx, stream));
 }
 
-grpc::Status SupermachineService::WriteFile(grpc::ServerContext*, const v1::WriteFileRequest*,
+grpc::Status SupermachineService::WriteFile(grpc::ServerContext* ctx,
+                                            const v1::WriteFileRequest* req,
                                             v1::WriteFileResponse*) {
-  return Finish("WriteFile", NotInThisBuild("WriteFile", kNoGuestIo));
+  if (options_.vms == nullptr) {
+    return Finish("WriteFile", NotInThisBuild("WriteFile", kNoGuestIo));
+  }
+  return Finish("WriteFile", DoWriteFile(ctx, *req));
 }
 
-grpc::Status SupermachineService::ReadFile(grpc::ServerContext*, const v1::ReadFileRequest*,
-                                           v1::ReadFileResponse*) {
-  return Finish("ReadFile", NotInThisBuild("ReadFile", kNoGuestIo));
+grpc::Status SupermachineService::ReadFile(grpc::ServerContext* ctx,
+                                           const v1::ReadFileRequest* req,
+                                           v1::ReadFileResponse* resp) {
+  if (options_.vms == nullptr) {
+    return Finish("ReadFile", NotInThisBuild("ReadFile", kNoGuestIo));
+  }
+  return Finish("ReadFile", DoReadFile(ctx, *req, resp));
 }
 
-grpc::Status SupermachineService::Logs(grpc::ServerContext*, const v1::LogsRequest*,
-                                       grpc::ServerWriter<v1::LogChunk>*) {
-  return Finish("Logs", NotInThisBuild("Logs", kNoGuestIo));
+grpc::Status SupermachineService::Logs(grpc::ServerContext* ctx, const v1::LogsRequest* req,
+                                       grpc::ServerWriter<v1::LogChunk>* writer) {
+  if (options_.vms == nullptr) {
+    return Finish("Logs", NotInThisBuild("Logs", kNoGuestIo));
+  }
+  return Finish("Logs", DoLogs(ctx, *req, writer));
 }
 
 // --- daemon

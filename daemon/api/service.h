@@ -13,6 +13,7 @@
 #include "absl/synchronization/mutex.h"
 #include "daemon/api/kvm_probe.h"
 #include "daemon/store/store.h"
+#include "daemon/vm/vm_manager.h"
 #include "proto/supermachine.grpc.pb.h"
 
 namespace supermachine::api {
@@ -28,11 +29,18 @@ struct ServiceOptions {
   std::string daemon_version;
   KvmProbePaths kvm_paths;
   RpcObserver on_rpc_done;  // optional
+  // The VMs (Acquire, Release, Exec, files, Logs); null: those RPCs answer UNIMPLEMENTED.
+  vm::VmManager* vms = nullptr;
+  // Serialises store calls; shared with the VM journal (vm/store_journal.h). Null: the
+  // service's own.
+  absl::Mutex* store_mu = nullptr;
 };
 
 class SupermachineService final : public v1::Supermachine::Service {
  public:
-  explicit SupermachineService(ServiceOptions options) : options_(std::move(options)) {}
+  explicit SupermachineService(ServiceOptions options)
+      : options_(std::move(options)),
+        store_mu_(options_.store_mu != nullptr ? *options_.store_mu : own_store_mu_) {}
 
   // Number of snapshots in the store (for the snapshots gauge); serialised with the RPCs.
   absl::StatusOr<int64_t> CountSnapshots();
@@ -73,11 +81,25 @@ class SupermachineService final : public v1::Supermachine::Service {
   absl::Status DoRemoveSnapshot(const v1::RemoveSnapshotRequest& req);
   absl::Status DoListVMs(const v1::ListVMsRequest& req, v1::ListVMsResponse* resp);
   absl::Status DoHealth(v1::HealthResponse* resp);
+  // VM RPCs (vm_rpcs.cc, exec_bridge.cc).
+  absl::Status DoAcquire(grpc::ServerContext* ctx, const v1::AcquireRequest& req,
+                         v1::AcquireResponse* resp);
+  absl::Status DoRelease(const v1::ReleaseRequest& req);
+  absl::Status DoExec(grpc::ServerContext* ctx,
+                      grpc::ServerReaderWriter<v1::ExecResponse, v1::ExecRequest>* stream);
+  absl::Status DoWriteFile(grpc::ServerContext* ctx, const v1::WriteFileRequest& req);
+  absl::Status DoReadFile(grpc::ServerContext* ctx, const v1::ReadFileRequest& req,
+                          v1::ReadFileResponse* resp);
+  absl::Status DoLogs(grpc::ServerContext* ctx, const v1::LogsRequest& req,
+                      grpc::ServerWriter<v1::LogChunk>* writer);
+  // The handed-out VM (NotFound saying why not), or Unimplemented without a VM manager.
+  absl::StatusOr<vm::VmView> FindVm(const std::string& id) const;
 
   ServiceOptions options_;
   // The store wraps one SQLite connection, which is not shared across threads; gRPC runs
   // handlers on a thread pool, so every store call holds this.
-  absl::Mutex store_mu_;
+  absl::Mutex own_store_mu_;
+  absl::Mutex& store_mu_;
 };
 
 }  // namespace supermachine::api

@@ -33,7 +33,49 @@ absl::Status CheckHostPort(const std::string& what, const std::string& addr) {
   return absl::OkStatus();
 }
 
+absl::Status ApplyPool(const std::string& what, const nlohmann::json& j, PoolSettings* out) {
+  if (!j.is_object()) {
+    return absl::InvalidArgumentError(absl::StrCat(what, ": expected an object such as "
+                                                   "{\"min\": 2, \"max\": 8}"));
+  }
+  for (auto it = j.begin(); it != j.end(); ++it) {
+    uint32_t* field = nullptr;
+    if (it.key() == "min") {
+      field = &out->min;
+    } else if (it.key() == "max") {
+      field = &out->max;
+    } else if (it.key() == "idle_timeout_s") {
+      field = &out->idle_timeout_s;
+    } else if (it.key() == "acquire_timeout_s") {
+      field = &out->acquire_timeout_s;
+    } else {
+      return absl::InvalidArgumentError(absl::StrCat(
+          what, ": unknown field '", it.key(),
+          "' (known: min, max, idle_timeout_s, acquire_timeout_s)"));
+    }
+    if (!it.value().is_number_unsigned() || it.value().get<uint64_t>() > 1000000) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(what, ".", it.key(), ": expected a non-negative integer"));
+    }
+    *field = static_cast<uint32_t>(it.value().get<uint64_t>());
+  }
+  if (out->max == 0 || out->min > out->max) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        what, ": min (", out->min, ") must not exceed max (", out->max, "), and max must be > 0"));
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace
+
+absl::Status ApplyPoolJson(const std::string& what, const std::string& json_text,
+                           PoolSettings* out) {
+  nlohmann::json j = nlohmann::json::parse(json_text, nullptr, /*allow_exceptions=*/false);
+  if (j.is_discarded()) {
+    return absl::InvalidArgumentError(absl::StrCat(what, ": not JSON"));
+  }
+  return ApplyPool(what, j, out);
+}
 
 absl::StatusOr<uint32_t> ParseSocketMode(const std::string& text) {
   uint32_t mode = 0;
@@ -86,6 +128,22 @@ absl::Status ApplyJsonConfig(const std::string& json_text, DaemonConfig* config)
         st = absl::InvalidArgumentError(absl::StrCat(
             "config file: log_level '", level, "': expected debug, info, warn or error"));
       }
+    } else if (key == "worker_binary") {
+      st = string_field(&config->worker_binary);
+    } else if (key == "vm_dir") {
+      st = string_field(&config->vm_dir);
+    } else if (key == "default_pool") {
+      st = ApplyPool("config file: default_pool", value, &config->default_pool);
+    } else if (key == "pools") {
+      if (!value.is_object()) {
+        st = absl::InvalidArgumentError(
+            "config file: pools: expected an object {\"SNAPSHOT\": {\"min\": ..., \"max\": ...}}");
+      }
+      for (auto p = value.begin(); st.ok() && p != value.end(); ++p) {
+        PoolSettings settings = config->default_pool;
+        st = ApplyPool(absl::StrCat("config file: pools.", p.key()), p.value(), &settings);
+        config->pools[p.key()] = settings;
+      }
     } else if (key == "socket_mode") {
       // A JSON number cannot be octal; 660 as a number is read as the digits "660".
       std::string text = value.is_string()   ? value.get<std::string>()
@@ -101,7 +159,7 @@ absl::Status ApplyJsonConfig(const std::string& json_text, DaemonConfig* config)
       st = absl::InvalidArgumentError(absl::StrCat(
           "config file: unknown field '", key,
           "' (known: socket, socket_mode, socket_group, state_dir, snapshots_dir, "
-          "metrics_address, log_level)"));
+          "metrics_address, log_level, worker_binary, vm_dir, pools, default_pool)"));
     }
     if (!st.ok()) {
       return st;
@@ -166,7 +224,8 @@ ParsedFlags ParseDaemonFlags(int argc, const char* const* argv, const UserEnviro
       "supermachined"};
   app.add_option("--config", config_file,
                  "JSON config file (fields: socket, socket_mode, socket_group, state_dir, "
-                 "snapshots_dir, metrics_address, log_level); flags override it");
+                 "snapshots_dir, metrics_address, log_level, worker_binary, vm_dir, pools, "
+                 "default_pool); flags override it");
   auto* socket_opt = app.add_option(
       "--socket", flags.socket,
       "Unix socket to listen on (default " + DefaultSocketPath(env) + ")");
@@ -180,6 +239,9 @@ ParsedFlags ParseDaemonFlags(int argc, const char* const* argv, const UserEnviro
   auto* metrics_opt = app.add_option(
       "--metrics-address", flags.metrics_address,
       "Prometheus /metrics HOST:PORT (default 127.0.0.1:9464; \"\" disables)");
+  auto* worker_opt = app.add_option(
+      "--worker-binary", flags.worker_binary,
+      "supermachine-worker to restore VMs with (default: the one next to supermachined)");
   auto* level_opt = app.add_option("--log-level", log_level, "debug, info, warn or error (default info)");
   app.add_option("--tcp", flags.tcp, "Also listen on HOST:PORT (requires TLS and a token; not supported yet)");
   app.add_option("--tls-cert", flags.tls_cert, "TLS certificate (PEM) for --tcp");
@@ -240,6 +302,9 @@ ParsedFlags ParseDaemonFlags(int argc, const char* const* argv, const UserEnviro
   if (metrics_opt->count() > 0) {
     c.metrics_address = flags.metrics_address;
   }
+  if (worker_opt->count() > 0) {
+    c.worker_binary = flags.worker_binary;
+  }
   if (mode_opt->count() > 0) {
     absl::StatusOr<uint32_t> mode = ParseSocketMode(socket_mode);
     if (!mode.ok()) {
@@ -258,6 +323,9 @@ ParsedFlags ParseDaemonFlags(int argc, const char* const* argv, const UserEnviro
   c.token_file = flags.token_file;
   if (c.snapshots_dir.empty()) {
     c.snapshots_dir = c.state_dir + "/snapshots";
+  }
+  if (c.vm_dir.empty()) {
+    c.vm_dir = c.state_dir + "/vms";
   }
   absl::Status st = ValidateDaemonConfig(c);
   if (!st.ok()) {

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <string>
 
 #include "absl/status/statusor.h"
@@ -13,6 +14,14 @@
 
 namespace supermachine::config {
 
+// One snapshot's warm pool (daemon/vm/pool.h).
+struct PoolSettings {
+  uint32_t min = 0;                 // ready VMs kept restored
+  uint32_t max = 16;                // VMs alive at most (ready + starting + handed out)
+  uint32_t idle_timeout_s = 600;    // ready VMs above min stop after this
+  uint32_t acquire_timeout_s = 30;  // Acquire's default deadline
+};
+
 struct DaemonConfig {
   std::string socket;             // Unix socket path
   uint32_t socket_mode = 0660;    // permission bits of the socket
@@ -20,6 +29,10 @@ struct DaemonConfig {
   std::string state_dir;          // store.db lives here
   std::string snapshots_dir;      // default <state_dir>/snapshots
   std::string metrics_address = "127.0.0.1:9464";  // "" disables the exporter
+  std::string worker_binary;      // "" = supermachine-worker next to supermachined
+  std::string vm_dir;             // per-VM sockets and logs; default <state_dir>/vms
+  std::map<std::string, PoolSettings> pools;  // snapshot name → its pool
+  PoolSettings default_pool;      // snapshots without an entry in pools
   LogLevel log_level = LogLevel::kInfo;
   // Remote access (TCP + TLS + bearer token). Parsed and checked, but refused at startup in
   // this build: per-RPC token checking is not implemented and an unauthenticated TCP port
@@ -45,11 +58,17 @@ ParsedFlags ParseDaemonFlags(int argc, const char* const* argv, const UserEnviro
 
 // Applies the JSON config file text over `config`. Unknown fields are an error (a typo must
 // not be silently ignored). Fields: socket, socket_mode ("0660" octal string or number),
-// socket_group, state_dir, snapshots_dir, metrics_address, log_level.
+// socket_group, state_dir, snapshots_dir, metrics_address, log_level, worker_binary, vm_dir,
+// pools ({"NAME": {min, max, idle_timeout_s, acquire_timeout_s}}), default_pool ({...}).
 absl::Status ApplyJsonConfig(const std::string& json_text, DaemonConfig* config);
 
 // "0660" → 0660; InvalidArgument unless it is octal and within 0777.
 absl::StatusOr<uint32_t> ParseSocketMode(const std::string& text);
+
+// {"min": 2, "max": 8, "idle_timeout_s": 600, "acquire_timeout_s": 30} over `out`; unknown
+// fields and min > max are InvalidArgument naming `what`.
+absl::Status ApplyPoolJson(const std::string& what, const std::string& json_text,
+                           PoolSettings* out);
 
 // Final checks on a complete config (metrics address shape, TCP/TLS/token rules).
 absl::Status ValidateDaemonConfig(const DaemonConfig& config);

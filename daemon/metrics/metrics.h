@@ -12,6 +12,7 @@
 #include "prometheus/exposer.h"
 #include "prometheus/family.h"
 #include "prometheus/gauge.h"
+#include "prometheus/histogram.h"
 #include "prometheus/registry.h"
 
 namespace supermachine::metrics {
@@ -29,12 +30,20 @@ class DaemonMetrics {
 
   // Starts the exporter on HOST:PORT (port 0 picks a free one). Unavailable with the address
   // when it cannot bind.
-  absl::Status Serve(const std::string& address, SnapshotCounter count_snapshots);
+  // `refresh` (optional) runs at every scrape too, to set the VM and pool gauges.
+  absl::Status Serve(const std::string& address, SnapshotCounter count_snapshots,
+                     std::function<void()> refresh = nullptr);
   // The port the exporter listens on (useful with port 0), 0 when not serving.
   int port() const;
 
   void CountRpc(const std::string& method, const std::string& code);
   void SetSnapshots(int64_t n);
+  // Acquire latency by whether a ready pooled VM was handed out (hit) or one was restored.
+  void ObserveAcquire(bool pool_hit, double seconds);
+  void CountWorkerCrash();
+  void SetVmsRunning(int64_t n);
+  // Per pooled snapshot: ready (restored, waiting) and in use (handed out) VMs.
+  void SetPool(const std::string& snapshot, int64_t ready, int64_t in_use);
 
   // The text exposition of everything registered (what /metrics serves).
   std::string SerializeForTest();
@@ -45,6 +54,10 @@ class DaemonMetrics {
   std::shared_ptr<prometheus::Registry> registry_;
   prometheus::Family<prometheus::Counter>* rpcs_;
   prometheus::Gauge* snapshots_;
+  prometheus::Family<prometheus::Histogram>* acquire_seconds_;
+  prometheus::Counter* worker_crashes_;
+  prometheus::Gauge* vms_running_;
+  prometheus::Family<prometheus::Gauge>* pool_vms_;
   std::shared_ptr<ScrapeHook> hook_;
   std::unique_ptr<prometheus::Exposer> exposer_;
 };

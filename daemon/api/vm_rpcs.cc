@@ -1,0 +1,213 @@
+// File: vm_rpcs.cc
+// Acquire, Release, WriteFile, ReadFile and Logs: validate, call the VM manager or the VM's
+// agent, convert. Exec is in exec_bridge.cc.
+#include "daemon/api/vm_rpcs.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+
+#include <nlohmann/json.hpp>
+
+#include "absl/strings/str_cat.h"
+#include "daemon/agent/agent_client.h"
+#include "daemon/api/service.h"
+#include "worker/base/status_macros.h"
+#include "worker/base/unique_fd.h"
+
+namespace supermachine::api {
+namespace {
+
+// File RPCs carry their content in one message; gRPC's default receive limit is 4 MiB.
+constexpr uint64_t kMaxReadFileBytes = 3u << 20;
+// Guest file operations without a client deadline get this bound (they are short by nature;
+// Exec, which is not, never gets a hidden one).
+constexpr absl::Duration kFileOpTimeout = absl::Seconds(60);
+constexpr absl::Duration kLogPoll = absl::Milliseconds(100);
+constexpr size_t kLogChunk = 32 * 1024;
+
+absl::Time ContextDeadline(const grpc::ServerContext* ctx) {
+  auto d = ctx->deadline();
+  if (d == std::chrono::system_clock::time_point::max()) {
+    return absl::InfiniteFuture();
+  }
+  return absl::FromChrono(d);
+}
+
+absl::Time FileOpDeadline(const grpc::ServerContext* ctx) {
+  return std::min(ContextDeadline(ctx), absl::Now() + kFileOpTimeout);
+}
+
+absl::Status RequireVmId(const std::string& id) {
+  if (id.empty()) {
+    return absl::InvalidArgumentError("vm_id is required (see `smctl ps`)");
+  }
+  return absl::OkStatus();
+}
+
+absl::Status RequireGuestPath(const std::string& path) {
+  if (path.empty() || path[0] != '/') {
+    return absl::InvalidArgumentError(
+        absl::StrCat("guest path '", path, "' must be absolute (start with /)"));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::StatusOr<vm::AcquireOptions> AcquireOptionsFromProto(const v1::AcquireRequest& req,
+                                                           absl::Time rpc_deadline) {
+  if (req.snapshot().empty()) {
+    return absl::InvalidArgumentError("snapshot is required: a snapshot name or an image ref");
+  }
+  if (!req.env().empty()) {
+    return absl::InvalidArgumentError(
+        "env cannot change at acquire: a pooled VM must equal a fresh one, and the workload's "
+        "environment is captured in the snapshot; bake with the env instead (smctl bake --env)");
+  }
+  if (!req.egress_policy().empty()) {
+    return absl::InvalidArgumentError(
+        "egress_policy is fixed at bake time in this version; bake with --egress-policy");
+  }
+  vm::AcquireOptions out;
+  out.snapshot = req.snapshot();
+  out.no_bake = req.no_bake();
+  out.name = req.name();
+  nlohmann::json labels = nlohmann::json::object();
+  for (const auto& [k, v] : req.labels()) {
+    labels[k] = v;
+  }
+  out.labels_json = labels.dump();
+  for (const v1::PortForward& p : req.ports()) {
+    if (p.guest_port() == 0 || p.guest_port() > 65535) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("guest port ", p.guest_port(), " is not a TCP port (1-65535)"));
+    }
+    if (p.host_port() > 65535) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("host port ", p.host_port(), " is not a TCP port (0-65535, 0: any)"));
+    }
+    out.ports.push_back(vm::PortSpec{.host_address = p.host_address(),
+                                     .host_port = static_cast<uint16_t>(p.host_port()),
+                                     .guest_port = p.guest_port()});
+  }
+  out.deadline = rpc_deadline;
+  if (req.deadline_ms() != 0) {
+    out.deadline = std::min(out.deadline, absl::Now() + absl::Milliseconds(req.deadline_ms()));
+  }
+  return out;
+}
+
+void VmViewToProto(const vm::VmView& view, v1::VM* out) {
+  out->set_id(view.id);
+  out->set_name(view.name);
+  out->set_snapshot(view.snapshot);
+  out->set_state(v1::VM_STATE_RUNNING);
+  out->set_vsock_socket(view.vm->vsock_socket());
+  out->set_worker_pid(view.vm->pid());
+  if (out->created_unix_ms() == 0) {
+    out->set_created_unix_ms(absl::ToUnixMillis(view.acquired));
+  }
+  out->clear_ports();
+  for (const vm::PortSpec& p : view.ports) {
+    v1::PortForward* pf = out->add_ports();
+    pf->set_host_address(p.host_address);
+    pf->set_host_port(p.host_port);
+    pf->set_guest_port(p.guest_port);
+  }
+}
+
+absl::StatusOr<vm::VmView> SupermachineService::FindVm(const std::string& id) const {
+  SM_RETURN_IF_ERROR(RequireVmId(id));
+  return options_.vms->Get(id);
+}
+
+absl::Status SupermachineService::DoAcquire(grpc::ServerContext* ctx,
+                                            const v1::AcquireRequest& req,
+                                            v1::AcquireResponse* resp) {
+  SM_ASSIGN_OR_RETURN(vm::AcquireOptions options,
+                      AcquireOptionsFromProto(req, ContextDeadline(ctx)));
+  SM_ASSIGN_OR_RETURN(vm::VmView view, options_.vms->Acquire(options));
+  v1::VM* out = resp->mutable_vm();
+  VmViewToProto(view, out);
+  for (const auto& [k, v] : req.labels()) {
+    (*out->mutable_labels())[k] = v;
+  }
+  resp->set_pool_hit(view.pool_hit);
+  return absl::OkStatus();
+}
+
+absl::Status SupermachineService::DoRelease(const v1::ReleaseRequest& req) {
+  SM_RETURN_IF_ERROR(RequireVmId(req.vm_id()));
+  return options_.vms->Release(req.vm_id());
+}
+
+absl::Status SupermachineService::DoWriteFile(grpc::ServerContext* ctx,
+                                              const v1::WriteFileRequest& req) {
+  SM_RETURN_IF_ERROR(RequireGuestPath(req.path()));
+  SM_ASSIGN_OR_RETURN(vm::VmView view, FindVm(req.vm_id()));
+  agent::WriteFileOptions options{.make_parents = req.create_parents()};
+  if (req.mode() != 0) {
+    options.mode = req.mode() & 07777;
+  }
+  return view.vm->agent()
+      ->WriteFile(req.path(), req.content(), options, FileOpDeadline(ctx))
+      .status();
+}
+
+absl::Status SupermachineService::DoReadFile(grpc::ServerContext* ctx,
+                                             const v1::ReadFileRequest& req,
+                                             v1::ReadFileResponse* resp) {
+  SM_RETURN_IF_ERROR(RequireGuestPath(req.path()));
+  SM_ASSIGN_OR_RETURN(vm::VmView view, FindVm(req.vm_id()));
+  std::string* content = resp->mutable_content();
+  SM_ASSIGN_OR_RETURN(
+      agent::FileInfo info,
+      view.vm->agent()->ReadFileTo(
+          req.path(), kMaxReadFileBytes,
+          [content](std::string_view chunk) {
+            content->append(chunk);
+            return absl::OkStatus();
+          },
+          FileOpDeadline(ctx)));
+  resp->set_mode(info.mode & 07777);
+  return absl::OkStatus();
+}
+
+absl::Status SupermachineService::DoLogs(grpc::ServerContext* ctx, const v1::LogsRequest& req,
+                                         grpc::ServerWriter<v1::LogChunk>* writer) {
+  SM_ASSIGN_OR_RETURN(vm::VmView view, FindVm(req.vm_id()));
+  const std::string& path = view.vm->console_log();
+  base::UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!fd && errno != ENOENT) {
+    return base::ErrnoToStatus(errno, absl::StrCat("open the console log ", path));
+  }
+  std::string buf(kLogChunk, '\0');
+  while (!ctx->IsCancelled()) {
+    if (!fd) {
+      fd.Reset(::open(path.c_str(), O_RDONLY | O_CLOEXEC));  // the worker creates it
+    }
+    ssize_t n = fd ? ::read(fd.get(), buf.data(), buf.size()) : 0;
+    if (n < 0) {
+      return base::ErrnoToStatus(errno, absl::StrCat("read the console log ", path));
+    }
+    if (n > 0) {
+      v1::LogChunk chunk;
+      chunk.set_data(buf.data(), static_cast<size_t>(n));
+      if (!writer->Write(chunk)) {
+        return absl::OkStatus();  // the client went away
+      }
+      continue;
+    }
+    // At the end of what was written so far.
+    if (!req.follow() || !options_.vms->Get(view.id).ok()) {
+      return absl::OkStatus();
+    }
+    absl::SleepFor(kLogPoll);
+  }
+  return absl::CancelledError("logs cancelled by the client");
+}
+
+}  // namespace supermachine::api
