@@ -23,6 +23,7 @@ absl::Status CheckRestorable(const v1::SnapshotState& state, const RestoreTarget
   if (state.memory().regions_size() == 0) {
     return absl::DataLossError("snapshot has no memory regions; the state file is corrupt");
   }
+  SM_RETURN_IF_ERROR(CheckGuestIdentity(state.guest(), target.guest));
   return base::Annotate(CheckCpuCompatible(state.cpu(), target.host_cpu),
                         "snapshot CPU check");
 }

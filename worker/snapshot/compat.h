@@ -1,6 +1,7 @@
 // File: compat.h
-// Whether a loaded snapshot can be restored here and as asked: vCPU count, CPU identity, and
-// the internal consistency a restore relies on (one state per vCPU, memory layout present).
+// Whether a loaded snapshot can be restored here and as asked: vCPU count, guest identity
+// (kernel, agent), CPU identity, and the internal consistency a restore relies on (one state
+// per vCPU, memory layout present).
 // Run before any KVM object is created, so an incompatible restore fails with a message and
 // never with a half-built VM or a guest that hangs later.
 #pragma once
@@ -10,6 +11,7 @@
 
 #include "absl/status/status.h"
 #include "proto/snapshot.pb.h"
+#include "worker/snapshot/guest_identity.h"
 
 namespace supermachine::snapshot {
 
@@ -20,6 +22,8 @@ struct RestoreTarget {
   // A vCPU count the caller insists on (e.g. --vcpus given with --restore); nullopt: take the
   // snapshot's.
   std::optional<uint32_t> vcpu_count;
+  // The kernel/agent the caller wants (--kernel-sha256, --agent-version); empty: any.
+  ExpectedIdentity guest;
 };
 
 absl::Status CheckRestorable(const ::supermachine::snapshot::v1::SnapshotState& state,

@@ -20,6 +20,7 @@
 #include "worker/snapshot/compat.h"
 #include "worker/snapshot/cpu_identity.h"
 #include "worker/snapshot/device_state.h"
+#include "worker/snapshot/guest_identity.h"
 #include "worker/snapshot/memory_file.h"
 #include "worker/snapshot/state_file.h"
 #include "worker/snapshot/vcpu_state.h"
@@ -91,7 +92,14 @@ absl::StatusOr<std::string> Vm::Snapshot(const std::string& dir) {
   v1::SnapshotState state;
   state.set_worker_version(kWorkerVersion);
   state.set_created_unix_nanos(absl::ToUnixNanos(absl::Now()));
+  // Guest identity. The kernel is hashed once per worker (the file may be gone later, and a
+  // second snapshot should not pay again); a restored worker carries the saved one.
+  if (options_.config.kernel_sha256.empty()) {
+    SM_ASSIGN_OR_RETURN(options_.config.kernel_sha256, snapshot::Sha256OfFile(c.kernel));
+  }
   state.mutable_guest()->set_kernel_path(c.kernel);
+  state.mutable_guest()->set_kernel_sha256(c.kernel_sha256);
+  state.mutable_guest()->set_agent_version(c.agent_version);
   state.mutable_guest()->set_cmdline(cmdline_);
   state.set_vcpu_count(static_cast<uint32_t>(vcpus_.size()));
   state.set_mem_mib(c.mem_mib);
@@ -206,7 +214,9 @@ absl::StatusOr<std::unique_ptr<Vm>> Vm::Restore(VmOptions options, const std::st
   SM_RETURN_IF_ERROR(base::Annotate(
       snapshot::CheckRestorable(
           *state, {.host_cpu = snapshot::CpuIdentityFromCpuid(host_cpuid),
-                   .vcpu_count = vm->options_.restore_vcpus}),
+                   .vcpu_count = vm->options_.restore_vcpus,
+                   .guest = {.kernel_sha256 = vm->options_.config.kernel_sha256,
+                             .agent_version = vm->options_.config.agent_version}}),
       absl::StrCat("restore ", dir)));
   vm->MarkPhase("check");
 
@@ -216,6 +226,8 @@ absl::StatusOr<std::unique_ptr<Vm>> Vm::Restore(VmOptions options, const std::st
   c.mem_mib = state->mem_mib();
   c.vcpus = state->vcpu_count();
   c.kernel = state->guest().kernel_path();
+  c.kernel_sha256 = state->guest().kernel_sha256();
+  c.agent_version = state->guest().agent_version();
   c.rng = false;
   std::vector<DiskConfig> saved_disks;
   bool has_vsock = false;

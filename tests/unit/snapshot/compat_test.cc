@@ -113,5 +113,31 @@ TEST(CheckCpuCompatible, IgnoresBitsKvmFlipsAtRunTime) {
   EXPECT_TRUE(CheckCpuCompatible(saved, Cpu("GenuineIntel", 0)).ok());
 }
 
+TEST(CheckRestorable, GuestIdentityMustMatchWhatTheCallerNames) {
+  v1::SnapshotState state = State(1, Cpu("GenuineIntel", 0));
+  state.mutable_guest()->set_kernel_sha256(std::string(64, 'a'));
+  state.mutable_guest()->set_agent_version("1.0");
+  const v1::CpuIdentity host = Cpu("GenuineIntel", 0);
+
+  EXPECT_TRUE(CheckRestorable(state, {.host_cpu = host}).ok());
+  EXPECT_TRUE(CheckRestorable(state, {.host_cpu = host,
+                                      .guest = {.kernel_sha256 = std::string(64, 'a'),
+                                                .agent_version = "1.0"}})
+                  .ok());
+  absl::Status kernel = CheckRestorable(
+      state, {.host_cpu = host, .guest = {.kernel_sha256 = std::string(64, 'b')}});
+  EXPECT_EQ(kernel.code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(kernel.message(), HasSubstr("kernel sha256 " + std::string(64, 'a')));
+  absl::Status agent =
+      CheckRestorable(state, {.host_cpu = host, .guest = {.agent_version = "2.0"}});
+  EXPECT_EQ(agent.code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(agent.message(), HasSubstr("agent version 1.0, 2.0 was asked for"));
+
+  state.mutable_guest()->clear_agent_version();
+  absl::Status none =
+      CheckRestorable(state, {.host_cpu = host, .guest = {.agent_version = "2.0"}});
+  EXPECT_THAT(none.message(), HasSubstr("agent version none recorded"));
+}
+
 }  // namespace
 }  // namespace supermachine::snapshot

@@ -139,5 +139,56 @@ TEST_F(WorkerRestoreCli, RestoreWithAnotherVcpuCountExitsTwo) {
   EXPECT_THAT(r.err, HasSubstr("snapshot has 1 vCPUs, 3 were requested"));
 }
 
+TEST_F(WorkerRestoreCli, KernelAndAgentIdentityAreRecordedAndChecked) {
+  testing::WriteBytes(dir_.Join("kernel"), testing::MakeElfKernel({0xeb, 0xfe}, 0x1000000, true));
+  Start({"--kernel", dir_.Join("kernel"), "--mem-mib", "64", "--no-rng", "--serial", "none",
+         "--agent-version", "agent-1.2", "--control", dir_.Join("c1")});
+  EXPECT_THAT(Command(dir_.Join("c1"), "snapshot " + dir_.Join("snap")), StartsWith("OK snapshot"));
+  EXPECT_EQ(Command(dir_.Join("c1"), "exit"), "OK exiting");
+  Finish();
+  // The worker hashed the kernel file itself: the state payload holds its sha256sum.
+  FILE* p = popen(("sha256sum " + dir_.Join("kernel")).c_str(), "r");
+  ASSERT_NE(p, nullptr);
+  char hex[65] = {};
+  ASSERT_EQ(fread(hex, 1, 64, p), 64u);
+  pclose(p);
+  const std::string state = ReadAll(dir_.Join("snap/state"));
+  EXPECT_THAT(state, HasSubstr(hex));
+  EXPECT_THAT(state, HasSubstr("agent-1.2"));
+
+  Start({"--restore", dir_.Join("snap"), "--serial", "none", "--agent-version", "agent-2.0"});
+  WorkerRun r = Finish();
+  EXPECT_EQ(r.exit.ToString(), "exited 2");
+  EXPECT_THAT(r.err, HasSubstr("snapshot guest runs agent version agent-1.2, agent-2.0 was "
+                               "asked for"));
+
+  const std::string other(64, 'a');
+  Start({"--restore", dir_.Join("snap"), "--serial", "none", "--kernel-sha256", other});
+  r = Finish();
+  EXPECT_EQ(r.exit.ToString(), "exited 2");
+  EXPECT_THAT(r.err, HasSubstr(std::string("snapshot guest runs kernel sha256 ") + hex));
+
+  // The matching identity restores; the restored worker's own snapshot keeps it (chained),
+  // though the kernel file is gone by then.
+  ASSERT_EQ(unlink(dir_.Join("kernel").c_str()), 0);
+  Start({"--restore", dir_.Join("snap"), "--serial", "none", "--kernel-sha256", hex,
+         "--agent-version", "agent-1.2", "--control", dir_.Join("c2")});
+  EXPECT_THAT(Command(dir_.Join("c2"), "snapshot " + dir_.Join("snap2")),
+              StartsWith("OK snapshot"));
+  EXPECT_EQ(Command(dir_.Join("c2"), "exit"), "OK exiting");
+  r = Finish();
+  EXPECT_EQ(r.exit.ToString(), "exited 6") << r.err;
+  const std::string state2 = ReadAll(dir_.Join("snap2/state"));
+  EXPECT_THAT(state2, HasSubstr(hex));
+  EXPECT_THAT(state2, HasSubstr("agent-1.2"));
+}
+
+TEST_F(WorkerRestoreCli, MalformedKernelShaIsRefused) {
+  Start({"--restore", dir_.Join("snap"), "--serial", "none", "--kernel-sha256", "abc"});
+  WorkerRun r = Finish();
+  EXPECT_EQ(r.exit.ToString(), "exited 2");
+  EXPECT_THAT(r.err, HasSubstr("expected 64 lowercase hex digits"));
+}
+
 }  // namespace
 }  // namespace supermachine
