@@ -1,0 +1,130 @@
+// File: fake_vm.h
+// Fakes of the VM seams (daemon/vm/vm_instance.h) for the pool and manager tests: a launcher
+// whose VMs are plain objects a test can "kill", and a journal that records every call.
+#pragma once
+
+#include <atomic>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "daemon/vm/vm_instance.h"
+
+namespace supermachine::vm::testing {
+
+struct FakeVmState {
+  std::atomic<bool> dead{false};
+  std::atomic<bool> stopped{false};
+};
+
+class FakeVm : public VmInstance {
+ public:
+  FakeVm(std::string id, std::shared_ptr<FakeVmState> state)
+      : id_(std::move(id)), state_(std::move(state)) {}
+  ~FakeVm() override { state_->stopped = true; }
+  const std::string& id() const override { return id_; }
+  int pid() const override { return 4242; }
+  const std::string& vsock_socket() const override { return path_; }
+  const std::string& console_log() const override { return path_; }
+  const agent::AgentClient* agent() const override { return nullptr; }
+  std::optional<VmEnd> CheckExited() override {
+    if (state_->dead && !state_->stopped) {
+      return VmEnd{.cause = store::EndCause::kWorkerCrash, .signal = 9};
+    }
+    return std::nullopt;
+  }
+  void Stop(absl::Duration) override { state_->stopped = true; }
+
+ private:
+  std::string id_;
+  std::string path_ = "/nonexistent";
+  std::shared_ptr<FakeVmState> state_;
+};
+
+class FakeJournal : public VmJournal {
+ public:
+  absl::Status Journal(const store::VmRecord& vm) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    journaled_.push_back(vm.id);
+    return absl::OkStatus();
+  }
+  absl::Status MarkRunning(const std::string&) override { return absl::OkStatus(); }
+  absl::Status End(const std::string& id, const VmEnd& end) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    ends_[id] = end.cause;
+    return absl::OkStatus();
+  }
+  std::optional<store::EndCause> EndOf(const std::string& id) {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = ends_.find(id);
+    return it == ends_.end() ? std::nullopt : std::optional<store::EndCause>(it->second);
+  }
+  size_t EndCount() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return ends_.size();
+  }
+
+ private:
+  std::mutex mu_;
+  std::vector<std::string> journaled_;
+  std::map<std::string, store::EndCause> ends_;
+};
+
+class FakeLauncher : public VmLauncher {
+ public:
+  explicit FakeLauncher(FakeJournal* journal) : journal_(journal) {}
+  absl::StatusOr<std::unique_ptr<VmInstance>> Launch(const LaunchRequest& request,
+                                                    absl::Time deadline) override {
+    launches_++;
+    absl::Time ready = absl::Now() + delay_;
+    if (ready > deadline) {
+      absl::SleepFor(std::max(absl::ZeroDuration(), deadline - absl::Now()));
+      return absl::DeadlineExceededError("fake restore too slow");
+    }
+    absl::SleepFor(delay_);
+    if (fail_) {
+      return absl::FailedPreconditionError("fake restore failed");
+    }
+    store::VmRecord rec{.id = request.vm_id};
+    (void)journal_->Journal(rec);
+    auto state = std::make_shared<FakeVmState>();
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      states_[request.vm_id] = state;
+    }
+    return std::make_unique<FakeVm>(request.vm_id, state);
+  }
+  std::shared_ptr<FakeVmState> State(const std::string& id) {
+    std::lock_guard<std::mutex> lock(mu_);
+    return states_.at(id);
+  }
+
+  std::atomic<int> launches_{0};
+  std::atomic<bool> fail_{false};
+  absl::Duration delay_ = absl::Milliseconds(5);
+
+ private:
+  FakeJournal* journal_;
+  std::mutex mu_;
+  std::map<std::string, std::shared_ptr<FakeVmState>> states_;
+};
+
+// Polls `cond` until true or `timeout`; returns its last value.
+template <typename F>
+bool Eventually(F cond, absl::Duration timeout = absl::Seconds(5)) {
+  absl::Time end = absl::Now() + timeout;
+  while (absl::Now() < end) {
+    if (cond()) {
+      return true;
+    }
+    absl::SleepFor(absl::Milliseconds(5));
+  }
+  return cond();
+}
+
+}  // namespace supermachine::vm::testing
