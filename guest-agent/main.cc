@@ -23,6 +23,7 @@
 #include "guest-agent/process/reaper.h"
 #include "guest-agent/protocol/frame.h"
 #include "guest-agent/rootfs/assemble.h"
+#include "guest-agent/net/configure.h"
 #include "guest-agent/rootfs/network.h"
 #include "guest-agent/workload/launch_source.h"
 #include "guest-agent/rpc/server.h"
@@ -120,6 +121,11 @@ int main() {
   }
   if (std::string err = agent::BringUpLoopback(); !err.empty()) {
     Fatal(err);
+  }
+  // eth0 from the worker's sm.net= (docs/networking.md); a failure leaves the workload
+  // without network but running, and says why on the console.
+  if (std::string err = agent::net::ApplyFromKernelCmdline(false, "/"); !err.empty()) {
+    std::fprintf(stderr, "%serror: network: %s\n", kPrefix, err.c_str());
   }
 
   const int64_t net_done_us = BootUs();

@@ -16,6 +16,7 @@
 #include <cstring>
 #include <vector>
 
+#include "guest-agent/net/configure.h"
 #include "guest-agent/rpc/connection.h"
 
 #ifndef RNDRESEEDCRNG
@@ -220,6 +221,12 @@ RestoreResult ApplyRestore(const v1::RestoredRequest& request, System* system,
 
 void HandleRestored(const Connection& conn, const v1::RestoredRequest& request) {
   RestoreResult result = ApplyRestore(request, conn.ctx->system, conn.ctx->root_dir);
+  if (result.code == kOk) {
+    // The clone's NIC has a new MAC and a fresh passt: re-probe and re-configure it.
+    if (std::string err = net::ApplyFromKernelCmdline(true, conn.ctx->root_dir); !err.empty()) {
+      result = {kUnavailable, "restored: network: " + err};
+    }
+  }
   if (result.code != kOk) {
     SendError(conn, result.code, result.message);
     return;
