@@ -85,6 +85,10 @@ struct SharedVms {
   std::string restored_error;
   bool booted_tried = false;
   bool restored_tried = false;
+  // Set when a guest stopped answering during a test: later tests on it fail at once instead
+  // of each waiting out its deadlines.
+  std::string booted_broken;
+  std::string restored_broken;
 };
 
 class AgentLab : public ::testing::TestWithParam<Mode> {
@@ -174,18 +178,28 @@ class AgentLab : public ::testing::TestWithParam<Mode> {
     return s.restored_error;
   }
 
+  std::string& Broken() {
+    return GetParam() == Mode::kBooted ? shared_->booted_broken : shared_->restored_broken;
+  }
+
   void SetUp() override {
     if (GetParam() == Mode::kBooted) {
       ASSERT_EQ(EnsureBooted(), "") << "the suite's guest did not boot";
     } else {
       ASSERT_EQ(EnsureRestored(), "") << "the suite's restored guest is not up";
     }
+    ASSERT_EQ(Broken(), "") << "the guest stopped answering in an earlier test";
   }
 
   void TearDown() override {
     lab::AgentVm* v = GetParam() == Mode::kBooted ? shared_->booted.get() : shared_->restored.get();
     if (HasFailure() && v != nullptr) {
       std::cerr << v->Diagnostics();
+      // A quick exec tells a failed check from a guest that no longer serves at all.
+      auto probe = v->client().RunCommand({.argv = {"true"}}, "", In(absl::Seconds(20)));
+      if (!probe.ok()) {
+        Broken() = probe.status().ToString();
+      }
     }
   }
 

@@ -195,14 +195,19 @@ absl::StatusOr<std::unique_ptr<AgentVm>> AgentVm::Boot(const AgentVmOptions& o) 
       "supermachine.launch=",
       absl::Base64Escape(launch));
 
-  return Start(o, {"--kernel", o.kernel, "--mem-mib", std::to_string(o.mem_mib), "--vcpus",
-                   std::to_string(o.vcpus), "--disk", boot_sqfs + ",ro,id=delta", "--disk",
-                   layer_sqfs + ",ro,id=busybox", "--cmdline", cmdline});
+  std::vector<std::string> args = {
+      "--kernel", o.kernel, "--mem-mib", std::to_string(o.mem_mib), "--vcpus",
+      std::to_string(o.vcpus), "--disk", boot_sqfs + ",ro,id=delta", "--disk",
+      layer_sqfs + ",ro,id=busybox", "--cmdline", cmdline};
+  args.insert(args.end(), o.extra_args.begin(), o.extra_args.end());
+  return Start(o, args);
 }
 
 absl::StatusOr<std::unique_ptr<AgentVm>> AgentVm::Restore(const AgentVmOptions& o,
                                                           const std::string& dir) {
-  return Start(o, {"--restore", dir});
+  std::vector<std::string> args = {"--restore", dir};
+  args.insert(args.end(), o.extra_args.begin(), o.extra_args.end());
+  return Start(o, args);
 }
 
 absl::StatusOr<std::unique_ptr<AgentVm>> AgentVm::Start(const AgentVmOptions& o,

@@ -44,6 +44,9 @@ struct AgentVmOptions {
   uint32_t mem_mib = 512;
   std::vector<std::string> workload_argv = {"/bin/sleep", "1000000"};
   absl::Duration boot_timeout = absl::Seconds(240);
+  // More worker flags, after the generated ones (Boot: e.g. an extra --disk; Restore: e.g.
+  // per-clone --disk copies).
+  std::vector<std::string> extra_args;
 };
 
 class AgentVm {
@@ -58,6 +61,7 @@ class AgentVm {
 
   const AgentClient& client() const { return *client_; }
   const std::string& vsock_path() const { return vsock_path_; }
+  pid_t worker_pid() const { return worker_->pid(); }
   // The guest console and the worker's stderr so far (for failure messages).
   std::string Diagnostics() const;
   // Snapshots the running VM into `dir` through the worker's control socket, then resumes it.
