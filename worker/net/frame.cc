@@ -299,6 +299,7 @@ FilterVerdict FilterGuestFrame(const FilterConfig& config, absl::Span<const uint
     v.malformed = true;
     return v;
   }
+  v.info = info;
   if (!info->ip) {
     // ARP is how the guest finds the gateway; anything else non-IP only under allow_all.
     v.pass = info->ether_type == kEtherTypeArp ||

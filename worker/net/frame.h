@@ -67,6 +67,7 @@ struct FilterVerdict {
   bool pass = false;
   bool malformed = false;
   std::vector<uint8_t> reply;  // For a refused frame: what to hand the guest (may be empty).
+  std::optional<FrameInfo> info;  // The parsed headers (unset when malformed).
 };
 FilterVerdict FilterGuestFrame(const FilterConfig& config, absl::Span<const uint8_t> frame);
 

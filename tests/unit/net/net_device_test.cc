@@ -256,6 +256,26 @@ TEST_F(NetDeviceTest, OversizedBackendFrameIsDroppedBufferKept) {
   EXPECT_EQ(dev_->stats().dropped_rx.load(), 1u);
 }
 
+TEST_F(NetDeviceTest, SegmentsOfConnectionsOlderThanTheDeviceAreReset) {
+  BringUp();
+  PostRx(4);
+  const auto src = nt::Ip("10.0.2.15"), dst = nt::Ip("1.1.1.1");
+  // A connection opened through this device passes, SYN and data alike.
+  SendTx(nt::IpFrame(src, dst, n::kProtoTcp, nt::Tcp(40000, 443, nt::kSyn, 1, 0)));
+  SendTx(nt::IpFrame(src, dst, n::kProtoTcp, nt::Tcp(40000, 443, nt::kAck, 2, 9, 10)));
+  EXPECT_EQ(dev_->stats().tx_packets.load(), 2u);
+  // Data of a connection this device never saw open (one from before a restore): RST.
+  SendTx(nt::IpFrame(src, dst, n::kProtoTcp, nt::Tcp(40001, 443, nt::kAck, 5, 77, 10)));
+  EXPECT_EQ(dev_->stats().tx_packets.load(), 2u);
+  EXPECT_EQ(dev_->stats().reset_stale.load(), 1u);
+  ASSERT_EQ(rx_->UsedIdx(), 1);
+  auto info = n::ParseFrame(RxFrame(0));
+  ASSERT_TRUE(info.has_value());
+  EXPECT_EQ(info->tcp_flags, 0x04);
+  EXPECT_EQ(info->tcp_seq, 77u);
+  EXPECT_EQ(info->dst_port, 40001);
+}
+
 TEST_F(NetDeviceTest, BackendGoneTakesLinkDownWithoutSpinning) {
   BringUp();
   peer_.Reset();

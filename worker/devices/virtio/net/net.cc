@@ -69,7 +69,8 @@ std::string VirtioNet::StatsLine() const {
                       stats_.rx_bytes.load(), " tx_packets=", stats_.tx_packets.load(),
                       " tx_bytes=", stats_.tx_bytes.load(), " dropped_policy=",
                       stats_.dropped_policy.load(), " dropped_malformed=",
-                      stats_.dropped_malformed.load(), " dropped_rx=", stats_.dropped_rx.load());
+                      stats_.dropped_malformed.load(), " dropped_rx=", stats_.dropped_rx.load(),
+                      " reset_stale=", stats_.reset_stale.load());
 }
 
 absl::StatusOr<bool> VirtioNet::ProcessQueues(uint32_t index, absl::Span<Queue> queues,
@@ -190,6 +191,13 @@ absl::StatusOr<bool> VirtioNet::DrainTx(Queue& tx, const memory::GuestMemory& me
       }
       continue;
     }
+    if (v.info.has_value() && StaleTcp(*v.info)) {
+      stats_.reset_stale.fetch_add(1, std::memory_order_relaxed);
+      if (replies_.size() < kMaxPendingReplies) {
+        replies_.push_back(n::BuildTcpRst(tx_frame_, *v.info));
+      }
+      continue;
+    }
     if (s.Send(tx_frame_)) {
       stats_.tx_packets.fetch_add(1, std::memory_order_relaxed);
       stats_.tx_bytes.fetch_add(tx_frame_.size(), std::memory_order_relaxed);
@@ -198,6 +206,34 @@ absl::StatusOr<bool> VirtioNet::DrainTx(Queue& tx, const memory::GuestMemory& me
     // cable that was pulled.
   }
   return used;
+}
+
+bool VirtioNet::StaleTcp(const n::FrameInfo& info) {
+  if (!info.ip || info.proto != n::kProtoTcp || info.fragment || info.l4_offset == 0 ||
+      !track_flows_) {
+    return false;
+  }
+  std::string key(reinterpret_cast<const char*>(info.src.b.data()), 16);
+  key.append(reinterpret_cast<const char*>(info.dst.b.data()), 16);
+  key.push_back(static_cast<char>(info.src_port >> 8));
+  key.push_back(static_cast<char>(info.src_port));
+  key.push_back(static_cast<char>(info.dst_port >> 8));
+  key.push_back(static_cast<char>(info.dst_port));
+  constexpr uint8_t kSyn = 0x02, kRst = 0x04, kAck = 0x10;
+  if ((info.tcp_flags & kSyn) && !(info.tcp_flags & kAck)) {
+    if (flows_.size() >= kMaxFlows) {
+      track_flows_ = false;  // Give up rather than forget a live connection.
+      flows_.clear();
+      return false;
+    }
+    flows_.insert(std::move(key));
+    return false;
+  }
+  if (info.tcp_flags & kRst) {
+    flows_.erase(key);
+    return false;  // A RST needs no answer; passing it on is harmless.
+  }
+  return !flows_.contains(key);
 }
 
 absl::StatusOr<VirtioNet::RxResult> VirtioNet::DeliverRx(Queue& rx,

@@ -20,6 +20,7 @@
 #include <deque>
 #include <memory>
 #include <string>
+#include <unordered_set>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -47,6 +48,7 @@ struct NetStats {
   std::atomic<uint64_t> dropped_policy{0};     // Refused by the egress policy.
   std::atomic<uint64_t> dropped_malformed{0};  // Unparseable guest frames, bad chains.
   std::atomic<uint64_t> dropped_rx{0};  // Host frames that fit no rx buffer or came too early.
+  std::atomic<uint64_t> reset_stale{0};  // TCP segments of connections older than this device.
 };
 
 struct NetConfig {
@@ -96,6 +98,8 @@ class VirtioNet : public VirtioDevice {
   absl::StatusOr<RxResult> DeliverRx(Queue& rx, const memory::GuestMemory& mem,
                                      absl::Span<const uint8_t> frame, bool& used);
   void DiscardHostFrames();
+  // Flow bookkeeping for a passed TCP frame; true when it must be reset as stale instead.
+  bool StaleTcp(const ::supermachine::net::FrameInfo& info);
   void UpdateInterest();
 
   NetConfig config_;
@@ -109,6 +113,13 @@ class VirtioNet : public VirtioDevice {
   bool closed_logged_ = false;
   std::deque<std::vector<uint8_t>> replies_;  // RST/ICMP for the guest, before host frames.
   std::vector<uint8_t> tx_frame_;            // Reused guest frame buffer.
+  // TCP connections whose SYN this device passed. A guest segment of any other connection
+  // belongs to one from before a restore, which the new passt does not know and would
+  // silently ignore: it gets a RST instead, so it fails at once rather than hang. Bounded;
+  // past kMaxFlows the check is given up (counted connections are never wrongly reset).
+  static constexpr size_t kMaxFlows = 1 << 16;
+  bool track_flows_ = true;
+  std::unordered_set<std::string> flows_;
   NetStats stats_;
 };
 
