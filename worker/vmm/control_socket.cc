@@ -54,9 +54,11 @@ absl::StatusOr<ControlCommand> ParseControlCommand(absl::string_view line) {
     v = ControlVerb::kResume;
   } else if (verb == "exit") {
     v = ControlVerb::kExit;
+  } else if (verb == "stats") {
+    v = ControlVerb::kStats;  // docs/networking.md "Metrics".
   } else {
     return absl::InvalidArgumentError(absl::StrCat(
-        "unknown command '", verb, "' (commands: pause, resume, snapshot DIR, exit)"));
+        "unknown command '", verb, "' (commands: pause, resume, snapshot DIR, exit, stats)"));
   }
   if (!arg.empty()) {
     return absl::InvalidArgumentError(absl::StrCat("'", verb, "' takes no argument"));

@@ -182,6 +182,10 @@ std::string Vm::HandleControl(absl::string_view line) {
     case ControlVerb::kExit:
       Finish({.exit_code = kExitStopped, .message = "stopped by the control socket"});
       return "OK exiting";
+    case ControlVerb::kStats: {
+      const std::string net = NetStatsLine();  // vm.cc; docs/networking.md "Metrics".
+      return net.empty() ? "OK net=none" : absl::StrCat("OK net ", net);
+    }
   }
   return "ERR unreachable";
 }
