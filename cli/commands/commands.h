@@ -4,8 +4,10 @@
 // daemon through Client and only print through render.h, as containerd's ctr commands do.
 #pragma once
 
+#include <cstdint>
 #include <functional>
 #include <string>
+#include <vector>
 
 #include "CLI/CLI.hpp"
 #include "cli/client.h"
@@ -30,6 +32,18 @@ Verb AddLogsCommand(CLI::App& root, const GlobalOptions& globals);
 // Streams a VM's output to stdout until the stream ends (with `follow`, until the VM ends);
 // returns the exit status. Shared by `logs` and `run` (which follows after acquiring).
 int StreamLogs(Client& client, const std::string& vm_id, bool follow);
+
+// Runs a command in a VM over the Exec stream, copying output (and stdin when interactive);
+// returns the guest command's exit status (128+signal when killed) or smctl's error status.
+struct ExecParams {
+  std::string vm;
+  std::vector<std::string> argv;
+  std::vector<std::string> env;
+  bool interactive = false;
+  bool tty = false;
+  uint32_t timeout_ms = 0;
+};
+int ExecInVm(Client& client, const ExecParams& params);
 
 // Milliseconds since the Unix epoch, for "created ... ago" columns.
 int64_t NowUnixMs();

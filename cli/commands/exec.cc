@@ -59,15 +59,28 @@ int Exec(const ExecOptions& o, const GlobalOptions& globals) {
   if (!st.ok()) {
     return ReportError(st);
   }
+  return ExecInVm(*client, {.vm = o.vm,
+                            .argv = o.cmd,
+                            .interactive = o.interactive,
+                            .tty = o.tty,
+                            .timeout_ms = o.timeout_ms});
+}
+
+}  // namespace
+
+int ExecInVm(Client& client, const ExecParams& p) {
   v1::ExecRequest start;
   v1::ExecStart* s = start.mutable_start();
-  s->set_vm_id(o.vm);
-  for (const std::string& a : o.cmd) {
+  s->set_vm_id(p.vm);
+  for (const std::string& a : p.argv) {
     s->add_argv(a);
   }
-  s->set_tty(o.tty);
-  s->set_timeout_ms(o.timeout_ms);
-  if (o.tty) {
+  for (const std::string& e : p.env) {
+    s->add_env(e);
+  }
+  s->set_tty(p.tty);
+  s->set_timeout_ms(p.timeout_ms);
+  if (p.tty) {
     winsize ws{};
     if (::ioctl(STDOUT_FILENO, TIOCGWINSZ, &ws) == 0) {
       s->set_rows(ws.ws_row);
@@ -76,20 +89,34 @@ int Exec(const ExecOptions& o, const GlobalOptions& globals) {
   }
   // The guest command's own deadline is --timeout-ms (explicit, none by default); the RPC has
   // no client deadline so a long command is not cut by smctl.
-  auto ctx = client->StreamContext();
-  std::unique_ptr<Stream> stream = client->stub().Exec(ctx.get());
+  auto ctx = client.StreamContext();
+  std::unique_ptr<Stream> stream = client.stub().Exec(ctx.get());
   stream->Write(start);
   int stop_pipe[2] = {-1, -1};
   std::thread pump;
   base::UniqueFd stop_read;
   base::UniqueFd stop_write;
-  if (o.interactive && ::pipe2(stop_pipe, O_CLOEXEC) == 0) {
+  bool writes_done = false;
+  if (p.interactive && ::pipe2(stop_pipe, O_CLOEXEC) == 0) {
     stop_read.Reset(stop_pipe[0]);
     stop_write.Reset(stop_pipe[1]);
     pump = std::thread(PumpStdin, stream.get(), stop_read.get());
   } else {
     stream->WritesDone();
+    writes_done = true;
   }
+  // Once the exit arrived, our side closes too (the daemon waits for that to end the call).
+  auto stop_input = [&] {
+    if (pump.joinable()) {
+      char b = 0;
+      (void)!::write(stop_write.get(), &b, 1);
+      pump.join();
+    }
+    if (!writes_done) {
+      stream->WritesDone();
+      writes_done = true;
+    }
+  };
   int exit_code = 0;
   v1::ExecResponse resp;
   while (stream->Read(&resp)) {
@@ -97,26 +124,22 @@ int Exec(const ExecOptions& o, const GlobalOptions& globals) {
       const v1::ExecExit& e = resp.exit();
       exit_code = e.signal() != 0 ? 128 + e.signal() : e.exit_code();
       if (e.timed_out()) {
-        std::fprintf(stderr, "smctl: command timed out after %u ms\n", o.timeout_ms);
+        std::fprintf(stderr, "smctl: command timed out after %u ms\n", p.timeout_ms);
       }
       if (e.output_truncated()) {
         std::fprintf(stderr, "smctl: output was truncated by the daemon\n");
       }
+      std::fflush(stdout);
+      stop_input();
     } else {
       const std::string& data = resp.has_stdout() ? resp.stdout() : resp.stderr();
       std::fwrite(data.data(), 1, data.size(), resp.has_stdout() ? stdout : stderr);
     }
   }
-  if (pump.joinable()) {
-    char b = 0;
-    (void)!::write(stop_write.get(), &b, 1);
-    pump.join();
-  }
-  st = client->Explain(stream->Finish());
+  stop_input();
+  grpc::Status st = client.Explain(stream->Finish());
   return st.ok() ? exit_code : ReportError(st);
 }
-
-}  // namespace
 
 Verb AddExecCommand(CLI::App& root, const GlobalOptions& globals) {
   auto o = std::make_shared<ExecOptions>();

@@ -1,13 +1,22 @@
 // File: run.cc
-// `smctl run [-d] [-p HOST:GUEST]... [-e K=V]... [--name N] IMAGE [-- CMD...]`: bake IMAGE if
-// needed (with CMD as its command), acquire a VM, then stream its logs unless detached.
+// `smctl run [-d] [-p HOST:GUEST]... [-e K=V]... [--name N] IMAGE|SNAPSHOT [-- CMD...]`:
+// acquire a VM (the daemon bakes IMAGE first when it is not a snapshot and it can), then
+//  - with -d: print the VM id and its endpoints and return (the VM keeps running);
+//  - with CMD: run CMD in the VM (env from -e), exit with its status, release the VM;
+//  - otherwise: stream the workload's console until Ctrl-C, then release the VM.
 // Each step is the daemon's; smctl prints the daemon's message when a step is refused.
+#include <pthread.h>
+#include <signal.h>
+
+#include <atomic>
 #include <cstdio>
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "cli/commands/commands.h"
+#include "cli/exit_codes.h"
 #include "cli/request_flags.h"
 
 namespace supermachine::cli {
@@ -22,25 +31,55 @@ struct RunOptions {
   std::vector<std::string> cmd;
 };
 
-// Bakes IMAGE with CMD overriding its command; returns the snapshot's name.
-grpc::Status BakeForRun(Client& client, const RunOptions& o, std::string* snapshot) {
-  v1::BakeRequest req;
-  req.set_image(o.image);
-  for (const std::string& a : o.cmd) {
-    req.add_cmd(a);
+void PrintEndpoints(const v1::VM& vm) {
+  std::printf("%s\n", vm.id().c_str());
+  std::fprintf(stderr, "vsock: %s\n", vm.vsock_socket().c_str());
+  for (const v1::PortForward& p : vm.ports()) {
+    std::fprintf(stderr, "port: %s:%u -> guest %u\n", p.host_address().c_str(), p.host_port(),
+                 p.guest_port());
   }
-  auto ctx = client.StreamContext();
-  auto reader = client.stub().Bake(ctx.get(), req);
-  v1::BakeProgress progress;
-  while (reader->Read(&progress)) {
-    if (progress.has_result()) {
-      *snapshot = progress.result().name();
-    } else if (!progress.step().empty()) {
-      std::fprintf(stderr, "bake: %s\n", progress.step().c_str());
+}
+
+// Releases the VM when SIGINT/SIGTERM arrives (Ctrl-C), from its own thread: the VM's end
+// then ends the log stream or the exec in the main thread. The signals are blocked before
+// any gRPC thread exists, so only this thread takes them.
+class ReleaseOnSignal {
+ public:
+  ReleaseOnSignal() {
+    sigemptyset(&set_);
+    sigaddset(&set_, SIGINT);
+    sigaddset(&set_, SIGTERM);
+    sigaddset(&set_, SIGUSR1);  // our own wake-up at the end
+    pthread_sigmask(SIG_BLOCK, &set_, nullptr);
+  }
+  void Arm(Client* client, const std::string& vm_id) {
+    thread_ = std::thread([this, client, vm_id] {
+      int sig = 0;
+      sigwait(&set_, &sig);
+      if (sig == SIGUSR1) {
+        return;
+      }
+      interrupted_ = true;
+      std::fprintf(stderr, "smctl: releasing %s\n", vm_id.c_str());
+      v1::ReleaseRequest rel;
+      rel.set_vm_id(vm_id);
+      v1::ReleaseResponse resp;
+      (void)client->stub().Release(client->UnaryContext().get(), rel, &resp);
+    });
+  }
+  ~ReleaseOnSignal() {
+    if (thread_.joinable()) {
+      pthread_kill(thread_.native_handle(), SIGUSR1);
+      thread_.join();
     }
   }
-  return client.Explain(reader->Finish());
-}
+  bool interrupted() const { return interrupted_.load(); }
+
+ private:
+  sigset_t set_;
+  std::atomic<bool> interrupted_{false};
+  std::thread thread_;
+};
 
 int Run(const RunOptions& o, const GlobalOptions& globals) {
   v1::AcquireRequest req;
@@ -55,35 +94,56 @@ int Run(const RunOptions& o, const GlobalOptions& globals) {
     if (!st.ok()) {
       return ReportError(st);
     }
-    req.add_env(e);
+  }
+  if (!o.env.empty() && o.cmd.empty()) {
+    return ReportError(grpc::Status(
+        grpc::StatusCode::INVALID_ARGUMENT,
+        "-e applies to the command after --; the workload's environment is fixed when the "
+        "snapshot is baked (smctl bake --env K=V IMAGE)"));
   }
   req.set_name(o.name);
+  req.set_snapshot(o.image);
+  std::unique_ptr<ReleaseOnSignal> on_signal;
+  if (!o.detach) {
+    on_signal = std::make_unique<ReleaseOnSignal>();
+  }
   std::unique_ptr<Client> client;
   grpc::Status st = Client::Connect(globals, &client);
   if (!st.ok()) {
     return ReportError(st);
   }
-  std::string snapshot = o.image;
-  if (!o.cmd.empty()) {
-    // The command is part of what a snapshot captures (the workload starts before the
-    // snapshot), so a different CMD means a different bake.
-    st = BakeForRun(*client, o, &snapshot);
-    if (!st.ok()) {
-      return ReportError(st);
-    }
-  }
-  req.set_snapshot(snapshot);
   v1::AcquireResponse resp;
-  // Acquire may bake first; that is not bounded by smctl's short RPC timeout.
+  // Acquire may bake or restore first; the daemon bounds it (its acquire_timeout), not smctl's
+  // short RPC deadline.
   st = client->Explain(client->stub().Acquire(client->StreamContext().get(), req, &resp));
   if (!st.ok()) {
     return ReportError(st);
   }
-  std::printf("%s\n", resp.vm().id().c_str());
+  const std::string id = resp.vm().id();
   if (o.detach) {
-    return 0;
+    PrintEndpoints(resp.vm());
+    return kExitOk;
   }
-  return StreamLogs(*client, resp.vm().id(), /*follow=*/true);
+  on_signal->Arm(client.get(), id);
+  int code = kExitOk;
+  if (!o.cmd.empty()) {
+    code = ExecInVm(*client, {.vm = id, .argv = o.cmd, .env = o.env});
+  } else {
+    PrintEndpoints(resp.vm());
+    code = StreamLogs(*client, id, /*follow=*/true);
+  }
+  if (on_signal->interrupted()) {
+    return 130;  // as a shell reports Ctrl-C
+  }
+  on_signal.reset();
+  v1::ReleaseRequest rel;
+  rel.set_vm_id(id);
+  v1::ReleaseResponse rel_resp;
+  st = client->Explain(client->stub().Release(client->UnaryContext().get(), rel, &rel_resp));
+  if (!st.ok() && st.error_code() != grpc::StatusCode::NOT_FOUND) {
+    ReportError(st);
+  }
+  return code;
 }
 
 }  // namespace
@@ -91,15 +151,17 @@ int Run(const RunOptions& o, const GlobalOptions& globals) {
 Verb AddRunCommand(CLI::App& root, const GlobalOptions& globals) {
   auto o = std::make_shared<RunOptions>();
   CLI::App* app = root.add_subcommand(
-      "run", "Bake IMAGE if needed, acquire a VM from it, forward ports, stream its logs");
-  app->add_flag("-d,--detach", o->detach, "Print the VM id and return instead of streaming logs");
+      "run",
+      "Acquire a VM from SNAPSHOT (or IMAGE, baked if needed); run CMD in it or follow its "
+      "console, then release it (-d: leave it running)");
+  app->add_flag("-d,--detach", o->detach, "Print the VM id and endpoints and leave it running");
   app->add_option("-p,--publish", o->ports, "Forward HOST_PORT:GUEST_PORT (or ADDR:HOST:GUEST); repeatable")
       ->allow_extra_args(false);
-  app->add_option("-e,--env", o->env, "Set KEY=VALUE in the workload's environment; repeatable")
+  app->add_option("-e,--env", o->env, "Set KEY=VALUE for CMD; repeatable")
       ->allow_extra_args(false);
   app->add_option("--name", o->name, "Name for the VM");
-  app->add_option("IMAGE", o->image, "Image ref or snapshot name")->required();
-  app->add_option("CMD", o->cmd, "Command overriding the image's (after --)");
+  app->add_option("IMAGE", o->image, "Snapshot name or image ref")->required();
+  app->add_option("CMD", o->cmd, "Command to run in the VM (after --)");
   return {app, [o, &globals]() { return Run(*o, globals); }};
 }
 

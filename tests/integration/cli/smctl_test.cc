@@ -124,25 +124,33 @@ TEST_F(SmctlTest, RmRemovesASnapshotThenReportsNotFound) {
   EXPECT_EQ(first.exit.code, 0) << first.err;
   EXPECT_EQ(first.out, "redis\n");
   EXPECT_EQ(second.exit.code, 3);
-  EXPECT_EQ(second.err, "smctl: snapshot 'redis' not found\n");
+  EXPECT_EQ(second.err,
+            "smctl: no VM or snapshot named 'redis' (see `smctl ps` and `smctl images`)\n");
 }
 
-TEST_F(SmctlTest, RunPrintsTheDaemonsUnimplementedMessage) {
+TEST_F(SmctlTest, RunOfAnUnknownSnapshotSaysHowToGetOne) {
   StartDaemon();
-  CommandResult r = Smctl({"run", "-d", "-p", "8080:80", "-e", "A=1", "--name", "web", "redis"});
-  EXPECT_EQ(r.exit.code, 5);
-  EXPECT_THAT(r.err, HasSubstr("smctl: Acquire is not implemented by this supermachined yet"));
+  CommandResult r = Smctl({"run", "-d", "-p", "8080:80", "--name", "web", "redis"});
+  EXPECT_EQ(r.exit.code, 3) << r.err;
+  EXPECT_THAT(r.err, HasSubstr("smctl: snapshot 'redis' not found"));
+  EXPECT_THAT(r.err, HasSubstr("smctl bake IMAGE"));
 }
 
-TEST_F(SmctlTest, ExecAndLogsAndBakeAreUnimplementedByTheDaemon) {
+TEST_F(SmctlTest, RunEnvWithoutCommandIsAUsageError) {
+  CommandResult r = Smctl({"run", "-e", "A=1", "redis"});
+  EXPECT_EQ(r.exit.code, 2);
+  EXPECT_THAT(r.err, HasSubstr("fixed when the snapshot is baked"));
+}
+
+TEST_F(SmctlTest, ExecAndLogsOfUnknownVmAreNotFoundAndBakeUnimplemented) {
   StartDaemon();
   CommandResult exec = Smctl({"exec", "vm-1", "--", "ls", "-l"});
   CommandResult logs = Smctl({"logs", "-f", "vm-1"});
   CommandResult bake = Smctl({"bake", "--memory", "128", "redis"});
-  EXPECT_EQ(exec.exit.code, 5);
-  EXPECT_THAT(exec.err, HasSubstr("Exec is not implemented"));
-  EXPECT_EQ(logs.exit.code, 5);
-  EXPECT_THAT(logs.err, HasSubstr("Logs is not implemented"));
+  EXPECT_EQ(exec.exit.code, 3);
+  EXPECT_THAT(exec.err, HasSubstr("no running VM 'vm-1'"));
+  EXPECT_EQ(logs.exit.code, 3);
+  EXPECT_THAT(logs.err, HasSubstr("no running VM 'vm-1'"));
   EXPECT_EQ(bake.exit.code, 5);
   EXPECT_THAT(bake.err, HasSubstr("Bake is not implemented"));
 }
