@@ -1,0 +1,245 @@
+// File: daemon_lab_test.cc
+// supermachined end to end on a real guest: a busybox guest with the agent and busybox httpd
+// is booted and snapshotted directly (worker control socket), the snapshot is registered in
+// the store, and the daemon (pool min 1) hands out clones of it. Checks: `smctl run -d`
+// acquires and forwards a host port to the guest's httpd; Exec over gRPC; two clones have
+// different machine-ids and /dev/urandom bytes and the host's wall clock; `smctl rm` ends the
+// worker and the VM row (cause released). One sequence: every restore costs seconds here.
+#include <signal.h>
+#include <sys/wait.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <regex>
+#include <string>
+
+#include <grpcpp/grpcpp.h>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/strip.h"
+#include "absl/time/clock.h"
+#include "daemon/store/store.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "proto/supermachine.grpc.pb.h"
+#include "tests/integration/daemon/daemon_process.h"
+#include "tests/lab/agent/agent_vm.h"
+
+namespace supermachine {
+namespace {
+
+namespace fs = std::filesystem;
+using ::testing::HasSubstr;
+using test_support::CommandResult;
+
+constexpr char kSnapshot[] = "web";
+constexpr uint32_t kGuestHttpPort = 8000;
+
+struct ExecOut {
+  int code = -1;
+  std::string out;
+  std::string err;
+};
+
+ExecOut ExecIn(v1::Supermachine::Stub& stub, const std::string& vm,
+               const std::vector<std::string>& argv) {
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(120));
+  auto stream = stub.Exec(&ctx);
+  v1::ExecRequest start;
+  start.mutable_start()->set_vm_id(vm);
+  for (const auto& a : argv) {
+    start.mutable_start()->add_argv(a);
+  }
+  stream->Write(start);
+  stream->WritesDone();
+  ExecOut out;
+  v1::ExecResponse resp;
+  while (stream->Read(&resp)) {
+    if (resp.has_stdout()) {
+      out.out += resp.stdout();
+    } else if (resp.has_stderr()) {
+      out.err += resp.stderr();
+    } else if (resp.has_exit()) {
+      out.code = resp.exit().signal() ? 128 + resp.exit().signal() : resp.exit().exit_code();
+    }
+  }
+  grpc::Status st = stream->Finish();
+  if (!st.ok()) {
+    out.err += "grpc: " + st.error_message();
+  }
+  return out;
+}
+
+std::string Trim(const std::string& s) {
+  return std::string(absl::StripAsciiWhitespace(s));
+}
+
+bool ProcessGone(int pid) {
+  // The daemon reaps its workers, so a gone pid is ESRCH (or a zombie of someone else's).
+  return ::kill(pid, 0) != 0 && errno == ESRCH;
+}
+
+TEST(DaemonLab, PoolAcquireExecClonesPortForwardRelease) {
+  const std::string kernel_dir = agent::lab::KernelDir(SM_SOURCE_DIR);
+  ASSERT_FALSE(kernel_dir.empty()) << "guest kernel not built: run kernel/build.sh";
+  ASSERT_TRUE(fs::exists("/dev/kvm")) << "no /dev/kvm: run via tests/lab/run";
+  test_support::ScratchDir scratch;
+  const std::string work = scratch.File("guest");
+  fs::create_directories(work);
+
+  // 1. The snapshot: boot, wait for the agent and the httpd, snapshot, stop the booted VM.
+  const std::string snap_dir = scratch.File("state/snapshots/web");
+  fs::create_directories(fs::path(snap_dir).parent_path());
+  {
+    auto vm = agent::lab::AgentVm::Boot({
+        .work_dir = work,
+        .name = "bake",
+        .worker_bin = SM_WORKER_BIN,
+        .agent_bin = SM_GUEST_AGENT_BIN,
+        .kernel = kernel_dir + "/vmlinux",
+        .vcpus = 1,
+        .mem_mib = 256,
+        .workload_argv = {"/bin/sh", "-c",
+                          "mkdir -p /tmp/www && echo hello-from-guest > /tmp/www/index.html && "
+                          "exec /bin/busybox httpd -f -p 8000 -h /tmp/www"},
+    });
+    ASSERT_TRUE(vm.ok()) << vm.status();
+    auto waited = (*vm)->client().WaitReady(agent::ReadyCondition::ListenerPort(kGuestHttpPort),
+                                            absl::Now() + absl::Seconds(120));
+    ASSERT_TRUE(waited.ok()) << waited.status() << (*vm)->Diagnostics();
+    absl::Status st = (*vm)->Snapshot(snap_dir);
+    ASSERT_TRUE(st.ok()) << st << (*vm)->Diagnostics();
+    (void)(*vm)->Shutdown(absl::Seconds(30));
+  }
+  const absl::Time snapshot_taken = absl::Now();
+
+  // 2. Register it, as a bake would.
+  {
+    auto store = store::Store::Open(scratch.File("state/store.db"),
+                                    [] { return absl::ToUnixMillis(absl::Now()); });
+    ASSERT_TRUE(store.ok()) << store.status();
+    store::SnapshotRecord rec;
+    rec.name = kSnapshot;
+    rec.bake_key = "lab";
+    rec.path = snap_dir;
+    rec.metadata_json = "{}";
+    ASSERT_TRUE(store->PutSnapshot(rec).ok());
+  }
+  // Let the guest's clock fall behind if nobody set it: the clones must show the host's time.
+  absl::SleepFor(absl::Seconds(20) - (absl::Now() - snapshot_taken));
+
+  // 3. The daemon with a pool of 1 for it.
+  const std::string config = scratch.File("config.json");
+  std::ofstream(config) << R"({"pools": {"web": {"min": 1, "max": 3, "acquire_timeout_s": 240}}})";
+  auto daemon = test_support::DaemonProcess::Start(
+      scratch.path(), {"--config", config, "--worker-binary", SM_WORKER_BIN});
+  ASSERT_TRUE(daemon.ok()) << daemon.status();
+  auto stub = v1::Supermachine::NewStub(
+      grpc::CreateChannel("unix:" + daemon->socket(), grpc::InsecureChannelCredentials()));
+  auto smctl = [&](std::vector<std::string> args) {
+    args.insert(args.begin(), {SM_SMCTL_PATH, "--socket", daemon->socket()});
+    auto r = test_support::RunCommand(args, scratch.path());
+    EXPECT_TRUE(r.ok()) << r.status();
+    return r.ok() ? *r : CommandResult{};
+  };
+
+  // 4. smctl run -d with a forwarded port.
+  CommandResult run = smctl({"run", "-d", "-p", "0:8000", "--name", "one", kSnapshot});
+  ASSERT_EQ(run.exit.code, 0) << run.err << daemon->Stderr();
+  const std::string id1 = Trim(run.out);
+  ASSERT_FALSE(id1.empty());
+  std::smatch m;
+  ASSERT_TRUE(std::regex_search(run.err, m, std::regex(R"(port: 127\.0\.0\.1:(\d+) -> guest 8000)")))
+      << run.err;
+  const int host_port = std::stoi(m[1]);
+
+  // 5. Exec over gRPC.
+  ExecOut hi = ExecIn(*stub, id1, {"echo", "hi"});
+  EXPECT_EQ(hi.code, 0) << hi.err;
+  EXPECT_EQ(hi.out, "hi\n");
+
+  // 6. The port forward reaches the guest's httpd.
+  auto page = test_support::HttpGet(host_port, "/index.html");
+  ASSERT_TRUE(page.ok()) << page.status();
+  EXPECT_THAT(*page, HasSubstr("hello-from-guest"));
+
+  // 7. A second clone: its own identity and entropy, the host's clock.
+  grpc::ClientContext actx;
+  v1::AcquireRequest areq;
+  areq.set_snapshot(kSnapshot);
+  v1::AcquireResponse aresp;
+  grpc::Status ast = stub->Acquire(&actx, areq, &aresp);
+  ASSERT_TRUE(ast.ok()) << ast.error_message() << daemon->Stderr();
+  const std::string id2 = aresp.vm().id();
+  ASSERT_NE(id1, id2);
+  ExecOut mid1 = ExecIn(*stub, id1, {"cat", "/etc/machine-id"});
+  ExecOut mid2 = ExecIn(*stub, id2, {"cat", "/etc/machine-id"});
+  EXPECT_EQ(Trim(mid1.out).size(), 32u) << mid1.out << mid1.err;
+  EXPECT_NE(mid1.out, mid2.out);
+  const std::vector<std::string> rnd = {"/bin/sh", "-c", "head -c 32 /dev/urandom | busybox od -An -tx1"};
+  ExecOut r1 = ExecIn(*stub, id1, rnd);
+  ExecOut r2 = ExecIn(*stub, id2, rnd);
+  EXPECT_EQ(r1.code, 0) << r1.err;
+  EXPECT_FALSE(Trim(r1.out).empty());
+  EXPECT_NE(r1.out, r2.out);
+  for (const std::string& id : {id1, id2}) {
+    const int64_t before = absl::ToUnixSeconds(absl::Now());
+    ExecOut date = ExecIn(*stub, id, {"busybox", "date", "+%s"});
+    const int64_t after = absl::ToUnixSeconds(absl::Now());
+    int64_t guest = 0;
+    ASSERT_TRUE(absl::SimpleAtoi(Trim(date.out), &guest)) << date.out << date.err;
+    EXPECT_GE(guest, before - 3) << "guest clock behind the host's (not set on restore?)";
+    EXPECT_LE(guest, after + 3);
+  }
+
+  // 8. Release: the worker is gone and the row ended as released.
+  const int pid1 = aresp.vm().worker_pid();  // id2's; id1's comes from ListVMs
+  int pid_of_1 = 0;
+  {
+    grpc::ClientContext ctx;
+    v1::ListVMsResponse vms;
+    ASSERT_TRUE(stub->ListVMs(&ctx, v1::ListVMsRequest(), &vms).ok());
+    for (const auto& v : vms.vms()) {
+      if (v.id() == id1) {
+        pid_of_1 = v.worker_pid();
+        EXPECT_EQ(v.name(), "one");
+      }
+    }
+  }
+  ASSERT_GT(pid_of_1, 0);
+  CommandResult rm = smctl({"rm", id1});
+  EXPECT_EQ(rm.exit.code, 0) << rm.err;
+  EXPECT_TRUE(ProcessGone(pid_of_1));
+  {
+    grpc::ClientContext ctx;
+    v1::ListVMsRequest all;
+    all.set_all(true);
+    v1::ListVMsResponse vms;
+    ASSERT_TRUE(stub->ListVMs(&ctx, all, &vms).ok());
+    bool found = false;
+    for (const auto& v : vms.vms()) {
+      if (v.id() == id1) {
+        found = true;
+        EXPECT_EQ(v.state(), v1::VM_STATE_ENDED);
+        EXPECT_EQ(v.end_cause(), v1::END_CAUSE_RELEASED);
+      }
+    }
+    EXPECT_TRUE(found);
+  }
+  auto gone = test_support::HttpGet(host_port, "/index.html");
+  EXPECT_FALSE(gone.ok() && absl::StrContains(*gone, "hello-from-guest"));
+
+  // 9. The daemon stops cleanly and takes its VMs with it (no re-adoption yet).
+  ASSERT_TRUE(daemon->process().Signal(SIGTERM).ok());
+  auto exit = daemon->process().WaitFor(absl::Seconds(60));
+  ASSERT_TRUE(exit.ok()) << exit.status();
+  EXPECT_TRUE(exit->success()) << exit->ToString() << daemon->Stderr();
+  EXPECT_TRUE(ProcessGone(pid1));
+}
+
+}  // namespace
+}  // namespace supermachine
