@@ -317,7 +317,7 @@ absl::Status MmioTransport::RestoreState(const MmioState& state) {
             absl::StrCat(who, " queue ", i, ": ", valid.message()));
       }
     }
-    queues.push_back(std::move(restored));
+    queues.push_back(restored);
   }
   // All checked: commit.
   queues_ = std::move(queues);
