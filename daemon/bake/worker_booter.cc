@@ -192,8 +192,9 @@ class WorkerRun {
     std::string msg = prefix.empty() ? std::string(st.message())
                                      : absl::StrCat(prefix, ": ", st.message());
     if (!tail.empty()) {
-      absl::StrAppend(&msg, "\n--- last ", kConsoleTailLines, " lines of the guest console (",
-                      console_, ") ---\n", tail);
+      // No path: the console log lives in the bake's temp dir, which a failure removes.
+      absl::StrAppend(&msg, "\n--- last ", kConsoleTailLines, " lines of the guest console ---\n",
+                      tail);
     }
     return absl::Status(st.code(), msg);
   }
