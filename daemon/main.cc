@@ -27,7 +27,9 @@
 
 #include "absl/strings/str_cat.h"
 #include "daemon/api/service.h"
+#include "daemon/api/bake_rpc.h"
 #include "daemon/api/status_mapping.h"
+#include "daemon/bake/baker.h"
 #include "daemon/config/daemon_config.h"
 #include "daemon/config/log.h"
 #include "daemon/metrics/metrics.h"
@@ -250,6 +252,27 @@ int main(int argc, char** argv) {
   absl::Mutex store_mu;
   supermachine::vm::StoreJournal journal(&*store, &store_mu);
   const std::string worker_binary = FindWorkerBinary(config.worker_binary);
+
+  // The bake pipeline needs the guest kernel and agent; without them the daemon still serves
+  // existing snapshots.
+  std::unique_ptr<supermachine::bake::Baker> baker;
+  if (config.kernel.empty() || config.guest_agent.empty()) {
+    log.Warn("Bake is unavailable: set kernel and guest_agent in the config to enable it");
+  } else {
+    absl::StatusOr<std::unique_ptr<supermachine::bake::Baker>> b =
+        supermachine::bake::Baker::Create({
+            .with_store = supermachine::bake::LockedStoreAccess(&*store, &store_mu),
+            .state_dir = config.state_dir,
+            .snapshots_dir = config.snapshots_dir,
+            .kernel_path = config.kernel,
+            .agent_path = config.guest_agent,
+            .worker_path = worker_binary,
+        });
+    if (!b.ok()) {
+      return Fail(log, "cannot set up the bake pipeline", b.status());
+    }
+    baker = std::move(*b);
+  }
   supermachine::vm::WorkerLauncher launcher({
       .worker_binary = worker_binary,
       .runtime_dir = config.vm_dir,
@@ -276,6 +299,25 @@ int main(int argc, char** argv) {
   for (const auto& [name, settings] : config.pools) {
     vm_options.pools[name] = ToPoolConfig(settings);
   }
+  if (baker != nullptr) {
+    // Acquire of an image ref that is not a snapshot name bakes it with the defaults.
+    vm_options.bake = [&baker](const std::string& image,
+                               absl::Time deadline) -> absl::StatusOr<std::string> {
+      supermachine::v1::BakeRequest req;
+      req.set_image(image);
+      absl::StatusOr<supermachine::bake::BakeRequest> request =
+          supermachine::api::BakeRequestFromProto(req);
+      if (!request.ok()) {
+        return request.status();
+      }
+      absl::StatusOr<supermachine::bake::BakeResult> result =
+          baker->Bake(*request, nullptr, deadline);
+      if (!result.ok()) {
+        return result.status();
+      }
+      return result->snapshot_name;
+    };
+  }
   supermachine::vm::VmManager vms(std::move(vm_options));
   st = vms.StartPools();
   if (!st.ok()) {
@@ -293,6 +335,7 @@ int main(int argc, char** argv) {
             metrics.CountRpc(method, supermachine::api::GrpcCodeName(code));
           },
       .vms = &vms,
+      .baker = baker.get(),
       .store_mu = &store_mu,
   });
 

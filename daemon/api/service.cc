@@ -70,9 +70,15 @@ absl::StatusOr<int64_t> SupermachineService::CountSnapshots() {
 
 // --- snapshots
 
-grpc::Status SupermachineService::Bake(grpc::ServerContext*, const v1::BakeRequest*,
-                                       grpc::ServerWriter<v1::BakeProgress>*) {
-  return Finish("Bake", NotInThisBuild("Bake", "the bake pipeline (daemon/bake)"));
+grpc::Status SupermachineService::Bake(grpc::ServerContext* ctx, const v1::BakeRequest* req,
+                                       grpc::ServerWriter<v1::BakeProgress>* writer) {
+  if (options_.baker == nullptr) {
+    return Finish("Bake", absl::UnimplementedError(
+                              "Bake is not available in this supermachined: the bake pipeline "
+                              "needs a guest kernel and agent; set \"kernel\" and \"guest_agent\" "
+                              "in the daemon config (docs/operations.md)"));
+  }
+  return Finish("Bake", DoBake(ctx, *req, writer));
 }
 
 absl::Status SupermachineService::DoListSnapshots(v1::ListSnapshotsResponse* resp) {

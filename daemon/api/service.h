@@ -12,6 +12,7 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "daemon/api/kvm_probe.h"
+#include "daemon/bake/baker.h"
 #include "daemon/store/store.h"
 #include "daemon/vm/vm_manager.h"
 #include "proto/supermachine.grpc.pb.h"
@@ -31,6 +32,8 @@ struct ServiceOptions {
   RpcObserver on_rpc_done;  // optional
   // The VMs (Acquire, Release, Exec, files, Logs); null: those RPCs answer UNIMPLEMENTED.
   vm::VmManager* vms = nullptr;
+  // The bake pipeline; null: Bake answers UNIMPLEMENTED saying what to configure.
+  bake::Baker* baker = nullptr;
   // Serialises store calls; shared with the VM journal (vm/store_journal.h). Null: the
   // service's own.
   absl::Mutex* store_mu = nullptr;
@@ -81,6 +84,8 @@ class SupermachineService final : public v1::Supermachine::Service {
   absl::Status DoRemoveSnapshot(const v1::RemoveSnapshotRequest& req);
   absl::Status DoListVMs(const v1::ListVMsRequest& req, v1::ListVMsResponse* resp);
   absl::Status DoHealth(v1::HealthResponse* resp);
+  absl::Status DoBake(grpc::ServerContext* ctx, const v1::BakeRequest& req,
+                      grpc::ServerWriter<v1::BakeProgress>* writer);  // bake_rpc.cc
   // VM RPCs (vm_rpcs.cc, exec_bridge.cc).
   absl::Status DoAcquire(grpc::ServerContext* ctx, const v1::AcquireRequest& req,
                          v1::AcquireResponse* resp);

@@ -130,6 +130,10 @@ absl::Status ApplyJsonConfig(const std::string& json_text, DaemonConfig* config)
       }
     } else if (key == "worker_binary") {
       st = string_field(&config->worker_binary);
+    } else if (key == "kernel") {
+      st = string_field(&config->kernel);
+    } else if (key == "guest_agent") {
+      st = string_field(&config->guest_agent);
     } else if (key == "vm_dir") {
       st = string_field(&config->vm_dir);
     } else if (key == "default_pool") {
@@ -159,7 +163,7 @@ absl::Status ApplyJsonConfig(const std::string& json_text, DaemonConfig* config)
       st = absl::InvalidArgumentError(absl::StrCat(
           "config file: unknown field '", key,
           "' (known: socket, socket_mode, socket_group, state_dir, snapshots_dir, "
-          "metrics_address, log_level, worker_binary, vm_dir, pools, default_pool)"));
+          "metrics_address, log_level, worker_binary, vm_dir, kernel, guest_agent, pools, default_pool)"));
     }
     if (!st.ok()) {
       return st;

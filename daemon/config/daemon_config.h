@@ -30,6 +30,8 @@ struct DaemonConfig {
   std::string snapshots_dir;      // default <state_dir>/snapshots
   std::string metrics_address = "127.0.0.1:9464";  // "" disables the exporter
   std::string worker_binary;      // "" = supermachine-worker next to supermachined
+  std::string kernel;             // guest kernel for bakes ("" = Bake unavailable)
+  std::string guest_agent;        // static guest agent for bakes ("" = Bake unavailable)
   std::string vm_dir;             // per-VM sockets and logs; default <state_dir>/vms
   std::map<std::string, PoolSettings> pools;  // snapshot name → its pool
   PoolSettings default_pool;      // snapshots without an entry in pools
@@ -59,6 +61,7 @@ ParsedFlags ParseDaemonFlags(int argc, const char* const* argv, const UserEnviro
 // Applies the JSON config file text over `config`. Unknown fields are an error (a typo must
 // not be silently ignored). Fields: socket, socket_mode ("0660" octal string or number),
 // socket_group, state_dir, snapshots_dir, metrics_address, log_level, worker_binary, vm_dir,
+// kernel, guest_agent,
 // pools ({"NAME": {min, max, idle_timeout_s, acquire_timeout_s}}), default_pool ({...}).
 absl::Status ApplyJsonConfig(const std::string& json_text, DaemonConfig* config);
 

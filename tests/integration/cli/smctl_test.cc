@@ -152,7 +152,7 @@ TEST_F(SmctlTest, ExecAndLogsOfUnknownVmAreNotFoundAndBakeUnimplemented) {
   EXPECT_EQ(logs.exit.code, 3);
   EXPECT_THAT(logs.err, HasSubstr("no running VM 'vm-1'"));
   EXPECT_EQ(bake.exit.code, 5);
-  EXPECT_THAT(bake.err, HasSubstr("Bake is not implemented"));
+  EXPECT_THAT(bake.err, HasSubstr("Bake is not available"));
 }
 
 TEST_F(SmctlTest, BadPortFlagIsAUsageErrorBeforeAnyRpc) {

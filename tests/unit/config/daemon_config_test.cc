@@ -142,3 +142,50 @@ TEST(ParseSocketMode, AcceptsOctalWithinPermissionBits) {
 
 }  // namespace
 }  // namespace supermachine::config
+
+namespace supermachine::config {
+namespace {
+
+TEST(ApplyJsonConfig, PoolsInheritDefaultPoolAndOverrideIt) {
+  DaemonConfig c;
+  absl::Status st = ApplyJsonConfig(
+      R"({"default_pool": {"max": 4, "acquire_timeout_s": 5},
+          "pools": {"web": {"min": 2}, "db": {"min": 1, "max": 2, "idle_timeout_s": 9}},
+          "worker_binary": "/opt/w", "kernel": "/k", "guest_agent": "/a"})",
+      &c);
+  ASSERT_TRUE(st.ok()) << st;
+  EXPECT_EQ(c.default_pool.max, 4u);
+  EXPECT_EQ(c.pools.at("web").min, 2u);
+  EXPECT_EQ(c.pools.at("web").max, 4u);
+  EXPECT_EQ(c.pools.at("web").acquire_timeout_s, 5u);
+  EXPECT_EQ(c.pools.at("db").max, 2u);
+  EXPECT_EQ(c.pools.at("db").idle_timeout_s, 9u);
+  EXPECT_EQ(c.worker_binary, "/opt/w");
+  EXPECT_EQ(c.kernel, "/k");
+  EXPECT_EQ(c.guest_agent, "/a");
+}
+
+TEST(ApplyJsonConfig, PoolMinAboveMaxIsRefusedNamingThePool) {
+  DaemonConfig c;
+  absl::Status st = ApplyJsonConfig(R"({"pools": {"web": {"min": 5, "max": 2}}})", &c);
+  EXPECT_TRUE(absl::IsInvalidArgument(st));
+  EXPECT_THAT(std::string(st.message()), ::testing::HasSubstr("pools.web"));
+}
+
+TEST(ApplyJsonConfig, UnknownPoolFieldIsRefused) {
+  DaemonConfig c;
+  absl::Status st = ApplyJsonConfig(R"({"pools": {"web": {"minimum": 1}}})", &c);
+  EXPECT_TRUE(absl::IsInvalidArgument(st));
+  EXPECT_THAT(std::string(st.message()), ::testing::HasSubstr("unknown field 'minimum'"));
+}
+
+TEST(ParseDaemonFlags, VmDirDefaultsUnderStateDir) {
+  const char* argv[] = {"supermachined", "--state-dir", "/s", "--worker-binary", "/w"};
+  ParsedFlags p = ParseDaemonFlags(5, argv, {.uid = 0}, "1");
+  ASSERT_FALSE(p.exit_now) << p.output;
+  EXPECT_EQ(p.config.vm_dir, "/s/vms");
+  EXPECT_EQ(p.config.worker_binary, "/w");
+}
+
+}  // namespace
+}  // namespace supermachine::config
