@@ -1,0 +1,185 @@
+// File: vm_rpcs_test.cc
+// The VM RPCs through a real grpc::Server with a real VmManager over fake VMs (no KVM, no
+// agent): status codes and messages of Acquire/Release/ListVMs/Exec/Logs/ReadFile, the
+// conversion of AcquireRequest.
+#include <filesystem>
+#include <fstream>
+
+#include <grpcpp/grpcpp.h>
+
+#include "daemon/api/service.h"
+#include "daemon/api/vm_rpcs.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "tests/support/temp_dir.h"
+#include "tests/unit/pool/fake_vm.h"
+
+namespace supermachine::api {
+namespace {
+
+using ::testing::HasSubstr;
+
+class VmRpcsTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    vms_ = std::make_unique<vm::VmManager>(vm::VmManagerOptions{
+        .launcher = &launcher_,
+        .journal = &journal_,
+        .resolve_snapshot = [](const std::string& name) -> absl::StatusOr<std::string> {
+          if (name == "web") {
+            return std::string("/snapshots/web");
+          }
+          return absl::NotFoundError("unknown");
+        },
+        .default_pool = {.min = 0, .max = 1},
+    });
+    service_ = std::make_unique<SupermachineService>(ServiceOptions{.vms = vms_.get()});
+    grpc::ServerBuilder builder;
+    builder.AddListeningPort("unix:" + dir_.Join("s.sock"), grpc::InsecureServerCredentials());
+    builder.RegisterService(service_.get());
+    server_ = builder.BuildAndStart();
+    ASSERT_NE(server_, nullptr);
+    stub_ = v1::Supermachine::NewStub(
+        grpc::CreateChannel("unix:" + dir_.Join("s.sock"), grpc::InsecureChannelCredentials()));
+  }
+  void TearDown() override { server_->Shutdown(); }
+
+  grpc::Status Acquire(const v1::AcquireRequest& req, v1::AcquireResponse* resp) {
+    grpc::ClientContext ctx;
+    return stub_->Acquire(&ctx, req, resp);
+  }
+
+  test_support::TempDir dir_;
+  vm::testing::FakeJournal journal_;
+  vm::testing::FakeLauncher launcher_{&journal_};
+  std::unique_ptr<vm::VmManager> vms_;
+  std::unique_ptr<SupermachineService> service_;
+  std::unique_ptr<grpc::Server> server_;
+  std::unique_ptr<v1::Supermachine::Stub> stub_;
+};
+
+TEST_F(VmRpcsTest, AcquireReturnsTheVmAndReleaseEndsIt) {
+  v1::AcquireRequest req;
+  req.set_snapshot("web");
+  req.set_name("one");
+  (*req.mutable_labels())["team"] = "a";
+  v1::PortForward* p = req.add_ports();
+  p->set_guest_port(80);
+  v1::AcquireResponse resp;
+  grpc::Status st = Acquire(req, &resp);
+  ASSERT_TRUE(st.ok()) << st.error_message();
+  EXPECT_EQ(resp.vm().name(), "one");
+  EXPECT_EQ(resp.vm().snapshot(), "web");
+  EXPECT_EQ(resp.vm().state(), v1::VM_STATE_RUNNING);
+  EXPECT_EQ(resp.vm().labels().at("team"), "a");
+  ASSERT_EQ(resp.vm().ports_size(), 1);
+  EXPECT_NE(resp.vm().ports(0).host_port(), 0u);
+  EXPECT_EQ(resp.vm().ports(0).host_address(), "127.0.0.1");
+  EXPECT_FALSE(resp.pool_hit());
+
+  grpc::ClientContext rctx;
+  v1::ReleaseRequest rel;
+  rel.set_vm_id("one");
+  v1::ReleaseResponse rresp;
+  ASSERT_TRUE(stub_->Release(&rctx, rel, &rresp).ok());
+  EXPECT_EQ(journal_.EndOf(resp.vm().id()), store::EndCause::kReleased);
+}
+
+TEST_F(VmRpcsTest, StatusCodes) {
+  v1::AcquireResponse resp;
+  v1::AcquireRequest unknown;
+  unknown.set_snapshot("nope");
+  EXPECT_EQ(Acquire(unknown, &resp).error_code(), grpc::StatusCode::NOT_FOUND);
+
+  v1::AcquireRequest empty;
+  EXPECT_EQ(Acquire(empty, &resp).error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+
+  v1::AcquireRequest env;
+  env.set_snapshot("web");
+  env.add_env("A=1");
+  grpc::Status st = Acquire(env, &resp);
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(st.error_message(), HasSubstr("bake"));
+
+  v1::AcquireRequest ok;
+  ok.set_snapshot("web");
+  ASSERT_TRUE(Acquire(ok, &resp).ok());
+  st = Acquire(ok, &resp);  // max 1
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED) << st.error_message();
+
+  grpc::ClientContext rctx;
+  v1::ReleaseRequest rel;
+  rel.set_vm_id("ghost");
+  v1::ReleaseResponse rresp;
+  EXPECT_EQ(stub_->Release(&rctx, rel, &rresp).error_code(), grpc::StatusCode::NOT_FOUND);
+
+  grpc::ClientContext fctx;
+  v1::ReadFileRequest rf;
+  rf.set_vm_id("ghost");
+  rf.set_path("etc/passwd");
+  v1::ReadFileResponse rfresp;
+  EXPECT_EQ(stub_->ReadFile(&fctx, rf, &rfresp).error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+}
+
+TEST_F(VmRpcsTest, ExecWithoutStartOrOfUnknownVmFails) {
+  {
+    grpc::ClientContext ctx;
+    auto stream = stub_->Exec(&ctx);
+    v1::ExecRequest stdin_first;
+    stdin_first.set_stdin("x");
+    stream->Write(stdin_first);
+    stream->WritesDone();
+    v1::ExecResponse r;
+    EXPECT_FALSE(stream->Read(&r));
+    EXPECT_EQ(stream->Finish().error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  }
+  {
+    grpc::ClientContext ctx;
+    auto stream = stub_->Exec(&ctx);
+    v1::ExecRequest start;
+    start.mutable_start()->set_vm_id("ghost");
+    start.mutable_start()->add_argv("true");
+    stream->Write(start);
+    stream->WritesDone();
+    v1::ExecResponse r;
+    EXPECT_FALSE(stream->Read(&r));
+    grpc::Status st = stream->Finish();
+    EXPECT_EQ(st.error_code(), grpc::StatusCode::NOT_FOUND);
+    EXPECT_THAT(st.error_message(), HasSubstr("smctl ps"));
+  }
+}
+
+TEST_F(VmRpcsTest, LogsStreamsTheConsoleFile) {
+  // FakeVm's console_log is "/nonexistent": the stream is empty and ends (no follow).
+  v1::AcquireRequest req;
+  req.set_snapshot("web");
+  v1::AcquireResponse resp;
+  ASSERT_TRUE(Acquire(req, &resp).ok());
+  grpc::ClientContext ctx;
+  v1::LogsRequest lr;
+  lr.set_vm_id(resp.vm().id());
+  auto reader = stub_->Logs(&ctx, lr);
+  v1::LogChunk chunk;
+  EXPECT_FALSE(reader->Read(&chunk));
+  EXPECT_TRUE(reader->Finish().ok());
+}
+
+TEST(AcquireOptionsFromProto, DeadlineIsTheEarlierOfRequestAndRpc) {
+  v1::AcquireRequest req;
+  req.set_snapshot("web");
+  req.set_deadline_ms(1000);
+  absl::Time rpc = absl::Now() + absl::Seconds(60);
+  absl::StatusOr<vm::AcquireOptions> o = AcquireOptionsFromProto(req, rpc);
+  ASSERT_TRUE(o.ok());
+  EXPECT_LT(o->deadline, absl::Now() + absl::Seconds(2));
+  req.set_deadline_ms(0);
+  o = AcquireOptionsFromProto(req, absl::InfiniteFuture());
+  ASSERT_TRUE(o.ok());
+  EXPECT_EQ(o->deadline, absl::InfiniteFuture()) << "0: the pool's acquire_timeout";
+  v1::PortForward* p = req.add_ports();
+  p->set_guest_port(70000);
+  EXPECT_TRUE(absl::IsInvalidArgument(AcquireOptionsFromProto(req, rpc).status()));
+}
+
+}  // namespace
+}  // namespace supermachine::api
