@@ -14,8 +14,10 @@
 // a crash leaves a 'running' row that the next Baker::Create marks failed (its temp dir is
 // removed). Docs: docs/bake.md ("Pipeline").
 //
+// Every call writes a bakes row (cache hits too: 'succeeded' with the old snapshot's timings).
 // Thread safety: Bake() may run concurrently from several threads; every store call goes through
-// BakerOptions::with_store, which the caller serialises.
+// BakerOptions::with_store, which the caller serialises. Two concurrent bakes of one name are
+// not coordinated: both run, the later rename wins (the daemon should serialise per name).
 #pragma once
 
 #include <cstdint>
@@ -59,7 +61,7 @@ struct BakeResult {
   SnapshotMetadata metadata;      // as in <snapshot_dir>/metadata.json
   bool cache_hit = false;
   std::string hit_kind;           // "cheap" | "full" | "none"
-  int64_t bake_id = 0;            // store row of this bake (0 on a cache hit: no row written)
+  int64_t bake_id = 0;            // store row of this bake (cache hits get a row too)
 };
 
 // ---- seams (tests replace them; Create() fills in the real ones when left null) -------------

@@ -100,7 +100,8 @@ class WorkerRun {
       ::rmdir(sock_dir.c_str());
     };
     console_ = plan.work_dir + "/console.log";
-    const std::string worker_log = plan.work_dir + "/worker.log";
+    worker_log_ = plan.work_dir + "/worker.log";
+    const std::string& worker_log = worker_log_;
 
     std::vector<std::string> argv = {
         worker_, "--kernel", kernel_, "--cmdline", kBakeKernelCmdline,
@@ -191,7 +192,14 @@ class WorkerRun {
     std::string tail = FileTail(console_, kConsoleTailLines);
     std::string msg = prefix.empty() ? std::string(st.message())
                                      : absl::StrCat(prefix, ": ", st.message());
-    if (!tail.empty()) {
+    if (tail.empty()) {
+      // Nothing from the guest: the worker's own stderr says why (bad disk, KVM error, ...).
+      const std::string worker_tail = FileTail(worker_log_, 20);
+      if (!worker_tail.empty()) {
+        absl::StrAppend(&msg, "\n--- the guest console is empty; worker output ---\n",
+                        worker_tail);
+      }
+    } else {
       // No path: the console log lives in the bake's temp dir, which a failure removes.
       absl::StrAppend(&msg, "\n--- last ", kConsoleTailLines, " lines of the guest console ---\n",
                       tail);
@@ -290,6 +298,7 @@ class WorkerRun {
   std::string kernel_;
   base::ChildProcess* child_ = nullptr;  // the worker of this run, while it runs
   std::string console_;
+  std::string worker_log_;
 };
 
 class WorkerBooter final : public VmBooter {

@@ -5,7 +5,9 @@
 //
 // Exit status: 0 baked or cache hit; 1 the bake failed (message on stderr); 2 usage errors.
 #include <cstdio>
+#include <filesystem>
 #include <string>
+#include <system_error>
 #include <vector>
 
 #include "CLI/CLI.hpp"
@@ -77,6 +79,13 @@ int main(int argc, char** argv) {
   if (!request.ok()) {
     std::fprintf(stderr, "sm-bake: %s\n", std::string(request.status().message()).c_str());
     return 2;
+  }
+  std::error_code ec;
+  std::filesystem::create_directories(options.state_dir, ec);
+  if (ec) {
+    std::fprintf(stderr, "sm-bake: create state dir %s: %s\n", options.state_dir.c_str(),
+                 ec.message().c_str());
+    return 1;
   }
   absl::StatusOr<supermachine::store::Store> store = supermachine::store::Store::Open(
       options.state_dir + "/store.db", [] { return absl::ToUnixMillis(absl::Now()); });
