@@ -225,7 +225,7 @@ absl::StatusOr<CommandLine> ParseCommandLine(int argc, const char* const* argv) 
   CLI::App app{"supermachine-worker: runs one KVM microVM (see docs/worker.md)"};
   std::string config_file, kernel, cmdline, serial, vsock, net;
   uint32_t mem_mib = 0, vcpus = 0, vsock_cid = 0;
-  std::vector<std::string> disks;
+  std::vector<std::string> disks, passt_args;
   bool no_rng = false, no_pvh = false;
   app.add_option("--config", config_file, "JSON launch config; flags given too override it");
   app.add_option("--kernel", kernel, "ELF vmlinux (PVH entry) or bzImage");
@@ -248,6 +248,10 @@ absl::StatusOr<CommandLine> ParseCommandLine(int argc, const char* const* argv) 
                  "passt[,mac=MAC][,egress=POLICY] with POLICY allow_all, deny_private "
                  "(default), allowlist:CIDR,... or denylist:CIDR,... (docs/networking.md)")
       ->type_name("SPEC");
+  app.add_option("--passt-arg", passt_args,
+                 "one more option for passt (repeat; e.g. --passt-arg=--netns-only where passt "
+                 "cannot create a user namespace)")
+      ->type_name("ARG");
   app.add_flag("--no-rng", no_rng, "do not add a virtio-rng device");
   std::string control_socket, restore_dir;
   app.add_option("--control", control_socket,
@@ -324,6 +328,7 @@ absl::StatusOr<CommandLine> ParseCommandLine(int argc, const char* const* argv) 
   if (!net.empty()) {
     SM_ASSIGN_OR_RETURN(c.net, ParseNetSpec(net));
   }
+  c.net.passt_args.insert(c.net.passt_args.end(), passt_args.begin(), passt_args.end());
   if (no_rng) {
     c.rng = false;
   }

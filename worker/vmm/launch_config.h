@@ -42,6 +42,9 @@ struct NetConfig {
   bool enabled = false;
   std::string mac;     // "" : random, locally administered, per worker process.
   std::string egress;  // Egress policy text (worker/net/egress_policy.h); "" = deny_private.
+  // Extra passt options (--passt-arg), e.g. "--netns-only" where passt cannot create a user
+  // namespace (a chroot); docs/networking.md.
+  std::vector<std::string> passt_args;
   bool operator==(const NetConfig&) const = default;
 };
 

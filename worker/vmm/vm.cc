@@ -103,7 +103,7 @@ absl::StatusOr<std::unique_ptr<devices::virtio::net::VirtioNet>> CreateNetDevice
   }
   SM_ASSIGN_OR_RETURN(nc.filter.policy, n::ParseEgressPolicy(net.egress));
   SM_ASSIGN_OR_RETURN(nc.filter.resolver, n::ParseIp(n::kResolverAddr));
-  SM_ASSIGN_OR_RETURN(n::PasstBackend backend, n::StartPasst({}));
+  SM_ASSIGN_OR_RETURN(n::PasstBackend backend, n::StartPasst({.extra_args = net.passt_args}));
   return devices::virtio::net::VirtioNet::Create(std::move(nc), std::move(backend));
 }
 
