@@ -185,6 +185,7 @@ absl::Status SupermachineService::DoLogs(grpc::ServerContext* ctx, const v1::Log
     return base::ErrnoToStatus(errno, absl::StrCat("open the console log ", path));
   }
   std::string buf(kLogChunk, '\0');
+  bool final_pass = false;
   while (!ctx->IsCancelled()) {
     if (!fd) {
       fd.Reset(::open(path.c_str(), O_RDONLY | O_CLOEXEC));  // the worker creates it
@@ -201,11 +202,15 @@ absl::Status SupermachineService::DoLogs(grpc::ServerContext* ctx, const v1::Log
       }
       continue;
     }
-    // At the end of what was written so far.
-    if (!req.follow() || !options_.vms->Get(view.id).ok()) {
+    // At the end of what was written so far. Once the VM has ended, one more pass picks up
+    // what its worker wrote last.
+    if (!req.follow() || final_pass) {
       return absl::OkStatus();
     }
-    absl::SleepFor(kLogPoll);
+    final_pass = !options_.vms->Get(view.id).ok();
+    if (!final_pass) {
+      absl::SleepFor(kLogPoll);
+    }
   }
   return absl::CancelledError("logs cancelled by the client");
 }

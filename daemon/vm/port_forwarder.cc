@@ -119,9 +119,24 @@ void PortForwarder::AcceptLoop() {
       continue;
     }
     absl::MutexLock lock(&mu_);
-    conns_.push_back(Conn{.client = base::UniqueFd(c)});
-    Conn& conn = conns_.back();
-    conn.thread = std::thread([this, c] { Splice(c); });
+    ReapLocked();
+    Conn& conn = conns_.emplace_back();
+    conn.client.Reset(c);
+    conn.thread = std::thread([this, c, &conn] {
+      Splice(c);
+      conn.done = true;
+    });
+  }
+}
+
+void PortForwarder::ReapLocked() {
+  for (auto it = conns_.begin(); it != conns_.end();) {
+    if (it->done) {
+      it->thread.join();
+      it = conns_.erase(it);
+    } else {
+      ++it;
+    }
   }
 }
 

@@ -6,6 +6,7 @@
 // joins all threads. Binding errors name the port: "host port 8080 is already in use".
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <list>
@@ -41,11 +42,15 @@ class PortForwarder {
   struct Conn {
     base::UniqueFd client;
     std::thread thread;
+    std::atomic<bool> done{false};  // Splice returned: the thread can be joined at once
   };
   PortForwarder(std::string address, uint16_t port, base::UniqueFd listener, base::UniqueFd stop_r,
                 base::UniqueFd stop_w, Connector connector);
   void AcceptLoop();
   void Splice(int client_fd);
+  // Joins and drops connections whose splice ended (so a long-lived VM does not accumulate
+  // finished threads). Caller holds mu_.
+  void ReapLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   std::string address_;
   uint16_t port_;

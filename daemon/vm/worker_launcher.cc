@@ -29,6 +29,7 @@ namespace {
 constexpr absl::Duration kPingAttempt = absl::Milliseconds(500);
 constexpr absl::Duration kPingRetry = absl::Milliseconds(20);
 constexpr size_t kLogTailBytes = 2048;
+constexpr int kExitRefusedSnapshot = 2;
 
 }  // namespace
 
@@ -232,6 +233,10 @@ absl::StatusOr<std::unique_ptr<VmInstance>> WorkerLauncher::Launch(const LaunchR
     VmEnd end = crashed ? *crashed
                         : VmEnd{.cause = absl::IsDeadlineExceeded(st) ? store::EndCause::kDeadline
                                                                       : store::EndCause::kWorkerCrash};
+    // The worker exits 2 when it refuses a snapshot (format, CPU, vCPU count: docs/snapshot.md).
+    if (crashed && crashed->exit_code == kExitRefusedSnapshot) {
+      end.cause = store::EndCause::kSnapshotIncompatible;
+    }
     (void)options_.journal->End(request.vm_id, end);
     return st;
   }

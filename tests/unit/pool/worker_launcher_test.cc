@@ -50,7 +50,7 @@ TEST(WorkerLauncherTest, WorkerThatExitsAtOnceIsReportedWithItsLogAndEnded) {
   ASSERT_FALSE(vm.ok());
   EXPECT_THAT(vm.status().message(), HasSubstr("exited during restore"));
   EXPECT_THAT(vm.status().message(), HasSubstr("snapshot format 9.0"));
-  EXPECT_EQ(journal.EndOf("abc"), store::EndCause::kWorkerCrash);
+  EXPECT_EQ(journal.EndOf("abc"), store::EndCause::kSnapshotIncompatible) << "exit 2: refused";
   EXPECT_FALSE(std::filesystem::exists(dir + "/abc/vsock"));
 }
 
