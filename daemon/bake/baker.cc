@@ -209,15 +209,16 @@ struct Baker::Impl {
   }
 
   // The snapshot `name` in the store if it was made under `key` (column: cheap or bake key)
-  // and its dir still holds a readable metadata.json.
-  std::optional<SnapshotMetadata> Lookup(const std::string& name, const std::string& key,
-                                         bool cheap, std::string* dir) {
+  // in `want_dir`, and that dir still holds a readable metadata.json.
+  std::optional<SnapshotMetadata> Lookup(const std::string& name, const std::string& want_dir,
+                                         const std::string& key, bool cheap, std::string* dir) {
     store::SnapshotRecord rec;
     absl::Status st = options.with_store([&](store::Store& s) -> absl::Status {
       SM_ASSIGN_OR_RETURN(rec, s.GetSnapshot(name));
       return absl::OkStatus();
     });
-    if (!st.ok() || (cheap ? rec.cheap_key : rec.bake_key) != key) {
+    // The keys leave the snapshots dir out: a hit must also be in the dir asked for.
+    if (!st.ok() || rec.path != want_dir || (cheap ? rec.cheap_key : rec.bake_key) != key) {
       return std::nullopt;
     }
     absl::StatusOr<SnapshotMetadata> md = ReadMetadata(rec.path);
@@ -390,7 +391,7 @@ absl::StatusOr<BakeResult> Baker::Impl::Run(const BakeRequest& request, const Pr
   // anything (docs/bake.md "Using the cheap key").
   if (request.pull_policy != image::PullPolicy::kAlways && !cached_digest.empty()) {
     std::string dir;
-    if (auto md = Lookup(name, cheap_key.ToString(), /*cheap=*/true, &dir)) {
+    if (auto md = Lookup(name, final_dir, cheap_key.ToString(), /*cheap=*/true, &dir)) {
       result.cache_hit = true;
       result.hit_kind = "cheap";
       result.snapshot_dir = dir;
@@ -439,7 +440,7 @@ absl::StatusOr<BakeResult> Baker::Impl::Run(const BakeRequest& request, const Pr
   }));
   {
     std::string dir;
-    if (auto md = Lookup(name, bake_key.ToString(), /*cheap=*/false, &dir)) {
+    if (auto md = Lookup(name, final_dir, bake_key.ToString(), /*cheap=*/false, &dir)) {
       // Re-key so the next identical request is a cheap hit.
       options.with_store([&](store::Store& s) {
         return s.SetSnapshotCheapKey(name, cheap_key.ToString());

@@ -167,6 +167,18 @@ TEST_F(BakerTest, PullPolicyAlwaysResolvesAgainButReusesTheSnapshot) {
   EXPECT_EQ(booter_->boots, 1);
 }
 
+TEST_F(BakerTest, AnotherSnapshotsDirIsNotAHit) {
+  auto baker = MakeBaker();
+  ASSERT_TRUE(baker.ok());
+  ASSERT_TRUE((*baker)->Bake(request_, nullptr).ok());
+  request_.snapshots_dir = dir_.Join("elsewhere");
+  auto r = (*baker)->Bake(request_, nullptr);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_FALSE(r->cache_hit);
+  EXPECT_EQ(r->snapshot_dir, dir_.Join("elsewhere") + "/localhost_5000_httpd_1");
+  EXPECT_EQ(booter_->boots, 2);
+}
+
 TEST_F(BakerTest, ChangedCmdBakesAgainAndReplacesTheSnapshot) {
   auto baker = MakeBaker();
   ASSERT_TRUE(baker.ok());
