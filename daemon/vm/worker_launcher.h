@@ -29,7 +29,7 @@ struct WorkerLauncherOptions {
   absl::Duration stop_grace = absl::Seconds(2);
 };
 
-class WorkerVm : public VmInstance {
+class WorkerVm final : public VmInstance {
  public:
   ~WorkerVm() override;
   const std::string& id() const override { return id_; }

@@ -7,11 +7,13 @@
 
 #include <grpcpp/grpcpp.h>
 
+#include "daemon/agent/agent_client.h"
 #include "daemon/api/service.h"
 #include "daemon/api/vm_rpcs.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/support/temp_dir.h"
+#include "tests/unit/agent_client/fake_agent.h"
 #include "tests/unit/pool/fake_vm.h"
 
 namespace supermachine::api {
@@ -162,6 +164,75 @@ TEST_F(VmRpcsTest, LogsStreamsTheConsoleFile) {
   v1::LogChunk chunk;
   EXPECT_FALSE(reader->Read(&chunk));
   EXPECT_TRUE(reader->Finish().ok());
+}
+
+// A fake agent whose exec upper-cases stdin to stdout until EOF, writes argv[0] to stderr and
+// exits 3: the bridge must carry stdin, both outputs and the exit code, in order.
+TEST_F(VmRpcsTest, ExecBridgesStdinOutputAndExitCode) {
+  agent::testing::FakeAgent fake(dir_.Join("a.sock"), [](int fd, const agent::v1::Request& req) {
+    if (!req.has_exec()) {
+      return;
+    }
+    agent::v1::Response started;
+    started.mutable_exec_started()->set_pid(7);
+    agent::testing::Send(fd, started);
+    agent::v1::ExecOutput err;
+    err.set_stderr(req.exec().argv(0));
+    agent::testing::Send(fd, err);
+    agent::v1::ExecInput in;
+    while (agent::testing::Recv(fd, &in) && !in.stdin_eof()) {
+      std::string up = in.stdin();
+      for (char& c : up) {
+        c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+      }
+      agent::v1::ExecOutput out;
+      out.set_stdout(up);
+      agent::testing::Send(fd, out);
+    }
+    agent::v1::ExecOutput exit;
+    exit.mutable_exit()->set_exit_code(3);
+    agent::testing::Send(fd, exit);
+  });
+  agent::AgentClient client(std::make_unique<agent::UnixDialer>(dir_.Join("a.sock")));
+  launcher_.agent_ = &client;
+  v1::AcquireRequest areq;
+  areq.set_snapshot("web");
+  v1::AcquireResponse aresp;
+  ASSERT_TRUE(Acquire(areq, &aresp).ok());
+
+  grpc::ClientContext ctx;
+  auto stream = stub_->Exec(&ctx);
+  v1::ExecRequest start;
+  start.mutable_start()->set_vm_id(aresp.vm().id());
+  start.mutable_start()->add_argv("shout");
+  ASSERT_TRUE(stream->Write(start));
+  v1::ExecRequest data;
+  data.set_stdin("abc");
+  ASSERT_TRUE(stream->Write(data));
+  v1::ExecRequest eof;
+  eof.set_stdin_eof(true);
+  ASSERT_TRUE(stream->Write(eof));
+  std::string out;
+  std::string err;
+  int code = -1;
+  v1::ExecResponse resp;
+  while (stream->Read(&resp)) {
+    if (resp.has_stdout()) {
+      out += resp.stdout();
+    } else if (resp.has_stderr()) {
+      err += resp.stderr();
+    } else if (resp.has_exit()) {
+      code = resp.exit().exit_code();
+      stream->WritesDone();  // as smctl does once the exit arrived
+    }
+  }
+  grpc::Status st = stream->Finish();
+  EXPECT_TRUE(st.ok()) << st.error_message();
+  EXPECT_EQ(out, "ABC");
+  EXPECT_EQ(err, "shout");
+  EXPECT_EQ(code, 3);
+  launcher_.agent_ = nullptr;
+  vms_.reset();  // before the agent client goes away
 }
 
 TEST(AcquireOptionsFromProto, DeadlineIsTheEarlierOfRequestAndRpc) {

@@ -24,14 +24,15 @@ struct FakeVmState {
 
 class FakeVm : public VmInstance {
  public:
-  FakeVm(std::string id, std::shared_ptr<FakeVmState> state)
-      : id_(std::move(id)), state_(std::move(state)) {}
+  FakeVm(std::string id, std::shared_ptr<FakeVmState> state,
+         const agent::AgentClient* agent = nullptr)
+      : id_(std::move(id)), state_(std::move(state)), agent_(agent) {}
   ~FakeVm() override { state_->stopped = true; }
   const std::string& id() const override { return id_; }
   int pid() const override { return 4242; }
   const std::string& vsock_socket() const override { return path_; }
   const std::string& console_log() const override { return path_; }
-  const agent::AgentClient* agent() const override { return nullptr; }
+  const agent::AgentClient* agent() const override { return agent_; }
   std::optional<VmEnd> CheckExited() override {
     if (state_->dead && !state_->stopped) {
       return VmEnd{.cause = store::EndCause::kWorkerCrash, .signal = 9};
@@ -44,6 +45,7 @@ class FakeVm : public VmInstance {
   std::string id_;
   std::string path_ = "/nonexistent";
   std::shared_ptr<FakeVmState> state_;
+  const agent::AgentClient* agent_;
 };
 
 class FakeJournal : public VmJournal {
@@ -97,7 +99,7 @@ class FakeLauncher : public VmLauncher {
       std::lock_guard<std::mutex> lock(mu_);
       states_[request.vm_id] = state;
     }
-    return std::make_unique<FakeVm>(request.vm_id, state);
+    return std::make_unique<FakeVm>(request.vm_id, state, agent_);
   }
   std::shared_ptr<FakeVmState> State(const std::string& id) {
     std::lock_guard<std::mutex> lock(mu_);
@@ -107,6 +109,7 @@ class FakeLauncher : public VmLauncher {
   std::atomic<int> launches_{0};
   std::atomic<bool> fail_{false};
   absl::Duration delay_ = absl::Milliseconds(5);
+  const agent::AgentClient* agent_ = nullptr;  // given to every VM (null: none)
 
  private:
   FakeJournal* journal_;
