@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <cstring>
 #include <map>
 #include <memory>
 #include <set>
@@ -250,10 +251,28 @@ absl::Status WriteDelta(const DeltaContent& content, const std::string& output_p
   if (!stats.ok()) {
     return stats.status();
   }
-  // ConvertLayer fsyncs nothing: make the bytes durable before the name points at them.
+  // Verify (a squashfs super block: magic "hsqs", the size it records) and make the bytes
+  // durable before the name points at them: ConvertLayer fsyncs nothing.
   {
     base::UniqueFd fd(::open(sqfs_tmp.c_str(), O_RDONLY | O_CLOEXEC));
-    if (!fd.valid() || ::fsync(fd.get()) != 0) {
+    if (!fd.valid()) {
+      return base::ErrnoToStatus(errno, "delta layer: open " + sqfs_tmp);
+    }
+    unsigned char super[48] = {};
+    struct stat st {};
+    if (::pread(fd.get(), super, sizeof(super), 0) != static_cast<ssize_t>(sizeof(super)) ||
+        ::fstat(fd.get(), &st) != 0) {
+      return base::ErrnoToStatus(errno, "delta layer: read back " + sqfs_tmp);
+    }
+    uint64_t bytes_used = 0;  // little-endian u64 at offset 40
+    for (int i = 7; i >= 0; --i) {
+      bytes_used = (bytes_used << 8) | super[40 + i];
+    }
+    if (std::memcmp(super, "hsqs", 4) != 0 || bytes_used == 0 ||
+        bytes_used > static_cast<uint64_t>(st.st_size)) {
+      return absl::DataLossError("delta layer: " + sqfs_tmp + " is not a complete squashfs image");
+    }
+    if (::fsync(fd.get()) != 0) {
       return base::ErrnoToStatus(errno, "delta layer: fsync " + sqfs_tmp);
     }
   }
