@@ -21,7 +21,7 @@ class FramedStream {
  public:
   // Largest frame either side may carry (passt's own limit is 65535 + headers).
   static constexpr size_t kMaxFrame = 65536 + 14;
-  static constexpr size_t kMaxOutput = 512 * 1024;
+  static constexpr size_t kMaxOutput = size_t{512} * 1024;
 
   // Takes a connected stream socket; makes it non-blocking.
   explicit FramedStream(base::UniqueFd fd);
