@@ -326,7 +326,7 @@ std::string FileTail(const std::string& path, size_t lines) {
   if (::fstat(fd.get(), &st) != 0) {
     return "";
   }
-  constexpr off_t kMaxTail = 64 * 1024;
+  constexpr off_t kMaxTail = off_t{64} * 1024;
   const off_t start = st.st_size > kMaxTail ? st.st_size - kMaxTail : 0;
   std::string data(static_cast<size_t>(st.st_size - start), '\0');
   const ssize_t n = ::pread(fd.get(), data.data(), data.size(), start);
