@@ -106,15 +106,27 @@ std::string RequestJson(const BakeRequest& r) {
   j["vcpus"] = r.vcpus;
   j["pull_policy"] = static_cast<int>(r.pull_policy);
   j["snapshots_dir"] = r.snapshots_dir;
-  if (r.cmd) j["cmd"] = *r.cmd;
-  if (r.entrypoint) j["entrypoint"] = *r.entrypoint;
-  if (r.workdir) j["workdir"] = *r.workdir;
-  if (r.user) j["user"] = *r.user;
+  if (r.cmd) {
+    j["cmd"] = *r.cmd;
+  }
+  if (r.entrypoint) {
+    j["entrypoint"] = *r.entrypoint;
+  }
+  if (r.workdir) {
+    j["workdir"] = *r.workdir;
+  }
+  if (r.user) {
+    j["user"] = *r.user;
+  }
   j["env"] = r.env;
   j["hostname"] = r.hostname;
   std::vector<std::string> files, volumes;
-  for (const ExtraFile& f : r.extra_files) files.push_back(ToString(f));
-  for (const Volume& v : r.volumes) volumes.push_back(ToString(v));
+  for (const ExtraFile& f : r.extra_files) {
+    files.push_back(ToString(f));
+  }
+  for (const Volume& v : r.volumes) {
+    volumes.push_back(ToString(v));
+  }
   j["extra_files"] = files;
   j["volumes"] = volumes;
   j["restart"] = ToString(r.restart);

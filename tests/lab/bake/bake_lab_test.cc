@@ -52,7 +52,9 @@ void BuildHttpdLayout(const std::string& dir, const std::string& work) {
   image::Descriptor dm = it::Describe(manifest, image::media_types::kOciManifest);
   dm.annotations["org.opencontainers.image.ref.name"] = "v1";
   it::LayoutWriter layout(dir);
-  for (const std::string* b : {&l0, &l1, &config, &manifest}) layout.PutBlob(*b);
+  for (const std::string* b : {&l0, &l1, &config, &manifest}) {
+    layout.PutBlob(*b);
+  }
   layout.WriteIndex({dm});
 }
 
@@ -206,7 +208,9 @@ TEST_F(BakeLab, BakeCacheRebakeFailureAndRestore) {
   char buf[4096];
   for (;;) {
     const ssize_t n = ::read(fd->get(), buf, sizeof(buf));
-    if (n <= 0) break;
+    if (n <= 0) {
+      break;
+    }
     response.append(buf, static_cast<size_t>(n));
   }
   EXPECT_TRUE(absl::StartsWith(response, "HTTP/1.")) << response;

@@ -24,7 +24,9 @@ std::vector<std::string> Entries(const std::string& dir) {
   std::vector<std::string> out;
   if (DIR* d = ::opendir(dir.c_str())) {
     while (const dirent* e = ::readdir(d)) {
-      if (std::string(e->d_name) != "." && std::string(e->d_name) != "..") out.push_back(e->d_name);
+      if (std::string(e->d_name) != "." && std::string(e->d_name) != "..") {
+        out.push_back(e->d_name);
+      }
     }
     ::closedir(d);
   }
@@ -36,7 +38,9 @@ class FakeFetcher : public ImageFetcher {
   std::string CachedDigest(const std::string&) override { return cached_digest; }
   absl::StatusOr<ResolvedLayers> Fetch(const BakeRequest&, const ProgressFn&) override {
     ++fetches;
-    if (!error.ok()) return error;
+    if (!error.ok()) {
+      return error;
+    }
     return layers;
   }
   std::string cached_digest = "sha256:" + std::string(64, 'c');
@@ -50,7 +54,9 @@ class FakeBooter : public VmBooter {
   absl::StatusOr<BootTimings> BootAndSnapshot(const BootPlan& plan, const ProgressFn&) override {
     ++boots;
     last_plan = plan;
-    if (!error.ok()) return error;
+    if (!error.ok()) {
+      return error;
+    }
     WriteFile(plan.out_dir + "/state", "state");
     WriteFile(plan.out_dir + "/memory", "memory");
     return BootTimings{.boot_ms = 10, .ready_ms = 20, .snapshot_ms = 30, .agent_version = "0.1.0"};
@@ -63,7 +69,9 @@ class FakeBooter : public VmBooter {
 class BakerTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    for (const char* f : {"vmlinux", "agent", "worker", "l0.sqfs"}) WriteFile(dir_.Join(f), f);
+    for (const char* f : {"vmlinux", "agent", "worker", "l0.sqfs"}) {
+      WriteFile(dir_.Join(f), f);
+    }
     auto s = store::Store::Open(dir_.Join("store.db"), [] { return int64_t{1000}; });
     ASSERT_TRUE(s.ok()) << s.status();
     store_.emplace(std::move(*s));
@@ -276,7 +284,9 @@ TEST_F(BakerTest, VolumesAreRefusedForNow) {
 TEST(FileTailTest, KeepsTheLastLines) {
   TempDir dir;
   std::string data;
-  for (int i = 1; i <= 60; ++i) data += "line " + std::to_string(i) + "\n";
+  for (int i = 1; i <= 60; ++i) {
+    data += "line " + std::to_string(i) + "\n";
+  }
   WriteFile(dir.Join("console.log"), data);
   const std::string tail = FileTail(dir.Join("console.log"), 50);
   EXPECT_TRUE(absl::StartsWith(tail, "line 11\n"));

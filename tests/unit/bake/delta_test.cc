@@ -39,7 +39,9 @@ class DeltaTest : public ::testing::Test {
     std::vector<std::string> out;
     DIR* d = ::opendir(dir_.Join("cache").c_str());
     while (const dirent* e = ::readdir(d)) {
-      if (e->d_name[0] != '.') out.push_back(e->d_name);
+      if (e->d_name[0] != '.') {
+        out.push_back(e->d_name);
+      }
     }
     ::closedir(d);
     return out;
