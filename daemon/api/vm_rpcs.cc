@@ -26,7 +26,7 @@ constexpr uint64_t kMaxReadFileBytes = 3u << 20;
 // Exec, which is not, never gets a hidden one).
 constexpr absl::Duration kFileOpTimeout = absl::Seconds(60);
 constexpr absl::Duration kLogPoll = absl::Milliseconds(100);
-constexpr size_t kLogChunk = 32 * 1024;
+constexpr size_t kLogChunk = size_t{32} * 1024;
 
 absl::Time ContextDeadline(const grpc::ServerContext* ctx) {
   auto d = ctx->deadline();

@@ -17,7 +17,7 @@ namespace supermachine::vm {
 namespace {
 
 constexpr absl::Duration kConnectTimeout = absl::Seconds(10);
-constexpr size_t kSpliceBuffer = 64 * 1024;
+constexpr size_t kSpliceBuffer = size_t{64} * 1024;
 
 // Copies what `from` has to `to`; false on EOF or error (the connection then ends).
 bool Pump(int from, int to) {
