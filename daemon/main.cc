@@ -234,11 +234,18 @@ int main(int argc, char** argv) {
     return Fail(log, "cannot recover interrupted bakes", recovered.status());
   }
   for (const auto& bake : *recovered) {
-    // The bake pipeline that would clean the temp dir is not in this build; report it so an
-    // operator can, and so the pipeline's own recovery sees the same list later.
+    // Recovery happens here, before the Baker exists (it may not: no kernel configured), so
+    // the half-written snapshot dir goes here too. Only dirs the pipeline named (".tmp-bake-")
+    // are removed: a row's path must never make the daemon delete anything else.
+    std::string removed = "no";
+    if (bake.temp_dir.find(".tmp-bake-") != std::string::npos) {
+      std::error_code ec;
+      std::filesystem::remove_all(bake.temp_dir, ec);
+      removed = ec ? "failed: " + ec.message() : "yes";
+    }
     log.Warn("bake was interrupted by a daemon restart; marked failed",
              {{"bake_id", std::to_string(bake.id)}, {"bake_key", bake.bake_key},
-              {"temp_dir", bake.temp_dir}});
+              {"temp_dir", bake.temp_dir}, {"temp_dir_removed", removed}});
   }
   log.Info("store opened", {{"path", db_path}, {"interrupted_bakes", std::to_string(recovered->size())}});
 

@@ -144,12 +144,18 @@ TEST(Daemon, MarksBakesInterruptedByACrashAsFailedAtStartup) {
     absl::StatusOr<store::Store> s =
         store::Store::Open(dir.File("state/store.db"), [] { return int64_t{1}; });
     ASSERT_TRUE(s.ok()) << s.status();
-    ASSERT_TRUE(s->BeginBake("key-1", "{}", "/tmp/bake-tmp").ok());
+    ASSERT_TRUE(s->BeginBake("key-1", "{}", dir.File("snapshots/.tmp-bake-1")).ok());
+    // A row whose temp dir is not one the pipeline names: recovery must not delete it.
+    ASSERT_TRUE(s->BeginBake("key-2", "{}", dir.File("precious")).ok());
   }
+  std::filesystem::create_directories(dir.File("snapshots/.tmp-bake-1/half"));
+  std::filesystem::create_directories(dir.File("precious"));
   absl::StatusOr<DaemonProcess> d = DaemonProcess::Start(dir.path());
   ASSERT_TRUE(d.ok()) << d.status();
   EXPECT_THAT(d->Stderr(), HasSubstr("bake was interrupted"));
-  EXPECT_THAT(d->Stderr(), HasSubstr("interrupted_bakes=1"));
+  EXPECT_THAT(d->Stderr(), HasSubstr("interrupted_bakes=2"));
+  EXPECT_FALSE(std::filesystem::exists(dir.File("snapshots/.tmp-bake-1")));
+  EXPECT_TRUE(std::filesystem::exists(dir.File("precious")));
 }
 
 TEST(Daemon, TcpWithoutTlsRefusesToStart) {
