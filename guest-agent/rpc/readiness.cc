@@ -12,7 +12,6 @@ namespace supermachine::agent::rpc {
 namespace {
 
 constexpr int kSliceMs = 50;              // Poll period of every condition.
-constexpr double kIdleThreshold = 0.95;   // Idle share of a sample that counts as idle.
 
 // Next whitespace-separated field of `text` from *pos.
 std::string_view NextField(std::string_view text, size_t* pos) {
@@ -120,6 +119,14 @@ double IdleFraction(const CpuTimes& before, const CpuTimes& after) {
   return idle >= total ? 1.0 : static_cast<double>(idle) / static_cast<double>(total);
 }
 
+bool IdleTracker::Observe(const CpuTimes& sample, TimePoint now) {
+  if (!last_ || IdleFraction(*last_, sample) < kIdleThreshold) {
+    idle_since_ = now;
+  }
+  last_ = sample;
+  return now - idle_since_ >= need_;
+}
+
 void HandleWaitReady(const Connection& conn, const v1::WaitReadyRequest& request) {
   const auto start = Clock::now();
   const bool has_deadline = request.timeout_ms() > 0;
@@ -144,8 +151,7 @@ void HandleWaitReady(const Connection& conn, const v1::WaitReadyRequest& request
       return;
   }
 
-  std::optional<CpuTimes> last_cpu;
-  auto idle_since = Clock::now();
+  IdleTracker idle(std::chrono::milliseconds(request.idle_ms()));
   while (true) {
     bool ready = false;
     switch (request.condition_case()) {
@@ -165,14 +171,7 @@ void HandleWaitReady(const Connection& conn, const v1::WaitReadyRequest& request
           SendError(conn, kInternal, "wait_ready: /proc/stat has no aggregate cpu line");
           return;
         }
-        if (last_cpu && IdleFraction(*last_cpu, *now_cpu) < kIdleThreshold) {
-          idle_since = now;
-        }
-        if (!last_cpu) {
-          idle_since = now;
-        }
-        last_cpu = now_cpu;
-        ready = now - idle_since >= std::chrono::milliseconds(request.idle_ms());
+        ready = idle.Observe(*now_cpu, now);
         break;
       }
       case v1::WaitReadyRequest::CONDITION_NOT_SET:

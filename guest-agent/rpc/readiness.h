@@ -1,8 +1,9 @@
 // File: guest-agent/rpc/readiness.h
-// Pure parsers behind `wait_ready`: TCP listeners from /proc/net/tcp{,6} and CPU time from
-// /proc/stat. Kept free of I/O so tests feed them text.
+// Pure parsers and decisions behind `wait_ready`: TCP listeners from /proc/net/tcp{,6}, CPU
+// time from /proc/stat and the idle tracker. Kept free of I/O so tests feed them text.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <optional>
 #include <string_view>
@@ -23,5 +24,23 @@ std::optional<CpuTimes> ParseProcStat(std::string_view text);
 
 // Idle share in [0, 1] between two samples; 1 when no time passed.
 double IdleFraction(const CpuTimes& before, const CpuTimes& after);
+
+// The "idle for N ms" decision of `wait_ready`, fed one /proc/stat sample at a time: the
+// clock restarts at the first sample and at every interval whose idle share is below
+// kIdleThreshold; ready once `need` has passed since. Pure, so tests drive it with samples.
+class IdleTracker {
+ public:
+  using TimePoint = std::chrono::steady_clock::time_point;
+  static constexpr double kIdleThreshold = 0.95;
+
+  explicit IdleTracker(std::chrono::milliseconds need) : need_(need) {}
+  // Returns true when the CPU has been idle for `need` as of `now`.
+  bool Observe(const CpuTimes& sample, TimePoint now);
+
+ private:
+  std::chrono::milliseconds need_;
+  std::optional<CpuTimes> last_;
+  TimePoint idle_since_{};
+};
 
 }  // namespace supermachine::agent::rpc

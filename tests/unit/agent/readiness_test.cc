@@ -1,5 +1,5 @@
 // File: tests/unit/agent/readiness_test.cc
-// The pure /proc parsers behind wait_ready.
+// The pure /proc parsers and the idle tracker behind wait_ready.
 #include "guest-agent/rpc/readiness.h"
 
 #include <gtest/gtest.h>
@@ -68,5 +68,38 @@ TEST(IdleFraction, NoElapsedTimeCountsAsIdle) {
   EXPECT_DOUBLE_EQ(IdleFraction({.idle = 5, .total = 10}, {.idle = 5, .total = 10}), 1.0);
 }
 
+}  // namespace
+}  // namespace supermachine::agent::rpc
+
+// The idle tracker, driven with synthetic samples and times (the real CPU's idleness on a
+// shared test machine is not something a test can assert).
+namespace supermachine::agent::rpc {
+namespace {
+using std::chrono::milliseconds;
+const IdleTracker::TimePoint kT0{};
+
+TEST(IdleTracker, ReadyOnlyAfterTheRequestedIdleTime) {
+  IdleTracker t(milliseconds(100));
+  EXPECT_FALSE(t.Observe({.idle = 0, .total = 0}, kT0));
+  EXPECT_FALSE(t.Observe({.idle = 99, .total = 100}, kT0 + milliseconds(50)));
+  EXPECT_TRUE(t.Observe({.idle = 198, .total = 200}, kT0 + milliseconds(100)));
+}
+
+TEST(IdleTracker, ABusyIntervalRestartsTheClock) {
+  IdleTracker t(milliseconds(100));
+  EXPECT_FALSE(t.Observe({.idle = 0, .total = 0}, kT0));
+  EXPECT_FALSE(t.Observe({.idle = 95, .total = 100}, kT0 + milliseconds(60)));   // 95 %: idle
+  EXPECT_FALSE(t.Observe({.idle = 105, .total = 200}, kT0 + milliseconds(90)));  // 10 %: busy
+  EXPECT_FALSE(t.Observe({.idle = 205, .total = 300}, kT0 + milliseconds(150)));
+  EXPECT_TRUE(t.Observe({.idle = 305, .total = 400}, kT0 + milliseconds(190)));
+}
+
+TEST(IdleTracker, AlwaysBusyNeverReady) {
+  IdleTracker t(milliseconds(10));
+  for (int i = 0; i < 50; ++i) {
+    const auto n = static_cast<uint64_t>(i);
+    EXPECT_FALSE(t.Observe({.idle = n, .total = 100 * n}, kT0 + milliseconds(20 * i))) << i;
+  }
+}
 }  // namespace
 }  // namespace supermachine::agent::rpc
