@@ -16,7 +16,9 @@
 #include "worker/arch/x86_64/layout.h"
 #include "worker/base/status_macros.h"
 #include "worker/devices/virtio/block.h"
+#include "worker/devices/virtio/net/net.h"
 #include "worker/devices/virtio/vsock/vsock.h"
+#include "worker/net/egress_policy.h"
 #include "worker/snapshot/compat.h"
 #include "worker/snapshot/cpu_identity.h"
 #include "worker/snapshot/device_state.h"
@@ -144,6 +146,12 @@ absl::StatusOr<std::string> Vm::Snapshot(const std::string& dir) {
       case devices::virtio::kDeviceTypeRng:
         d->mutable_rng();
         break;
+      case devices::virtio::net::kDeviceTypeNet:
+        // The policy only: MAC and passt are per worker (a restore gets new ones), and the
+        // device holds no guest buffer between calls, so the queues above are all its state.
+        d->mutable_net()->set_egress(::supermachine::net::ToString(
+            static_cast<devices::virtio::net::VirtioNet&>(dev).config().filter.policy));
+        break;
       default:
         return absl::UnimplementedError(
             absl::StrCat("snapshot of virtio device type ", dev.device_type()));
@@ -235,6 +243,8 @@ absl::StatusOr<std::unique_ptr<Vm>> Vm::Restore(VmOptions options, const std::st
   c.rng = false;
   std::vector<DiskConfig> saved_disks;
   bool has_vsock = false;
+  bool has_net = false;
+  std::string saved_egress;
   for (const v1::DeviceState& d : state->devices()) {
     if (d.has_block()) {
       saved_disks.push_back(
@@ -244,6 +254,9 @@ absl::StatusOr<std::unique_ptr<Vm>> Vm::Restore(VmOptions options, const std::st
     } else if (d.has_vsock()) {
       has_vsock = true;
       c.vsock.guest_cid = static_cast<uint32_t>(d.vsock().guest_cid());
+    } else if (d.has_net()) {
+      has_net = true;
+      saved_egress = d.net().egress();
     }
   }
   if (c.disks.empty()) {
@@ -260,6 +273,20 @@ absl::StatusOr<std::unique_ptr<Vm>> Vm::Restore(VmOptions options, const std::st
   }
   if (!has_vsock) {
     c.vsock.path.clear();
+  }
+  // Network: the saved egress policy unless the caller's --net names one; a fresh random MAC
+  // (unless the caller's --net names one) and a new passt per restored worker, so clones of
+  // one snapshot never share a MAC. The guest agent rebinds virtio_net on `Restored` to pick
+  // the new MAC up (docs/networking.md "Snapshots").
+  if (has_net) {
+    c.net.enabled = true;
+    if (c.net.egress.empty()) {
+      c.net.egress = saved_egress;
+    }
+  } else if (c.net.enabled) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "restore ", dir, ": the snapshot has no network device and a restore cannot add one; "
+        "drop --net or snapshot a VM booted with it"));
   }
   SM_RETURN_IF_ERROR(
       base::Annotate(vm->BuildFromSnapshot(*state, dir), absl::StrCat("restore ", dir)));

@@ -88,7 +88,8 @@ TEST(StateFile, RejectsNewerMajorVersion) {
   absl::StatusOr<v1::SnapshotState> read = DecodeStateFile(bytes, "f");
 
   EXPECT_EQ(read.status().code(), absl::StatusCode::kFailedPrecondition);
-  EXPECT_THAT(read.status().message(), HasSubstr("snapshot format 2.0"));
+  EXPECT_THAT(read.status().message(), HasSubstr("snapshot format " + std::to_string(kFormatMajor + 1) + "." +
+                                                  std::to_string(kFormatMinor)));
 }
 
 TEST(StateFile, RejectsNewerMinorVersion) {

@@ -291,5 +291,59 @@ TEST_F(VmSnapshotTest, TwoVcpuGuestRestoresWithItsWaitingApplicationProcessor) {
   EXPECT_GT(CounterIn(dir_.Join("snap2/memory")), saved + (2u << 16));
 }
 
+// virtio-net (needs passt on the host): the snapshot records the device and its egress policy;
+// a restore re-creates it under the saved policy with a fresh MAC, or under the caller's.
+TEST_F(VmSnapshotTest, NetDeviceIsSavedAndRestoredWithItsPolicy) {
+  auto with_net = [&](const std::string& n, const std::string& egress) {
+    VmOptions o = Options(dir_.Join("serial" + n), dir_.Join("ctl" + n));
+    o.config.net = {.enabled = true, .egress = egress};
+    return o;
+  };
+  absl::StatusOr<std::unique_ptr<Vm>> booted =
+      Vm::Create(with_net("1", "allowlist:10.0.2.2/32"));
+  ASSERT_TRUE(booted.ok()) << booted.status();
+  const std::string booted_stats = (*booted)->NetStatsLine();
+  RunAndSnapshot(**booted, dir_.Join("serial1"), dir_.Join("ctl1"), dir_.Join("snap1"));
+  absl::StatusOr<snapshot::v1::SnapshotState> state =
+      snapshot::ReadStateFile(dir_.Join("snap1/state"));
+  ASSERT_TRUE(state.ok()) << state.status();
+  ASSERT_EQ(state->devices_size(), 1);
+  ASSERT_TRUE(state->devices(0).has_net());
+  EXPECT_EQ(state->devices(0).net().egress(), "allowlist:10.0.2.2/32");
+  EXPECT_EQ(state->devices(0).transport().device_type(), 1u);
+
+  // The caller's --net passt (no egress=) takes the saved policy; the MAC is a new one.
+  absl::StatusOr<std::unique_ptr<Vm>> same = Vm::Restore(with_net("2", ""), dir_.Join("snap1"));
+  ASSERT_TRUE(same.ok()) << same.status();
+  const std::string same_stats = (*same)->NetStatsLine();
+  EXPECT_THAT(same_stats, HasSubstr(" egress=allowlist:10.0.2.2/32 "));
+  EXPECT_NE(same_stats.substr(0, 21), booted_stats.substr(0, 21)) << same_stats;
+  // No --net at all: the same.
+  absl::StatusOr<std::unique_ptr<Vm>> plain =
+      Vm::Restore(Options(dir_.Join("serial3"), dir_.Join("ctl3")), dir_.Join("snap1"));
+  ASSERT_TRUE(plain.ok()) << plain.status();
+  EXPECT_THAT((*plain)->NetStatsLine(), HasSubstr(" egress=allowlist:10.0.2.2/32 "));
+  // The caller's policy wins, and the restored guest runs on.
+  absl::StatusOr<std::unique_ptr<Vm>> other =
+      Vm::Restore(with_net("4", "denylist:192.0.2.0/24"), dir_.Join("snap1"));
+  ASSERT_TRUE(other.ok()) << other.status();
+  EXPECT_THAT((*other)->NetStatsLine(), HasSubstr(" egress=denylist:192.0.2.0/24 "));
+  const uint32_t saved = CounterIn(dir_.Join("snap1/memory"));
+  RunAndSnapshot(**other, dir_.Join("serial4"), dir_.Join("ctl4"), dir_.Join("snap2"));
+  EXPECT_GT(CounterIn(dir_.Join("snap2/memory")), saved);
+}
+
+TEST_F(VmSnapshotTest, RestoreCannotAddANetDevice) {
+  absl::StatusOr<std::unique_ptr<Vm>> booted =
+      Vm::Create(Options(dir_.Join("serial1"), dir_.Join("ctl1")));
+  ASSERT_TRUE(booted.ok()) << booted.status();
+  RunAndSnapshot(**booted, dir_.Join("serial1"), dir_.Join("ctl1"), dir_.Join("snap1"));
+  VmOptions o = Options(dir_.Join("serial2"), dir_.Join("ctl2"));
+  o.config.net.enabled = true;
+  absl::StatusOr<std::unique_ptr<Vm>> restored = Vm::Restore(std::move(o), dir_.Join("snap1"));
+  EXPECT_EQ(restored.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(restored.status().message(), HasSubstr("no network device"));
+}
+
 }  // namespace
 }  // namespace supermachine::vmm
