@@ -6,6 +6,9 @@
 //   - deny_private (the default) refuses the host and 169.254.169.254 fast (RST, not a hang)
 //     and counts the drops (worker control socket `stats`)
 //   - the two guests run side by side with distinct MACs without clashing.
+//   - a snapshot of the allowlisted guest restores into two clones (docs/snapshot.md): after
+//     the agent's `Restored` each has its own fresh MAC, fetches from the host again, one under
+//     the saved policy and one under the policy its restore named, and answers `stats`.
 // The emulated lab runs us as root in a chroot, where passt cannot create its user namespace:
 // passt stays root and only unshares its own mount/IPC/UTS namespaces (--netns-only --runas 0).
 #include <poll.h>
@@ -17,6 +20,8 @@
 #include <fstream>
 #include <memory>
 #include <string>
+
+#include <set>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
@@ -215,6 +220,78 @@ TEST_F(NetLab, GuestsHaveDistinctMacsAndTheirOwnAddressing) {
                                  In(absl::Seconds(60)));
   ASSERT_TRUE(r.ok()) << r.status();
   EXPECT_EQ("mac=" + r->stdout_data.substr(0, 17), mac_d);
+}
+
+// The MAC the guest's eth0 has ("02:..", 17 characters), "" on failure.
+std::string GuestMac(const alab::AgentVm& vm) {
+  auto r = vm.client().RunCommand({.argv = {"cat", "/sys/class/net/eth0/address"}}, "",
+                                  In(absl::Seconds(60)));
+  return r.ok() && r->exit.success() ? r->stdout_data.substr(0, 17) : "";
+}
+
+TEST_F(NetLab, SnapshotRestoresIntoClonesWithFreshMacsAndTheirPolicies) {
+  const std::string snap = *work_ + "/snap";
+  ASSERT_TRUE(allow_->Snapshot(snap).ok()) << allow_->Diagnostics();
+  const std::string original_mac = GuestMac(*allow_);
+  ASSERT_FALSE(original_mac.empty());
+
+  // clone0 keeps the saved allowlist; clone1's restore names its own policy. Both need the
+  // lab's passt options again: they are the worker's host-side choice, not saved.
+  const std::vector<std::string> passt = {"--passt-arg=--netns-only", "--passt-arg=--runas",
+                                          "--passt-arg=0"};
+  std::vector<std::unique_ptr<alab::AgentVm>> clones;
+  for (int i = 0; i < 2; ++i) {
+    alab::AgentVmOptions o{.work_dir = *work_,
+                           .name = absl::StrCat("clone", i),
+                           .worker_bin = SM_WORKER_BIN,
+                           .agent_bin = SM_GUEST_AGENT_BIN};
+    o.extra_args = passt;
+    if (i == 1) {
+      o.extra_args.insert(o.extra_args.begin(), {"--net", "passt,egress=allow_all"});
+    }
+    auto vm = alab::AgentVm::Restore(o, snap);
+    ASSERT_TRUE(vm.ok()) << vm.status();
+    auto gen = (*vm)->client().Restored(
+        {.entropy = std::string(32, static_cast<char>('a' + i)),
+         .wall_clock = absl::Now(),
+         .vm_id = o.name,
+         .machine_id = absl::StrCat(std::string(31, '0'), i + 1),
+         .generation = static_cast<uint64_t>(i + 1)},
+        In(absl::Seconds(120)));
+    ASSERT_TRUE(gen.ok()) << gen.status() << (*vm)->Diagnostics();
+    clones.push_back(std::move(*vm));
+  }
+
+  std::set<std::string> macs = {original_mac};
+  for (int i = 0; i < 2; ++i) {
+    alab::AgentVm& vm = *clones[i];
+    const std::string name = absl::StrCat("clone", i);
+    const std::string mac = GuestMac(vm);
+    EXPECT_TRUE(absl::StartsWith(mac, "02:")) << name << ": '" << mac << "'";
+    EXPECT_TRUE(macs.insert(mac).second) << name << " reuses MAC " << mac;
+
+    const Fetch f = Get(&vm, "10.0.2.2", kHttpPort, "/hello.txt", /*hold_open=*/true);
+    EXPECT_TRUE(f.ok) << name << ": " << f.exit << " after " << f.took << ": " << f.out << "\n"
+                      << vm.Diagnostics() << GuestNetState(&vm) << Stats(name);
+    EXPECT_TRUE(absl::EndsWith(f.out, "\r\n\r\nhello from the host\n")) << name << ": " << f.out;
+
+    const std::string stats = Stats(name);
+    EXPECT_TRUE(absl::StartsWith(stats, "OK net mac=" + mac + " ")) << name << ": " << stats;
+    EXPECT_TRUE(absl::StrContains(
+        stats, i == 0 ? " egress=allowlist:10.0.2.2/32 " : " egress=allow_all "))
+        << name << ": " << stats;
+    EXPECT_GT(Counter(stats, "tx_packets"), 0u) << stats;
+    EXPECT_GT(Counter(stats, "rx_bytes"), 0u) << stats;
+  }
+  // The saved allowlist still holds in clone0.
+  const Fetch refused = Get(clones[0].get(), "10.9.9.9", 80, "/");
+  EXPECT_FALSE(refused.ok) << refused.out;
+  EXPECT_TRUE(absl::StrContains(refused.out, "refused")) << refused.exit << ": " << refused.out;
+  EXPECT_GT(Counter(Stats("clone0"), "dropped_policy"), 0u);
+
+  for (auto& vm : clones) {
+    (void)vm->Shutdown(absl::Seconds(60));
+  }
 }
 
 }  // namespace
