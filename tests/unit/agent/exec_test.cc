@@ -265,7 +265,7 @@ TEST_F(ExecTest, ReplaceEnvDropsWorkloadEnv) {
 
 TEST_F(ExecTest, UserSpecSetsUidGidAndGroups) {
   if (::geteuid() != 0) {
-    GTEST_SKIP() << "switching user needs root (the guest agent always is)";
+    FAIL() << "switching user needs root (the guest agent always is): run the tests as root";
   }
   test_support::WriteFileOrDie(dir_.Join("etc/passwd"),
                                "root:x:0:0:root:/root:/bin/sh\n"

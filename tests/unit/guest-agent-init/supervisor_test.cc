@@ -25,7 +25,7 @@ class SupervisorTest : public ::testing::Test {
  protected:
   void SetUp() override {
     if (geteuid() != 0) {
-      GTEST_SKIP() << "starting a workload as another user needs root";
+      FAIL() << "starting a workload as another user needs root: run the tests as root";
     }
     WriteFileOrDie(dir_.Join("console"), "");
     WriteFileOrDie(dir_.Join("etc/passwd"), "app:x:4242:4343:App:/home/app:/bin/sh\n");
