@@ -15,13 +15,13 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "daemon/agent/agent_client.h"
+#include "tests/lab/support/kernel_dir.h"
 #include "worker/base/child_process.h"
 
 namespace supermachine::agent::lab {
 
-// The guest kernel dir of this source tree ($SM_KERNEL_DIR, else `kernel/build.sh
-// --print-dir`), or "" when it is not built.
-std::string KernelDir(const std::string& source_dir);
+// The guest kernel dir of this source tree (tests/lab/support/kernel_dir.h).
+using supermachine::lab::KernelDir;
 
 // Busybox applets the layer gets as symlinks (the tests and the bench use these).
 const std::vector<std::string>& BusyboxApplets();

@@ -25,6 +25,7 @@
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
 #include "tests/unit/layer/tar_builder.h"
+#include "tests/lab/support/kernel_dir.h"
 #include "worker/base/child_process.h"
 #include "worker/base/unique_fd.h"
 
@@ -45,24 +46,7 @@ std::string ReadFile(const fs::path& p) {
 }
 
 std::string KernelDir() {
-  static const std::string dir = [] {
-    if (const char* env = getenv("SM_KERNEL_DIR"); env != nullptr && *env != '\0') {
-      return std::string(env);
-    }
-    std::string cmd = absl::StrCat(SM_SOURCE_DIR, "/kernel/build.sh --print-dir 2>/dev/null");
-    FILE* f = popen(cmd.c_str(), "r");
-    if (f == nullptr) {
-      return std::string();
-    }
-    char buf[4096] = {};
-    std::string out;
-    while (fgets(buf, sizeof(buf), f) != nullptr) {
-      out = buf;  // Last line.
-    }
-    int rc = pclose(f);
-    out = std::string(absl::StripAsciiWhitespace(out));
-    return rc == 0 ? out : std::string();
-  }();
+  static const std::string dir = supermachine::lab::KernelDir(SM_SOURCE_DIR);
   return dir;
 }
 

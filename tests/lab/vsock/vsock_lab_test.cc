@@ -33,6 +33,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/lab/vsock/pattern.h"
+#include "tests/lab/support/kernel_dir.h"
 #include "worker/base/child_process.h"
 #include "worker/base/unique_fd.h"
 
@@ -53,21 +54,8 @@ std::string ReadFile(const fs::path& p) {
 }
 
 std::string KernelDir() {
-  if (const char* env = getenv("SM_KERNEL_DIR"); env != nullptr && *env != '\0') {
-    return env;
-  }
-  std::string cmd = absl::StrCat(SM_SOURCE_DIR, "/kernel/build.sh --print-dir 2>/dev/null");
-  FILE* f = popen(cmd.c_str(), "r");
-  if (f == nullptr) {
-    return "";
-  }
-  char buf[4096] = {};
-  std::string out;
-  while (fgets(buf, sizeof(buf), f) != nullptr) {
-    out = buf;
-  }
-  const int rc = pclose(f);
-  return rc == 0 ? std::string(absl::StripAsciiWhitespace(out)) : "";
+  static const std::string dir = supermachine::lab::KernelDir(SM_SOURCE_DIR);
+  return dir;
 }
 
 uint64_t Fnv1a(const uint8_t* p, size_t n, uint64_t h) {

@@ -22,6 +22,7 @@
 #include "absl/time/clock.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/lab/support/kernel_dir.h"
 #include "worker/base/child_process.h"
 #include "worker/base/unique_fd.h"
 
@@ -42,24 +43,7 @@ std::string ReadFile(const fs::path& p) {
 // The kernel cache dir for this source tree (or $SM_KERNEL_DIR), or "" (the test then fails
 // with the reason).
 std::string KernelDir() {
-  static const std::string dir = [] {
-    if (const char* env = getenv("SM_KERNEL_DIR"); env != nullptr && *env != '\0') {
-      return std::string(env);
-    }
-    std::string cmd = absl::StrCat(SM_SOURCE_DIR, "/kernel/build.sh --print-dir 2>/dev/null");
-    FILE* f = popen(cmd.c_str(), "r");
-    if (f == nullptr) {
-      return std::string();
-    }
-    char buf[4096] = {};
-    std::string out;
-    while (fgets(buf, sizeof(buf), f) != nullptr) {
-      out = buf;  // Last line.
-    }
-    int rc = pclose(f);
-    out = std::string(absl::StripAsciiWhitespace(out));
-    return rc == 0 ? out : std::string();
-  }();
+  static const std::string dir = supermachine::lab::KernelDir(SM_SOURCE_DIR);
   return dir;
 }
 
