@@ -30,13 +30,36 @@ count() {
 
 section() { printf '\n=== %s\n' "$*"; }
 
+# CI keeps only the tail of what this script prints, so each failed test is named again at the
+# end with the last lines of its own output (ctest --output-on-failure prints that output right
+# after the test's result line, before the next "Start"/result line).
+failures=$(mktemp)
+note_failures() {
+  awk -v run="$2" '
+    /^[[:space:]]*[0-9]+\/[0-9]+ Test +#[0-9]+: / {
+      flush(); inblock = ($0 ~ /\*\*\*|Failed|Timeout|Exception|Not Run/); if (inblock) { head = $0; n = 0 }
+      next
+    }
+    /^[[:space:]]*Start +[0-9]+: / { flush(); next }
+    /tests passed, [0-9]+ tests? failed out of/ { flush(); next }
+    inblock { buf[n++ % 12] = $0 }
+    function flush(   i, start) {
+      if (!inblock) return
+      gsub(/ \.\.\.+ */, " ... ", head); print "[" run "] " head
+      start = (n > 12) ? n - 12 : 0
+      for (i = start; i < n; i++) print "      | " substr(buf[i % 12], 1, 200)
+      inblock = 0
+    }
+    END { flush() }' "$1" >>"$failures"
+}
+
 if [ ! -f "$build_dir/CTestTestfile.cmake" ]; then
   echo "run_all: no build in $build_dir; run ./deploy/setup.sh first" >&2
   exit 1
 fi
 
 log=$(mktemp)
-trap 'rm -f "$log"' EXIT
+trap 'rm -f "$log" "$failures"' EXIT
 
 section "main build: unit, integration and lab tests"
 ninja -C "$build_dir" >"$log" 2>&1 || { tail -60 "$log"; echo "run_all: build failed" >&2; exit 1; }
@@ -44,6 +67,7 @@ ninja -C "$build_dir" >"$log" 2>&1 || { tail -60 "$log"; echo "run_all: build fa
 ctest --test-dir "$build_dir" --output-on-failure -j "$jobs" 2>&1 | tee "$log"
 [ "${PIPESTATUS[0]}" -eq 0 ] || rc=1
 count "$log"
+note_failures "$log" main
 
 section "sanitizer build (ASan+UBSan): unit tests"
 { cmake -S "$root" -B "$asan_dir" -G Ninja -DCMAKE_BUILD_TYPE=Debug \
@@ -53,7 +77,12 @@ ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
   ctest --test-dir "$asan_dir" -L unit --output-on-failure -j "$jobs" 2>&1 | tee "$log"
 [ "${PIPESTATUS[0]}" -eq 0 ] || rc=1
 count "$log"
+note_failures "$log" asan
 
+if [ -s "$failures" ]; then
+  section "failed tests (the last lines each printed)"
+  cat "$failures"
+fi
 echo
 echo "tests: $passed passed, $failed failed"
 [ "$failed" -eq 0 ] || rc=1
