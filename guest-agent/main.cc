@@ -131,7 +131,9 @@ int main() {
   const int64_t net_done_us = BootUs();
 
   agent::Reaper reaper;
-  agent::Supervisor supervisor(&reaper, config);
+  // A parked workload (launch config "start": "restore") mounts its volumes when it starts.
+  agent::Supervisor supervisor(
+      &reaper, config, {.before_parked_start = [&config] { return agent::MountVolumes(config); }});
   namespace rpc = supermachine::agent::rpc;
   const uint32_t port = supermachine::agent::protocol::kAgentPort;
   // Without a listener the host cannot reach the agent, but the workload still runs and its

@@ -343,6 +343,9 @@ absl::StatusOr<absl::Duration> AgentClient::WaitReady(const ReadyCondition& cond
     case ReadyCondition::Kind::kIdle:
       op = absl::StrCat("wait for ", absl::FormatDuration(condition.idle), " idle");
       break;
+    case ReadyCondition::Kind::kParked:
+      op = "wait for the workload to be parked";
+      break;
   }
   SM_ASSIGN_OR_RETURN(v1::Response r, Call(*dialer_, req, v1::Response::kReady, op, local_deadline));
   return absl::Microseconds(static_cast<int64_t>(r.ready().waited_us()));

@@ -77,7 +77,7 @@ struct WriteFileOptions {
 
 // What WaitReady waits for; build one with the factories.
 struct ReadyCondition {
-  enum class Kind { kListenerPort, kWorkloadExited, kIdle };
+  enum class Kind { kListenerPort, kWorkloadExited, kIdle, kParked };
   Kind kind = Kind::kListenerPort;
   uint32_t port = 0;                          // kListenerPort: a TCP socket in LISTEN on it.
   absl::Duration idle = absl::ZeroDuration();  // kIdle: guest CPU idle this long.
@@ -85,6 +85,8 @@ struct ReadyCondition {
   static ReadyCondition ListenerPort(uint32_t p) { return {.kind = Kind::kListenerPort, .port = p}; }
   static ReadyCondition WorkloadExited() { return {.kind = Kind::kWorkloadExited}; }
   static ReadyCondition Idle(absl::Duration d) { return {.kind = Kind::kIdle, .idle = d}; }
+  // The workload is held unstarted (launch config "start": "restore") or has exited.
+  static ReadyCondition Parked() { return {.kind = Kind::kParked}; }
 };
 
 // Sent after a snapshot restore (RestoredRequest).

@@ -91,6 +91,9 @@ void ReadyToProto(const ReadyCondition& c, v1::WaitReadyRequest* r) {
     case ReadyCondition::Kind::kIdle:
       r->set_idle_ms(std::max<uint32_t>(ToWireMs(c.idle), 1));
       break;
+    case ReadyCondition::Kind::kParked:
+      r->set_parked(true);
+      break;
   }
 }
 

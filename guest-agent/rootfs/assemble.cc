@@ -2,6 +2,9 @@
 // The mount sequence from boot root to container root.
 #include "guest-agent/rootfs/assemble.h"
 
+#include <fcntl.h>
+#include <linux/fs.h>
+#include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -61,10 +64,36 @@ class Assembler {
     if (err.empty()) {
       err = Pivot();
     }
-    if (err.empty()) {
+    // A parked workload gets its volumes when it starts (MountVolumes, after a restore).
+    if (err.empty() && !config_.start_on_restore) {
       err = MountVolumes();
     }
     return err;
+  }
+
+  std::string MountVolumes() {
+    std::string err;
+    for (const VolumeMount& v : config_.volumes) {
+      std::string dev = Device(v.disk, "volume", &err);
+      if (dev.empty()) {
+        return err;
+      }
+      // The snapshot may hold this disk's first blocks in the block device's cache (the
+      // kernel's partition scan at boot), read from the image the bake made; a restore may
+      // hand in a copy that has been written since. Drop them so ext4 reads the disk as it is.
+      int fd = open(dev.c_str(), O_RDONLY | O_CLOEXEC);
+      if (fd >= 0) {
+        ioctl(fd, BLKFLSBUF, 0);
+        close(fd);
+      }
+      if (!MakeDirs(v.path, 0755)) {
+        return Errno("mkdir volume mount point " + v.path);
+      }
+      if (mount(dev.c_str(), v.path.c_str(), "ext4", 0, nullptr) != 0) {
+        return Errno("mount volume \"" + v.disk + "\" (" + dev + ", ext4) on " + v.path);
+      }
+    }
+    return "";
   }
 
  private:
@@ -181,23 +210,6 @@ class Assembler {
     return "";
   }
 
-  std::string MountVolumes() {
-    std::string err;
-    for (const VolumeMount& v : config_.volumes) {
-      std::string dev = Device(v.disk, "volume", &err);
-      if (dev.empty()) {
-        return err;
-      }
-      if (!MakeDirs(v.path, 0755)) {
-        return Errno("mkdir volume mount point " + v.path);
-      }
-      if (mount(dev.c_str(), v.path.c_str(), "ext4", 0, nullptr) != 0) {
-        return Errno("mount volume \"" + v.disk + "\" (" + dev + ", ext4) on " + v.path);
-      }
-    }
-    return "";
-  }
-
   const LaunchConfig& config_;
   const RootfsPaths& paths_;
   std::map<std::string, std::string> disks_;
@@ -208,6 +220,10 @@ class Assembler {
 
 std::string AssembleRoot(const LaunchConfig& config, const RootfsPaths& paths) {
   return Assembler(config, paths).Run();
+}
+
+std::string MountVolumes(const LaunchConfig& config, const RootfsPaths& paths) {
+  return Assembler(config, paths).MountVolumes();
 }
 
 }  // namespace supermachine::agent

@@ -20,6 +20,11 @@ struct RootfsPaths {
 // Expects MountEssentialFilesystems() to have run (/proc, /sys, /dev, /tmp, /run mounted on
 // the boot root). On success `/` is the overlay and returns ""; otherwise a message naming the
 // step, disk and errno. After a failure the guest is left as it was at the failed step.
+// With config.start_on_restore the volumes are left out (MountVolumes mounts them later).
 std::string AssembleRoot(const LaunchConfig& config, const RootfsPaths& paths = {});
+
+// Mounts config.volumes (ext4, by virtio serial) at their paths in the current root, dropping
+// each disk's block cache first. For a parked workload, right before it starts.
+std::string MountVolumes(const LaunchConfig& config, const RootfsPaths& paths = {});
 
 }  // namespace supermachine::agent

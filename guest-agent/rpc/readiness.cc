@@ -146,6 +146,9 @@ void HandleWaitReady(const Connection& conn, const v1::WaitReadyRequest& request
     case v1::WaitReadyRequest::kIdleMs:
       what = "the CPU to be idle for " + std::to_string(request.idle_ms()) + " ms";
       break;
+    case v1::WaitReadyRequest::kParked:
+      what = "the workload to be parked (held unstarted, or exited)";
+      break;
     case v1::WaitReadyRequest::CONDITION_NOT_SET:
       SendError(conn, kInvalidArgument, "wait_ready: no condition given");
       return;
@@ -174,6 +177,9 @@ void HandleWaitReady(const Connection& conn, const v1::WaitReadyRequest& request
         ready = idle.Observe(*now_cpu, now);
         break;
       }
+      case v1::WaitReadyRequest::kParked:
+        ready = conn.ctx->workload->parked() || conn.ctx->workload->WaitExit(0).has_value();
+        break;
       case v1::WaitReadyRequest::CONDITION_NOT_SET:
         break;
     }
@@ -196,7 +202,8 @@ void HandleWaitReady(const Connection& conn, const v1::WaitReadyRequest& request
       auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - now).count();
       slice = static_cast<int>(std::min<int64_t>(slice, left + 1));
     }
-    if (request.condition_case() == v1::WaitReadyRequest::kWorkloadExited) {
+    if (request.condition_case() == v1::WaitReadyRequest::kWorkloadExited ||
+        request.condition_case() == v1::WaitReadyRequest::kParked) {
       // Block in the supervisor for the slice instead of sleeping: the exit is seen at once.
       if (conn.ctx->workload->WaitExit(slice).has_value()) {
         continue;

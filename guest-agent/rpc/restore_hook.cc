@@ -232,6 +232,12 @@ void HandleRestored(const Connection& conn, const v1::RestoredRequest& request) 
     return;
   }
   conn.ctx->generation.store(request.generation());
+  // A parked workload (bake readiness "parked") starts on the first restore, after the reseed
+  // and the clock, so it never sees the snapshot's RNG state or time.
+  if (std::string err = conn.ctx->workload->StartParked(); !err.empty()) {
+    SendError(conn, kFailedPrecondition, "restored: the parked workload cannot start: " + err);
+    return;
+  }
   v1::Response response;
   response.mutable_restored()->set_generation(request.generation());
   SendResponse(conn, response);

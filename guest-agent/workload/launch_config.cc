@@ -172,9 +172,9 @@ LaunchConfigResult ParseLaunchConfig(std::string_view json) {
     result.error = std::string("launch config: must be a JSON object, got ") + doc.type_name();
     return result;
   }
-  static constexpr std::array<std::string_view, 11> kKnown = {
+  static constexpr std::array<std::string_view, 12> kKnown = {
       "version", "argv", "env", "cwd", "user", "hostname", "layers", "upper", "volumes",
-      "on_exit", "readiness"};
+      "on_exit", "readiness", "start"};
   for (const auto& [key, unused] : doc.items()) {
     bool known = false;
     for (std::string_view k : kKnown) {
@@ -182,7 +182,8 @@ LaunchConfigResult ParseLaunchConfig(std::string_view json) {
     }
     if (!known) {
       result.error = KeyError(key, "unknown key (this agent knows: version, argv, env, cwd, "
-                                   "user, hostname, layers, upper, volumes, on_exit, readiness)");
+                                   "user, hostname, layers, upper, volumes, on_exit, readiness, "
+                                   "start)");
       return result;
     }
   }
@@ -195,6 +196,7 @@ LaunchConfigResult ParseLaunchConfig(std::string_view json) {
   LaunchConfig c;
   std::string upper = "tmpfs";
   std::string on_exit = "stay";
+  std::string start = "boot";
   std::string error;
   bool ok = GetStringArray(doc, "argv", &c.argv, &error) &&
             GetStringArray(doc, "env", &c.env, &error) && GetString(doc, "cwd", &c.cwd, &error) &&
@@ -202,7 +204,8 @@ LaunchConfigResult ParseLaunchConfig(std::string_view json) {
             GetString(doc, "hostname", &c.hostname, &error) &&
             GetStringArray(doc, "layers", &c.layers, &error) &&
             GetString(doc, "upper", &upper, &error) &&
-            GetString(doc, "on_exit", &on_exit, &error) && ParseVolumes(doc, &c, &error) &&
+            GetString(doc, "on_exit", &on_exit, &error) &&
+            GetString(doc, "start", &start, &error) && ParseVolumes(doc, &c, &error) &&
             Validate(c, &error);
   if (!ok) {
     result.error = error;
@@ -226,6 +229,12 @@ LaunchConfigResult ParseLaunchConfig(std::string_view json) {
   } else if (on_exit != "stay") {
     result.error =
         KeyError("on_exit", "must be \"stay\" or \"poweroff\", got \"" + on_exit + "\"");
+    return result;
+  }
+  if (start == "restore") {
+    c.start_on_restore = true;
+  } else if (start != "boot") {
+    result.error = KeyError("start", "must be \"boot\" or \"restore\", got \"" + start + "\"");
     return result;
   }
   result.config = std::move(c);

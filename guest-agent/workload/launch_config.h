@@ -32,6 +32,11 @@ struct LaunchConfig {
   // After the workload exits: false = keep the VM up (the host asks through the agent);
   // true = power off once the exit is reported on the console.
   bool poweroff_on_exit = false;
+  // Key "start": "boot" (default) starts the workload and mounts the volumes at boot;
+  // "restore" parks: the root is assembled without the volumes and nothing runs until the host
+  // sends `restored` (a bake with readiness "parked" snapshots in that state, so every restore
+  // mounts the volumes it is given and starts the workload fresh).
+  bool start_on_restore = false;
 };
 
 struct LaunchConfigResult {

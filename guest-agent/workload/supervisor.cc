@@ -55,6 +55,43 @@ Supervisor::~Supervisor() {
 }
 
 std::string Supervisor::Start() {
+  if (config_.start_on_restore) {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      parked_ = true;
+    }
+    std::printf("%sworkload parked (starts when the host reports a restore)\n", kPrefix);
+    std::fflush(stdout);
+    return "";
+  }
+  return Launch();
+}
+
+bool Supervisor::parked() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return parked_;
+}
+
+std::string Supervisor::StartParked() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (!parked_ || shutting_down_) {
+      return "";
+    }
+    parked_ = false;  // Taken: a concurrent second call starts nothing.
+  }
+  if (options_.before_parked_start) {
+    if (std::string err = options_.before_parked_start(); !err.empty()) {
+      started_ = std::chrono::steady_clock::now();
+      std::fprintf(stderr, "%sworkload: %s\n", kPrefix, err.c_str());
+      RecordExit(ProcessExit{.exit_code = 126});
+      return err;
+    }
+  }
+  return Launch();
+}
+
+std::string Supervisor::Launch() {
   started_ = std::chrono::steady_clock::now();
   UserResult user = ResolveUser(config_.user, options_.passwd_root);
   std::string error;
@@ -157,7 +194,8 @@ void Supervisor::Shutdown() {
 
 void Supervisor::StopAndPowerOff() {
   Forward(SIGTERM);
-  if (!WaitExit(static_cast<int>(options_.stop_grace.count()))) {
+  // A parked workload never started: nothing to wait for (StartParked refuses from now on).
+  if (!parked() && !WaitExit(static_cast<int>(options_.stop_grace.count()))) {
     std::printf("%sworkload ignored SIGTERM for %lld ms: killing it\n", kPrefix,
                 static_cast<long long>(options_.stop_grace.count()));
     std::fflush(stdout);

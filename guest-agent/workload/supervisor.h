@@ -25,6 +25,9 @@ struct SupervisorOptions {
   // Ends the VM after the workload stopped; empty = kill every other process, sync and reset
   // (init/power.h). Host tests inject a recorder.
   std::function<void()> power_off;
+  // Runs right before a parked workload starts (StartParked): main mounts the volumes here.
+  // A non-empty return is the reason it cannot start. Empty function = nothing to do.
+  std::function<std::string()> before_parked_start;
 };
 
 class Supervisor : public WorkloadView {
@@ -36,6 +39,8 @@ class Supervisor : public WorkloadView {
 
   // Resolves the user and starts the workload. On failure the workload counts as exited with
   // 127 (not found) / 126 (cannot run), so WaitExit() still answers; returns the message.
+  // With config.start_on_restore it only parks the workload ("workload parked" on the console)
+  // and StartParked() starts it later.
   std::string Start();
   // Sends `sig` to the workload if it runs (PID 1 forwards SIGTERM/SIGINT/... here).
   void Forward(int sig);
@@ -43,8 +48,11 @@ class Supervisor : public WorkloadView {
   std::optional<WorkloadExitInfo> WaitExit(int timeout_ms) override;
   ExecDefaults exec_defaults() const override;
   void Shutdown() override;
+  bool parked() const override;
+  std::string StartParked() override;
 
  private:
+  std::string Launch();
   void Watch(pid_t pid);
   void RecordExit(const ProcessExit& exit);
   void StopAndPowerOff();
@@ -60,6 +68,7 @@ class Supervisor : public WorkloadView {
   pid_t pid_ = -1;  // Running workload, or -1.
   std::optional<WorkloadExitInfo> exit_;
   bool shutting_down_ = false;
+  bool parked_ = false;
   std::thread watcher_;
   std::thread stopper_;
 };

@@ -45,6 +45,13 @@ class WorkloadView {
   // Stops the workload (SIGTERM, then SIGKILL after a grace period) and powers the VM off.
   // Returns once the power-off is under way (the caller may answer the host first).
   virtual void Shutdown() = 0;
+  // True while the workload is held unstarted (launch config "start": "restore"): the state a
+  // bake with readiness "parked" snapshots. Thread-safe.
+  virtual bool parked() const { return false; }
+  // Starts a parked workload (the `restored` operation calls it). "" when it started or nothing
+  // was parked; otherwise why it could not start (it then counts as exited). Thread-safe; only
+  // the first call starts anything.
+  virtual std::string StartParked() { return ""; }
 };
 
 }  // namespace supermachine::agent

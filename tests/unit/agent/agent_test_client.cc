@@ -48,6 +48,34 @@ bool FakeWorkload::shutdown_called() const {
   return shutdown_called_;
 }
 
+bool FakeWorkload::parked() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return parked_;
+}
+
+std::string FakeWorkload::StartParked() {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (!parked_) {
+    return "";
+  }
+  ++start_parked_calls_;
+  if (start_error_.empty()) {
+    parked_ = false;
+  }
+  return start_error_;
+}
+
+void FakeWorkload::Park(std::string start_error) {
+  std::lock_guard<std::mutex> lock(mu_);
+  parked_ = true;
+  start_error_ = std::move(start_error);
+}
+
+int FakeWorkload::start_parked_calls() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return start_parked_calls_;
+}
+
 int FakeSystem::AddEntropy(const std::string& bytes) {
   std::lock_guard<std::mutex> lock(mu);
   calls.push_back("entropy:" + std::to_string(bytes.size()));

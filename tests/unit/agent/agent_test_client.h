@@ -31,10 +31,15 @@ class FakeWorkload : public WorkloadView {
   std::optional<WorkloadExitInfo> WaitExit(int timeout_ms) override;
   ExecDefaults exec_defaults() const override;
   void Shutdown() override;
+  bool parked() const override;
+  std::string StartParked() override;
 
   void SetDefaults(ExecDefaults defaults);
   void Exit(const WorkloadExitInfo& info);
   bool shutdown_called() const;
+  // Parks the fake workload; StartParked() then answers `start_error` (and unparks on "").
+  void Park(std::string start_error = "");
+  int start_parked_calls() const;
 
  private:
   mutable std::mutex mu_;
@@ -42,6 +47,9 @@ class FakeWorkload : public WorkloadView {
   ExecDefaults defaults_;
   std::optional<WorkloadExitInfo> exit_;
   bool shutdown_called_ = false;
+  bool parked_ = false;
+  std::string start_error_;
+  int start_parked_calls_ = 0;
 };
 
 // Records what the restore hook asked for instead of doing it.

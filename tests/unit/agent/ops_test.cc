@@ -337,6 +337,60 @@ TEST_F(OpsTest, WaitReadyWorkloadExitedFiresOnExit) {
   ASSERT_TRUE(r.has_ready()) << r.DebugString();
 }
 
+TEST_F(OpsTest, WaitReadyParkedFiresAtOnceForAParkedWorkload) {
+  workload_.Park();
+  v1::Request request;
+  request.mutable_wait_ready()->set_parked(true);
+  request.mutable_wait_ready()->set_timeout_ms(20000);
+  v1::Response r = Call(request);
+  ASSERT_TRUE(r.has_ready()) << r.DebugString();
+}
+
+TEST_F(OpsTest, WaitReadyParkedWaitsForARunningWorkloadToExit) {
+  Conn conn = Connect();
+  v1::Request request;
+  request.mutable_wait_ready()->set_parked(true);
+  request.mutable_wait_ready()->set_timeout_ms(20000);
+  conn.Send(request);
+  EXPECT_FALSE(Readable(conn.fd(), 200)) << "answered while the workload runs";
+  workload_.Exit(WorkloadExitInfo{});
+  v1::Response r;
+  ASSERT_TRUE(conn.Read(&r));
+  ASSERT_TRUE(r.has_ready()) << r.DebugString();
+}
+
+TEST_F(OpsTest, WaitReadyParkedTimesOutWhileTheWorkloadRuns) {
+  v1::Request request;
+  request.mutable_wait_ready()->set_parked(true);
+  request.mutable_wait_ready()->set_timeout_ms(150);
+  v1::Response r = Call(request);
+  ASSERT_TRUE(r.has_error()) << r.DebugString();
+  EXPECT_EQ(r.error().code(), kDeadlineExceeded);
+  EXPECT_THAT(r.error().message(), HasSubstr("parked"));
+}
+
+TEST_F(OpsTest, RestoredStartsAParkedWorkloadAfterTheReseed) {
+  workload_.Park();
+  v1::Request request;
+  request.mutable_restored()->set_entropy(std::string(32, '\x07'));
+  request.mutable_restored()->set_generation(4);
+  v1::Response r = Call(request);
+  ASSERT_TRUE(r.has_restored()) << r.DebugString();
+  EXPECT_EQ(workload_.start_parked_calls(), 1);
+  EXPECT_FALSE(workload_.parked());
+}
+
+TEST_F(OpsTest, RestoredReportsAParkedWorkloadThatCannotStart) {
+  workload_.Park("volume disk \"v0\" not found");
+  v1::Request request;
+  request.mutable_restored()->set_entropy(std::string(32, '\x07'));
+  request.mutable_restored()->set_generation(5);
+  v1::Response r = Call(request);
+  ASSERT_TRUE(r.has_error()) << r.DebugString();
+  EXPECT_EQ(r.error().code(), kFailedPrecondition);
+  EXPECT_THAT(r.error().message(), HasSubstr("volume disk \"v0\" not found"));
+}
+
 TEST_F(OpsTest, WaitExitReturnsTheWorkloadStatus) {
   WorkloadExitInfo info;
   info.status.signaled = true;

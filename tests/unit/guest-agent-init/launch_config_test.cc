@@ -39,6 +39,22 @@ TEST(LaunchConfig, DefaultsAreRootCwdSlashTmpfsUpperAndStay) {
   EXPECT_EQ(r.config->upper_disk, "");
   EXPECT_TRUE(r.config->layers.empty());
   EXPECT_FALSE(r.config->poweroff_on_exit);
+  EXPECT_FALSE(r.config->start_on_restore);
+}
+
+TEST(LaunchConfig, StartRestoreParksAndBootIsTheDefault) {
+  LaunchConfigResult parked = ParseLaunchConfig(R"({"argv": ["/app"], "start": "restore"})");
+  ASSERT_TRUE(parked.config) << parked.error;
+  EXPECT_TRUE(parked.config->start_on_restore);
+  LaunchConfigResult boot = ParseLaunchConfig(R"({"argv": ["/app"], "start": "boot"})");
+  ASSERT_TRUE(boot.config) << boot.error;
+  EXPECT_FALSE(boot.config->start_on_restore);
+}
+
+TEST(LaunchConfig, RejectsUnknownStartMode) {
+  LaunchConfigResult r = ParseLaunchConfig(R"({"argv": ["/app"], "start": "later"})");
+  EXPECT_FALSE(r.config);
+  EXPECT_THAT(r.error, HasSubstr("key \"start\": must be \"boot\" or \"restore\", got \"later\""));
 }
 
 TEST(LaunchConfig, RejectsUnknownKeyByName) {

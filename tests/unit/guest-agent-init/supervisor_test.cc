@@ -92,6 +92,53 @@ TEST_F(SupervisorTest, ShutdownKillsAWorkloadIgnoringSigtermThenPowersOff) {
   EXPECT_TRUE(powered_off_);
 }
 
+TEST_F(SupervisorTest, StartOnRestoreParksUntilStartParkedThenRunsAfterTheHook) {
+  const std::string marker = dir_.Join("ran");
+  LaunchConfig c{.argv = {"/bin/sh", "-c", "echo ran > " + marker + "; exit 3"},
+                 .start_on_restore = true};
+  SupervisorOptions o = Options();
+  std::atomic<int> hook_calls{0};
+  o.before_parked_start = [&] {
+    // The hook runs before the workload: the marker must not exist yet.
+    EXPECT_NE(access(marker.c_str(), F_OK), 0);
+    ++hook_calls;
+    return std::string();
+  };
+  Supervisor s(&reaper_, c, o);
+  ASSERT_EQ(s.Start(), "");
+  EXPECT_TRUE(s.parked());
+  EXPECT_FALSE(s.WaitExit(200));  // Parked: nothing runs, nothing exits.
+  EXPECT_NE(access(marker.c_str(), F_OK), 0);
+
+  EXPECT_EQ(s.StartParked(), "");
+  EXPECT_FALSE(s.parked());
+  std::optional<WorkloadExitInfo> exit = s.WaitExit(10000);
+  ASSERT_TRUE(exit);
+  EXPECT_EQ(exit->status.exit_code, 3);
+  EXPECT_EQ(ReadFileOrDie(marker), "ran\n");
+  EXPECT_EQ(s.StartParked(), "");  // Only the first call starts anything.
+  EXPECT_EQ(hook_calls.load(), 1);
+}
+
+TEST_F(SupervisorTest, StartParkedHookFailureCountsAsExit126WithTheReason) {
+  SupervisorOptions o = Options();
+  o.before_parked_start = [] { return std::string("volume disk \"v0\" not found"); };
+  Supervisor s(&reaper_, LaunchConfig{.argv = {"/bin/true"}, .start_on_restore = true}, o);
+  ASSERT_EQ(s.Start(), "");
+  EXPECT_THAT(s.StartParked(), HasSubstr("volume disk \"v0\" not found"));
+  std::optional<WorkloadExitInfo> exit = s.WaitExit(0);
+  ASSERT_TRUE(exit);
+  EXPECT_EQ(exit->status.exit_code, 126);
+}
+
+TEST_F(SupervisorTest, WithoutStartOnRestoreNothingIsParked) {
+  Supervisor s(&reaper_, LaunchConfig{.argv = {"/bin/true"}}, Options());
+  ASSERT_EQ(s.Start(), "");
+  EXPECT_FALSE(s.parked());
+  ASSERT_TRUE(s.WaitExit(10000));
+  EXPECT_EQ(s.StartParked(), "");
+}
+
 TEST_F(SupervisorTest, ExecDefaultsCarryEnvWithDefaultPathCwdAndUser) {
   Supervisor s(&reaper_, LaunchConfig{.argv = {"/app"}, .env = {"A=1"}, .cwd = "/srv",
                                       .user = "app"},
