@@ -46,6 +46,10 @@ while [ $# -gt 0 ]; do
 done
 
 say() { echo "demo: $*"; }
+# A command that fails outside a check still ends the run with a line saying which, and
+# with status 1: 124 is reserved for "the lab timed out" in quickstart.sh.
+set -E
+trap 'rc=$?; echo "demo: FAILED: line $LINENO: $BASH_COMMAND (exit $rc)" >&2; exit 1' ERR
 die() { echo "demo: FAILED: $*" >&2; exit 1; }
 note=""
 [ "$emulated" = 1 ] && note=" (emulated, not representative)"
@@ -92,14 +96,15 @@ else
   # Unix socket paths are limited to 107 bytes, and each VM's vsock socket lives deeper.
   [ ${#state} -le 70 ] || die "--state-dir '$state' is too long for Unix sockets (keep it under 70 bytes)"
 fi
-smctl() { timeout --kill-after=10 "$1" "$smctl_bin" --socket "$socket" "${@:2}"; }
+# smctl with both bounds: its own RPC deadline and a kill if the process itself stalls.
+smctl() { timeout --kill-after=10 "$(($1 + 10))" "$smctl_bin" --socket "$socket" --timeout "$1" "${@:2}"; }
 
 # --- cleanup: whatever we started goes, even on failure or Ctrl-C ---------------------------
 vms=()
 started_pid=""
 cleanup() {
   local rc=$?
-  trap - EXIT INT TERM
+  trap - EXIT INT TERM ERR
   if [ "$keep" = 0 ]; then
     for vm in "${vms[@]}"; do
       smctl 60 rm "$vm" >/dev/null 2>&1 || echo "demo: could not release VM $vm (smctl rm $vm)" >&2
@@ -179,7 +184,7 @@ PY
 fi
 # Under the emulated lab a first start (gRPC, SQLite, pools) takes tens of seconds.
 start_deadline=$(($(now_ms) + 300 * 1000))
-until smctl 30 version >/dev/null 2>&1; do
+until smctl 60 version >/dev/null 2>&1; do
   if [ -n "$started_pid" ] && ! kill -0 "$started_pid" 2>/dev/null; then
     die "supermachined exited at start"
   fi
@@ -187,7 +192,7 @@ until smctl 30 version >/dev/null 2>&1; do
   sleep 1
 done
 say "daemon: serving on $socket ($(($(now_ms) - start_deadline + 300 * 1000)) ms after start)"
-smctl 30 health | sed 's/^/demo:   /' || true
+smctl 60 health | sed 's/^/demo:   /' || true
 
 # --- 3. smctl run: bake on first use, restore, forward the port -----------------------------
 run_detached() {  # run_detached HOST_PORT -> sets vm_id, host_port, run_ms
@@ -229,7 +234,7 @@ fetch() {
   ttfb_ms=$(python3 -c "print(round(float('$ttfb') * 1000))")
 }
 snapshot_of() {  # snapshot name of a VM, from smctl ps --json
-  smctl 10 ps --json | python3 -c "
+  smctl 60 ps --json | python3 -c "
 import json, sys
 for v in json.load(sys.stdin).get('vms', []):
     if v.get('id') == '$1': print(v.get('snapshot', ''))"
@@ -253,7 +258,7 @@ meta=$snapshots/$snap/metadata.json
 [ -f "$meta" ] || die "the snapshot's $meta is missing"
 state_file_before=$(stat -c '%i %Y' "$snapshots/$snap/state")
 bake_total=0 bake_prep=0 bake_boot=0 bake_ready=0 bake_snap=0
-read -r bake_total bake_prep bake_boot bake_ready bake_snap _ < <(bake_line "$meta") || true
+read -r bake_total bake_prep bake_boot bake_ready bake_snap _ <<<"$(bake_line "$meta")" || true
 fetch "$port1" "$state/page1.html"
 wait1_ms=$wait_ms ttfb1_ms=$ttfb_ms
 say "VM $vm1 (snapshot $snap) serves http://127.0.0.1:$port1/ :"
