@@ -49,6 +49,9 @@ struct LaunchRequest {
   std::string snapshot_dir;
   std::string labels_json = "{}";
   std::string hostname;  // empty: keep the snapshot's
+  // Egress policy override (canonical text, worker/net/egress_policy.h); empty: the policy
+  // saved in the snapshot. Non-empty needs a snapshot with a network device.
+  std::string egress_policy;
 };
 
 class VmLauncher {

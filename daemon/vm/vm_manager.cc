@@ -36,7 +36,7 @@ VmManager::VmManager(VmManagerOptions options) : options_(std::move(options)) {
 
 VmManager::~VmManager() {
   std::map<std::string, Active> active;
-  std::map<std::string, std::unique_ptr<Pool>> pools;
+  std::map<PoolKey, std::unique_ptr<Pool>> pools;
   {
     absl::MutexLock lock(&mu_);
     stopping_ = true;
@@ -56,30 +56,40 @@ VmManager::~VmManager() {
   pools.clear();  // each pool stops its ready VMs
 }
 
-absl::StatusOr<Pool*> VmManager::PoolFor(const std::string& snapshot, const std::string& dir) {
+absl::StatusOr<Pool*> VmManager::PoolFor(const std::string& snapshot, const std::string& dir,
+                                         const std::string& egress_policy) {
   absl::MutexLock lock(&mu_);
-  auto it = pools_.find(snapshot);
+  const PoolKey key{snapshot, egress_policy};
+  auto it = pools_.find(key);
   if (it != pools_.end()) {
     return it->second.get();
   }
   auto cfg = options_.pools.find(snapshot);
   PoolConfig config = cfg != options_.pools.end() ? cfg->second : options_.default_pool;
+  if (!egress_policy.empty()) {
+    // A policy override restores on demand: keeping warm VMs for every policy a caller once
+    // named would multiply the configured pool.
+    config.min = 0;
+  }
   VmLauncher* launcher = options_.launcher;
   VmJournal* journal = options_.journal;
   auto pool = std::make_unique<Pool>(
       snapshot, config,
-      [launcher, snapshot, dir](absl::Time deadline)
+      [launcher, snapshot, dir, egress_policy](absl::Time deadline)
           -> absl::StatusOr<std::unique_ptr<VmInstance>> {
         SM_ASSIGN_OR_RETURN(std::string id, RandomHexId());
         id.resize(kVmIdLength);
-        return launcher->Launch(
-            LaunchRequest{.vm_id = id, .snapshot_name = snapshot, .snapshot_dir = dir}, deadline);
+        return launcher->Launch(LaunchRequest{.vm_id = id,
+                                              .snapshot_name = snapshot,
+                                              .snapshot_dir = dir,
+                                              .egress_policy = egress_policy},
+                                deadline);
       },
       [journal](const std::string& id, const VmEnd& end) {
         journal->End(id, end).IgnoreError();
       });
   Pool* out = pool.get();
-  pools_.emplace(snapshot, std::move(pool));
+  pools_.emplace(key, std::move(pool));
   return out;
 }
 
@@ -122,7 +132,7 @@ absl::StatusOr<VmView> VmManager::Acquire(const AcquireOptions& options) {
     }
     return dir.status();
   }
-  SM_ASSIGN_OR_RETURN(Pool * pool, PoolFor(snapshot, *dir));
+  SM_ASSIGN_OR_RETURN(Pool * pool, PoolFor(snapshot, *dir, options.egress_policy));
   SM_ASSIGN_OR_RETURN(Acquired got, pool->Acquire(options.deadline));
   std::shared_ptr<VmInstance> vm = std::move(got.vm);
 
@@ -131,7 +141,8 @@ absl::StatusOr<VmView> VmManager::Acquire(const AcquireOptions& options) {
                          .snapshot = snapshot,
                          .vm = vm,
                          .pool_hit = got.pool_hit,
-                         .acquired = absl::Now()},
+                         .acquired = absl::Now(),
+                         .egress_policy = options.egress_policy},
                 .pool = pool};
   for (const PortSpec& p : options.ports) {
     const agent::AgentClient* agent = vm->agent();
@@ -238,8 +249,8 @@ std::vector<VmView> VmManager::List() const {
 std::vector<NamedPoolStats> VmManager::PoolStatistics() const {
   absl::MutexLock lock(&mu_);
   std::vector<NamedPoolStats> out;
-  for (const auto& [name, pool] : pools_) {
-    out.push_back({.snapshot = name, .stats = pool->Stats()});
+  for (const auto& [key, pool] : pools_) {
+    out.push_back({.snapshot = key.first, .stats = pool->Stats(), .egress_policy = key.second});
   }
   return out;
 }

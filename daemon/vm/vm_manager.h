@@ -12,6 +12,7 @@
 #include <memory>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
@@ -37,6 +38,10 @@ struct AcquireOptions {
   std::string labels_json = "{}";
   std::vector<PortSpec> ports;
   absl::Time deadline = absl::InfiniteFuture();  // infinite: the pool's acquire_timeout
+  // Egress policy override in canonical form (net::ToString; the API validates it); "" = the
+  // snapshot's own. Part of the pool key: a VM restored with one policy is never handed out
+  // for another.
+  std::string egress_policy;
 };
 
 // A handed-out VM as callers see it. `vm` stays valid while held, even after Release (its
@@ -49,11 +54,13 @@ struct VmView {
   std::vector<PortSpec> ports;  // host_port filled in
   bool pool_hit = false;
   absl::Time acquired;
+  std::string egress_policy;  // the Acquire's override ("" = the snapshot's own)
 };
 
 struct NamedPoolStats {
   std::string snapshot;
   PoolStats stats;
+  std::string egress_policy;  // the pool's override ("" = the snapshot's own policy)
 };
 
 struct VmManagerOptions {
@@ -98,7 +105,9 @@ class VmManager {
     Pool* pool = nullptr;
     std::vector<std::unique_ptr<PortForwarder>> forwarders;
   };
-  absl::StatusOr<Pool*> PoolFor(const std::string& snapshot, const std::string& dir);
+  // One pool per (snapshot, egress override): pooled VMs equal fresh ones.
+  absl::StatusOr<Pool*> PoolFor(const std::string& snapshot, const std::string& dir,
+                                const std::string& egress_policy = "");
   void MonitorLoop();
   void End(const std::string& id, const VmEnd& end);
   // Caller holds mu_. Finds by id, then by name.
@@ -110,7 +119,9 @@ class VmManager {
   mutable absl::Mutex mu_;
   absl::CondVar stop_cv_;
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
-  std::map<std::string, std::unique_ptr<Pool>> pools_ ABSL_GUARDED_BY(mu_);
+  // Keyed by (snapshot, egress override).
+  using PoolKey = std::pair<std::string, std::string>;
+  std::map<PoolKey, std::unique_ptr<Pool>> pools_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, Active> active_ ABSL_GUARDED_BY(mu_);
   // Why recently ended VMs ended, for the message a late caller gets (bounded).
   std::map<std::string, std::string> ended_ ABSL_GUARDED_BY(mu_);

@@ -137,11 +137,18 @@ absl::StatusOr<std::unique_ptr<WorkerVm>> WorkerLauncher::Spawn(const LaunchRequ
   const std::string vsock = dir + "/vsock";
   const std::string control = dir + "/control";
   const std::string console = dir + "/console.log";
+  std::vector<std::string> argv = {options_.worker_binary, "--restore", request.snapshot_dir,
+                                   "--vsock", vsock, "--control", control, "--serial",
+                                   "file:" + console};
+  if (!request.egress_policy.empty()) {
+    // The restore keeps the snapshot's network device (fresh MAC, new passt) and takes this
+    // policy instead of the saved one; a snapshot without one refuses (docs/networking.md).
+    argv.push_back("--net");
+    argv.push_back("passt,egress=" + request.egress_policy);
+  }
   SM_ASSIGN_OR_RETURN(base::ChildProcess child,
                       base::ChildProcess::Spawn({
-                          .argv = {options_.worker_binary, "--restore", request.snapshot_dir,
-                                   "--vsock", vsock, "--control", control, "--serial",
-                                   "file:" + console},
+                          .argv = std::move(argv),
                           .stdout_fd = log.get(),
                           .stderr_fd = log.get(),
                           // Own session: the worker outlives the daemon and our signals.
