@@ -12,6 +12,8 @@
 #include <chrono>
 #include <cstdio>
 #include <cstring>
+#include <fstream>
+#include <sstream>
 
 #include "cli/exit_codes.h"
 #include "daemon/config/default_paths.h"
@@ -38,6 +40,66 @@ std::string Octal(uint32_t mode) {
 constexpr char kStartHint[] =
     "start it with `systemctl start supermachined` or `supermachined &`, or point smctl at "
     "its socket with --socket or SUPERMACHINE_SOCKET";
+
+// The flag, else the environment variable, else "".
+std::string FlagOrEnv(const std::string& flag_value, const char* env_name) {
+  if (!flag_value.empty()) {
+    return flag_value;
+  }
+  const char* env = ::getenv(env_name);
+  return env != nullptr ? env : "";
+}
+
+bool ReadWhole(const std::string& path, std::string* out) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    return false;
+  }
+  std::stringstream ss;
+  ss << in.rdbuf();
+  *out = ss.str();
+  return true;
+}
+
+// TLS channel credentials plus the bearer token on every call, from --tls-ca, --tls-cert,
+// --tls-key and --token-file (or their environment variables).
+grpc::Status RemoteCredentials(const GlobalOptions& o,
+                               std::shared_ptr<grpc::ChannelCredentials>* out) {
+  const std::string token_file = FlagOrEnv(o.token_file, "SUPERMACHINE_TOKEN_FILE");
+  if (token_file.empty()) {
+    return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                        "a remote daemon (--host) needs its bearer token: pass --token-file FILE "
+                        "or set SUPERMACHINE_TOKEN_FILE");
+  }
+  std::string token;
+  if (!ReadWhole(token_file, &token)) {
+    return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                        "cannot read the token file " + token_file);
+  }
+  while (!token.empty() && (token.back() == '\n' || token.back() == '\r' ||
+                            token.back() == ' ' || token.back() == '\t')) {
+    token.pop_back();
+  }
+  grpc::SslCredentialsOptions ssl;
+  const std::pair<const char*, std::string*> files[] = {
+      {"SUPERMACHINE_TLS_CA", &ssl.pem_root_certs},
+      {"SUPERMACHINE_TLS_CERT", &ssl.pem_cert_chain},
+      {"SUPERMACHINE_TLS_KEY", &ssl.pem_private_key}};
+  const std::string* flags[] = {&o.tls_ca, &o.tls_cert, &o.tls_key};
+  for (size_t i = 0; i < 3; ++i) {
+    const std::string path = FlagOrEnv(*flags[i], files[i].first);
+    if (!path.empty() && !ReadWhole(path, files[i].second)) {
+      return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "cannot read " + path);
+    }
+  }
+  if (ssl.pem_cert_chain.empty() != ssl.pem_private_key.empty()) {
+    return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                        "--tls-cert and --tls-key go together (the client certificate for mTLS)");
+  }
+  *out = grpc::CompositeChannelCredentials(grpc::SslCredentials(ssl),
+                                           grpc::AccessTokenCredentials(token));
+  return grpc::Status::OK;
+}
 
 }  // namespace
 
@@ -141,6 +203,17 @@ grpc::Status ExplainSocketProblem(const SocketDiagnosis& d, const std::string& p
 }
 
 grpc::Status Client::Connect(const GlobalOptions& options, std::unique_ptr<Client>* out) {
+  if (std::string host = FlagOrEnv(options.host, "SUPERMACHINE_HOST"); !host.empty()) {
+    std::shared_ptr<grpc::ChannelCredentials> creds;
+    grpc::Status st = RemoteCredentials(options, &creds);
+    if (!st.ok()) {
+      return st;
+    }
+    out->reset(new Client(host, options.timeout_seconds,
+                          v1::Supermachine::NewStub(grpc::CreateChannel(host, creds))));
+    (*out)->remote_ = true;
+    return grpc::Status::OK;
+  }
   std::string path = ResolveSocketPath(options.socket);
   grpc::Status st = ExplainSocketProblem(DiagnoseSocket(path), path);
   if (!st.ok()) {
@@ -163,11 +236,25 @@ std::unique_ptr<grpc::ClientContext> Client::StreamContext() const {
 }
 
 grpc::Status Client::Explain(const grpc::Status& status) const {
+  if (remote_ && status.error_code() == grpc::StatusCode::UNAVAILABLE) {
+    // No socket to diagnose: the address, the TLS handshake (CA, mTLS certificate) or the
+    // network; gRPC's text says which.
+    return grpc::Status(grpc::StatusCode::UNAVAILABLE,
+                        "cannot reach supermachined at " + socket_ + " over TLS: " +
+                            status.error_message() +
+                            " (check --host, --tls-ca, and --tls-cert/--tls-key if the daemon "
+                            "requires client certificates)");
+  }
   if (status.error_code() == grpc::StatusCode::UNAVAILABLE) {
     // The daemon may have gone away between the check and the call.
     grpc::Status again = ExplainSocketProblem(DiagnoseSocket(socket_), socket_);
     if (!again.ok()) {
       return again;
+    }
+    if (DaemonAnswers()) {
+      // The daemon is up: UNAVAILABLE is its own verdict on something it depends on (e.g. a
+      // registry it cannot reach), and its message says which.
+      return status;
     }
     return grpc::Status(grpc::StatusCode::UNAVAILABLE,
                         "supermachined at " + socket_ + " is unavailable: " + status.error_message());
@@ -182,6 +269,48 @@ grpc::Status Client::Explain(const grpc::Status& status) const {
                             secs + "s: check `journalctl -u supermachined`, or raise --timeout");
   }
   return status;
+}
+
+bool Client::DaemonAnswers() const {
+  auto ctx = std::make_unique<grpc::ClientContext>();
+  ctx->set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(3));
+  v1::HealthResponse resp;
+  return stub_->Health(ctx.get(), {}, &resp).ok();
+}
+
+grpc::Status Client::ExplainVmFailure(const grpc::Status& status) const {
+  switch (status.error_code()) {
+    case grpc::StatusCode::OK:
+    case grpc::StatusCode::NOT_FOUND:
+    case grpc::StatusCode::INVALID_ARGUMENT:
+    case grpc::StatusCode::PERMISSION_DENIED:
+    case grpc::StatusCode::UNAUTHENTICATED:
+    case grpc::StatusCode::UNIMPLEMENTED:
+      return status;  // the request itself was wrong or refused: the host is not the cause
+    default:
+      break;
+  }
+  auto ctx = std::make_unique<grpc::ClientContext>();
+  ctx->set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(3));
+  v1::HealthResponse health;
+  if (!stub_->Health(ctx.get(), {}, &health).ok() || health.kvm() == "hardware") {
+    return status;
+  }
+  // The daemon's KVM probe (daemon/api/kvm_probe.h) names the cause and the remedy; a
+  // newcomer on a laptop VM or a cloud instance meets this first, under a restore error.
+  std::string why = health.kvm() == "pvm"
+                        ? "this host's KVM is PVM (paravirtualized, no hardware virtualization): "
+                          "stock guest kernels do not boot on it"
+                        : "this host has no usable hardware virtualization (KVM: " +
+                              health.kvm() + "), so no VM can boot here";
+  std::string msg = status.error_message() + "\n  likely cause: " + why;
+  for (const std::string& p : health.problems()) {
+    if (p.rfind("store ", 0) != 0) {
+      msg += "\n  - " + p;
+    }
+  }
+  msg += "\n  on such a host, try the emulated KVM lab: ./deploy/quickstart.sh (docs/quickstart.md)";
+  return grpc::Status(status.error_code(), msg);
 }
 
 int ReportError(const grpc::Status& status) {

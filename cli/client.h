@@ -20,6 +20,13 @@ struct GlobalOptions {
   std::string socket;          // from --socket; empty: $SUPERMACHINE_SOCKET, then the default
   double timeout_seconds = 10; // deadline of each unary RPC
   bool json = false;           // per-verb --json sets this
+  // A remote daemon over TLS + bearer token (docs/operations.md, "Remote access"). Each falls
+  // back to its environment variable; an empty host means the Unix socket.
+  std::string host;        // --host HOST:PORT, $SUPERMACHINE_HOST
+  std::string tls_ca;      // --tls-ca PEM, $SUPERMACHINE_TLS_CA ("" = the system's roots)
+  std::string token_file;  // --token-file, $SUPERMACHINE_TOKEN_FILE (required with a host)
+  std::string tls_cert;    // --tls-cert, $SUPERMACHINE_TLS_CERT: client certificate for mTLS
+  std::string tls_key;     // --tls-key, $SUPERMACHINE_TLS_KEY
 };
 
 // --socket wins, then $SUPERMACHINE_SOCKET, then the daemon's default for this user.
@@ -55,12 +62,21 @@ class Client {
   // Turns a failed RPC's status into the message smctl prints: transport failures are
   // re-diagnosed against the socket, timeouts say what timed out; daemon messages stay as is.
   grpc::Status Explain(const grpc::Status& status) const;
+  // For a failed Acquire or Bake: when the daemon reports that this host has no hardware
+  // virtualization (smctl health: KVM pvm or absent), says so under the daemon's message, with
+  // the daemon's remedies, since the restore or boot error alone does not tell a newcomer why.
+  // Requests refused as wrong (not found, invalid, denied) are returned as they are.
+  grpc::Status ExplainVmFailure(const grpc::Status& status) const;
 
  private:
+  // Whether the daemon answers a Health call within 3 s.
+  bool DaemonAnswers() const;
+
   Client(std::string socket, double timeout_seconds, std::unique_ptr<v1::Supermachine::Stub> stub)
       : socket_(std::move(socket)), timeout_seconds_(timeout_seconds), stub_(std::move(stub)) {}
 
-  std::string socket_;
+  std::string socket_;  // or HOST:PORT when remote_
+  bool remote_ = false;
   double timeout_seconds_;
   std::unique_ptr<v1::Supermachine::Stub> stub_;
 };

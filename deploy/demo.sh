@@ -151,13 +151,18 @@ json.dump({"kernel": sys.argv[2], "guest_agent": sys.argv[3],
 PY
     [ -f /etc/default/supermachined ] ||
       echo "SUPERMACHINED_ARGS=\"--config $conf\"" >/etc/default/supermachined
+    wrote_config=1
     say "wrote $conf (kernel and guest agent for bakes) and /etc/default/supermachined"
   fi
   grep -q -- "--config" /etc/default/supermachined 2>/dev/null ||
     say "note: /etc/default/supermachined has no --config; bakes need kernel and guest_agent set"
   systemctl daemon-reload
-  timeout 60 systemctl enable --now supermachined >/dev/null 2>&1 ||
-    die "systemctl enable --now supermachined failed: see journalctl -u supermachined"
+  # A daemon already running from before the config was written must read it: restart.
+  action=start
+  [ -n "${wrote_config:-}" ] && action=restart
+  timeout 60 systemctl enable supermachined >/dev/null 2>&1 &&
+    timeout 120 systemctl "$action" supermachined >/dev/null 2>&1 ||
+    die "systemctl $action supermachined failed: see journalctl -u supermachined"
 else
   pidfile=$state/supermachined.pid
   if [ -f "$pidfile" ] && kill -0 "$(cat "$pidfile")" 2>/dev/null &&

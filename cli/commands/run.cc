@@ -5,8 +5,14 @@
 //  - with CMD: run CMD in the VM (env from -e), exit with its status, release the VM;
 //  - otherwise: stream the workload's console until Ctrl-C, then release the VM.
 // Each step is the daemon's; smctl prints the daemon's message when a step is refused.
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <pthread.h>
 #include <signal.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
 
 #include <atomic>
 #include <cstdio>
@@ -38,6 +44,55 @@ void PrintEndpoints(const v1::VM& vm) {
     std::fprintf(stderr, "port: %s:%u -> guest %u\n", p.host_address().c_str(), p.host_port(),
                  p.guest_port());
   }
+}
+
+// A host port that something already listens on fails the Acquire only after the daemon has
+// baked and restored (seconds to minutes); the daemon shares this host (its socket is a local
+// Unix socket), so a trial bind here tells the user at once. Other bind errors (e.g. EACCES
+// for a port below 1024 when smctl is not root but the daemon is) are left to the daemon.
+grpc::Status CheckHostPortFree(const v1::PortForward& p) {
+  if (p.host_port() == 0) {
+    return grpc::Status::OK;
+  }
+  const std::string address = p.host_address().empty() ? "127.0.0.1" : p.host_address();
+  sockaddr_in sin{};
+  sin.sin_family = AF_INET;
+  sin.sin_port = htons(static_cast<uint16_t>(p.host_port()));
+  if (::inet_pton(AF_INET, address.c_str(), &sin.sin_addr) != 1) {
+    return grpc::Status::OK;  // the daemon names the bad address
+  }
+  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) {
+    return grpc::Status::OK;
+  }
+  int one = 1;
+  // As the daemon's forwarder binds: TIME_WAIT leftovers do not count as "in use".
+  ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+  const int rc = ::bind(fd, reinterpret_cast<const sockaddr*>(&sin), sizeof(sin));
+  const int err = errno;
+  ::close(fd);
+  if (rc != 0 && err == EADDRINUSE) {
+    const std::string port = std::to_string(p.host_port());
+    return grpc::Status(
+        grpc::StatusCode::FAILED_PRECONDITION,
+        "host port " + address + ":" + port + " is already in use (`ss -ltnp 'sport = :" + port +
+            "'` shows by whom): pick another with -p HOST:" + std::to_string(p.guest_port()) +
+            ", or -p 0:" + std::to_string(p.guest_port()) + " for a free one");
+  }
+  return grpc::Status::OK;
+}
+
+// NOT_FOUND from run: the argument was neither a snapshot nor an image the daemon could find.
+// The daemon names what it looked for; this adds what IMAGE may be.
+grpc::Status ExplainNotFound(const grpc::Status& st) {
+  if (st.error_code() != grpc::StatusCode::NOT_FOUND) {
+    return st;
+  }
+  return grpc::Status(st.error_code(),
+                      st.error_message() +
+                          "\n  IMAGE is a snapshot name (`smctl images`) or an image ref: "
+                          "NAME[:TAG] from a registry (docker.io/library/nginx:1.27), "
+                          "oci-layout:DIR[:TAG], oci-archive:FILE[:TAG] or docker-archive:FILE");
 }
 
 // Releases the VM when SIGINT/SIGTERM arrives (Ctrl-C), from its own thread: the VM's end
@@ -84,7 +139,11 @@ class ReleaseOnSignal {
 int Run(const RunOptions& o, const GlobalOptions& globals) {
   v1::AcquireRequest req;
   for (const std::string& p : o.ports) {
-    grpc::Status st = ParsePortFlag(p, req.add_ports());
+    v1::PortForward* port = req.add_ports();
+    grpc::Status st = ParsePortFlag(p, port);
+    if (st.ok()) {
+      st = CheckHostPortFree(*port);
+    }
     if (!st.ok()) {
       return ReportError(st);
     }
@@ -117,7 +176,7 @@ int Run(const RunOptions& o, const GlobalOptions& globals) {
   // short RPC deadline.
   st = client->Explain(client->stub().Acquire(client->StreamContext().get(), req, &resp));
   if (!st.ok()) {
-    return ReportError(st);
+    return ReportError(ExplainNotFound(client->ExplainVmFailure(st)));
   }
   const std::string id = resp.vm().id();
   if (o.detach) {

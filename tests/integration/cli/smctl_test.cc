@@ -1,9 +1,17 @@
 // File: smctl_test.cc
 // The real smctl against the real supermachined: output of the implemented verbs, the
-// daemon's UNIMPLEMENTED message for the rest, and the newcomer errors with their exit codes.
+// daemon's UNIMPLEMENTED message for the rest, and the newcomer errors with their exit codes
+// (docs/cli.md, "Errors newcomers meet": daemon not running or dead, socket permission, no
+// hardware virtualization, image not found, host port in use, registry unreachable).
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
 
+#include <cstring>
 #include <filesystem>
+#include <fstream>
 
 #include "daemon/store/store.h"
 #include "gmock/gmock.h"
@@ -15,6 +23,7 @@ namespace supermachine::test_support {
 namespace {
 
 using ::testing::HasSubstr;
+using ::testing::Not;
 using ::testing::StartsWith;
 
 class SmctlTest : public ::testing::Test {
@@ -191,6 +200,104 @@ TEST_F(SmctlTest, UserOutsideTheSocketGroupIsToldToJoinIt) {
   EXPECT_EQ(r->exit.code, 4) << r->err;
   EXPECT_THAT(r->err, HasSubstr("permission denied on " + dir_.File("sm.sock")));
   EXPECT_THAT(r->err, HasSubstr("add yourself to group root"));
+}
+
+TEST_F(SmctlTest, SocketOfADeadDaemonSaysNotRunning) {
+  // What `kill -9` leaves: a socket file nobody accepts on.
+  const std::string path = dir_.File("sm.sock");
+  const int fd = ::socket(AF_UNIX, SOCK_STREAM, 0);
+  ASSERT_GE(fd, 0);
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  std::memcpy(addr.sun_path, path.c_str(), path.size());
+  ASSERT_EQ(::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+  ::close(fd);
+  CommandResult r = Smctl({"run", "-d", "web"});
+  EXPECT_EQ(r.exit.code, 69) << r.err;
+  EXPECT_THAT(r.err, HasSubstr("supermachined is not running (" + path +
+                               " exists but nothing accepts connections on it)"));
+  EXPECT_THAT(r.err, HasSubstr("supermachined &"));
+}
+
+// A daemon whose bake pipeline is configured. Bake only hashes the kernel and agent files at
+// start, so any readable files do; nothing here boots.
+void WriteBakeConfig(const std::string& path, const std::string& extra = "") {
+  std::ofstream(path) << R"({"kernel": ")" << SM_SMCTL_PATH << R"(", "guest_agent": ")"
+                      << SM_SMCTL_PATH << R"(")" << extra << "}";
+}
+
+TEST_F(SmctlTest, RunOfAMissingImageSaysWhatImageMayBe) {
+  WriteBakeConfig(dir_.File("config.json"));
+  absl::StatusOr<DaemonProcess> d =
+      DaemonProcess::Start(dir_.path(), {"--config", dir_.File("config.json")});
+  ASSERT_TRUE(d.ok()) << d.status();
+  const std::string missing = dir_.File("no-such-layout");
+  CommandResult r = Smctl({"run", "-d", "-p", "0:80", "oci-layout:" + missing + ":demo"});
+  EXPECT_EQ(r.exit.code, 3) << r.err;
+  EXPECT_THAT(r.err, HasSubstr("smctl: oci-layout:" + missing));
+  EXPECT_THAT(r.err, HasSubstr("IMAGE is a snapshot name (`smctl images`) or an image ref"));
+  EXPECT_THAT(r.err, HasSubstr("oci-layout:DIR[:TAG]"));
+}
+
+TEST_F(SmctlTest, UnreachableRegistryIsNotReportedAsADeadDaemon) {
+  // Port 1 on loopback refuses at once: the daemon's pull fails UNAVAILABLE while the daemon
+  // itself is fine, so smctl prints the daemon's message, not "supermachined … unavailable".
+  WriteBakeConfig(dir_.File("config.json"), R"(, "pools": {})");
+  absl::StatusOr<DaemonProcess> d =
+      DaemonProcess::Start(dir_.path(), {"--config", dir_.File("config.json")});
+  ASSERT_TRUE(d.ok()) << d.status();
+  CommandResult r = Smctl({"--timeout", "60", "run", "-d", "127.0.0.1:1/demo:latest"});
+  EXPECT_NE(r.exit.code, 0);
+  EXPECT_THAT(r.err, HasSubstr("127.0.0.1:1"));
+  EXPECT_THAT(r.err, Not(HasSubstr("supermachined at")));
+  EXPECT_THAT(r.err, Not(HasSubstr("is not running")));
+}
+
+TEST_F(SmctlTest, HostPortInUseIsRefusedBeforeAcquire) {
+  // Something listens on a loopback port; `run -p PORT:80` must say so at once, before the
+  // daemon bakes or restores anything (the snapshot does not even exist).
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  ASSERT_GE(fd, 0);
+  sockaddr_in sin{};
+  sin.sin_family = AF_INET;
+  sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(::bind(fd, reinterpret_cast<sockaddr*>(&sin), sizeof(sin)), 0);
+  ASSERT_EQ(::listen(fd, 1), 0);
+  socklen_t len = sizeof(sin);
+  ASSERT_EQ(::getsockname(fd, reinterpret_cast<sockaddr*>(&sin), &len), 0);
+  const std::string port = std::to_string(ntohs(sin.sin_port));
+  StartDaemon();
+  CommandResult r = Smctl({"run", "-d", "-p", port + ":80", "web"});
+  ::close(fd);
+  EXPECT_EQ(r.exit.code, 1) << r.err;
+  EXPECT_THAT(r.err, HasSubstr("smctl: host port 127.0.0.1:" + port + " is already in use"));
+  EXPECT_THAT(r.err, HasSubstr("-p 0:80 for a free one"));
+  EXPECT_THAT(r.err, Not(HasSubstr("not found")));  // refused before any Acquire
+}
+
+TEST_F(SmctlTest, FailedRunExplainsAHostWithoutHardwareVirtualization) {
+  // A snapshot whose restore fails (the "worker" is /bin/false). On a host whose KVM is PVM
+  // or absent — as on our CI machines — smctl adds the daemon's KVM diagnosis under the
+  // daemon's error; on hardware KVM it adds nothing.
+  SeedStore();
+  std::filesystem::create_directories(dir_.File("state/snapshots/redis"));
+  std::ofstream(dir_.File("config.json")) << R"({"pools": {"redis": {"acquire_timeout_s": 20}}})";
+  absl::StatusOr<DaemonProcess> d = DaemonProcess::Start(
+      dir_.path(), {"--config", dir_.File("config.json"), "--worker-binary", "/bin/false"});
+  ASSERT_TRUE(d.ok()) << d.status();
+  CommandResult health = Smctl({"health", "--json"});
+  ASSERT_EQ(health.exit.code, 0) << health.err;
+  const std::string kvm = nlohmann::json::parse(health.out)["kvm"];
+  CommandResult r = Smctl({"run", "-d", "redis"});
+  EXPECT_NE(r.exit.code, 0);
+  EXPECT_NE(r.exit.code, 3) << r.err;  // the snapshot exists; its restore failed
+  if (kvm == "hardware") {
+    EXPECT_THAT(r.err, Not(HasSubstr("likely cause")));
+  } else {
+    EXPECT_THAT(r.err, HasSubstr("likely cause: this host"));
+    EXPECT_THAT(r.err, HasSubstr(kvm == "pvm" ? "KVM is PVM" : "no usable hardware virtualization"));
+    EXPECT_THAT(r.err, HasSubstr("./deploy/quickstart.sh"));
+  }
 }
 
 TEST_F(SmctlTest, HelpWorksOnEveryVerb) {
