@@ -13,6 +13,9 @@
 
 #include <atomic>
 #include <map>
+#include <optional>
+#include <set>
+#include <utility>
 
 #include "absl/cleanup/cleanup.h"
 #include "absl/strings/match.h"
@@ -23,6 +26,7 @@
 #include "daemon/bake/keys.h"
 #include "daemon/bake/launch_spec.h"
 #include "daemon/bake/snapshot_name.h"
+#include "daemon/bake/volume_image.h"
 #include "daemon/bake/worker_booter.h"
 #include "nlohmann/json.hpp"
 #include "worker/base/status_macros.h"
@@ -178,6 +182,34 @@ class ArtifactCache {
 
 }  // namespace
 
+namespace {
+
+struct NameWait {
+  const std::set<std::string>* busy;
+  const std::string* dir;
+};
+bool NameFree(NameWait* w) { return w->busy->count(*w->dir) == 0; }
+
+// Holds one snapshot dir for a bake (Baker::Impl::LockName); releases it when destroyed.
+class NameLock {
+ public:
+  using Release = std::function<void()>;
+  explicit NameLock(Release release) : release_(std::move(release)) {}
+  NameLock(NameLock&& other) noexcept : release_(std::exchange(other.release_, nullptr)) {}
+  NameLock& operator=(NameLock&&) = delete;
+  NameLock(const NameLock&) = delete;
+  ~NameLock() {
+    if (release_) {
+      release_();
+    }
+  }
+
+ private:
+  Release release_;
+};
+
+}  // namespace
+
 StoreAccess LockedStoreAccess(store::Store* store, absl::Mutex* mu) {
   return [store, mu](const StoreFn& fn) {
     absl::MutexLock lock(mu);
@@ -204,6 +236,36 @@ struct Baker::Impl {
   std::string deltas_dir;
   ArtifactCache artifacts;
   std::atomic<uint64_t> counter{0};
+  // Bake() holds it shared for its whole run, Gc() exclusively: a collection never sees a bake's
+  // delta or layers before its snapshot row refers to them.
+  absl::Mutex gc_mu;
+  // Snapshot dirs (<snapshots>/<name>) with a bake in progress.
+  absl::Mutex names_mu;
+  std::set<std::string> busy_names ABSL_GUARDED_BY(names_mu);
+
+  // Waits until no other bake holds `final_dir`, then holds it until the NameLock goes.
+  absl::StatusOr<NameLock> LockName(const std::string& final_dir, const std::string& name,
+                                    absl::Time deadline, const ProgressFn& progress) {
+    absl::MutexLock lock(&names_mu);
+    NameWait wait{.busy = &busy_names, .dir = &final_dir};
+    if (!NameFree(&wait)) {
+      if (progress) {
+        progress({.stage = BakeProgress::Stage::kResolve,
+                  .message = "waiting for another bake of snapshot '" + name + "' to finish"});
+      }
+      if (!names_mu.AwaitWithDeadline(absl::Condition(&NameFree, &wait), deadline)) {
+        return absl::DeadlineExceededError(absl::StrCat(
+            "another bake of snapshot '", name, "' (", final_dir,
+            ") was still running when this bake's deadline passed; retry when it has finished"));
+      }
+    }
+    busy_names.insert(final_dir);
+    return NameLock([this, final_dir] { UnlockName(final_dir); });
+  }
+  void UnlockName(const std::string& final_dir) {
+    absl::MutexLock lock(&names_mu);
+    busy_names.erase(final_dir);
+  }
 
   int64_t NowMs() const {
     return options.now_ms ? options.now_ms() : absl::ToUnixMillis(absl::Now());
@@ -326,11 +388,6 @@ absl::StatusOr<BakeResult> Baker::Bake(const BakeRequest& request_in, const Prog
   if (valid.ok()) {
     valid = Validate(request, RealFsChecks());
   }
-  if (valid.ok() && !request.volumes.empty()) {
-    valid = absl::UnimplementedError(
-        "volumes are not supported by this supermachined's bake yet (ext4 image creation is "
-        "missing); bake without --volume");
-  }
   absl::StatusOr<std::string> snapshots_dir =
       ResolveSnapshotsDir(request, impl.options.state_dir, impl.options.snapshots_dir);
   if (valid.ok() && !snapshots_dir.ok()) {
@@ -344,6 +401,20 @@ absl::StatusOr<BakeResult> Baker::Bake(const BakeRequest& request_in, const Prog
           ? absl::StrCat(*snapshots_dir, "/", kTempPrefix, ::getpid(), "-", impl.NowMs(), "-",
                          impl.counter.fetch_add(1))
           : "";
+
+  // One bake per snapshot at a time: a second bake of the same name (and dir) waits for the
+  // first, then usually hits its cache. Gc waits for every bake (gc_mu, shared here).
+  absl::ReaderMutexLock gc_lock(&impl.gc_mu);
+  std::optional<NameLock> name_lock;
+  if (valid.ok()) {
+    absl::StatusOr<NameLock> locked =
+        impl.LockName(*snapshots_dir + "/" + name, name, deadline, progress);
+    if (locked.ok()) {
+      name_lock.emplace(std::move(*locked));
+    } else {
+      valid = locked.status();
+    }
+  }
 
   int64_t bake_id = 0;
   SM_RETURN_IF_ERROR(impl.options.with_store([&](store::Store& s) -> absl::Status {
@@ -428,10 +499,14 @@ absl::StatusOr<BakeResult> Baker::Impl::Run(const BakeRequest& request, const Pr
   const absl::Time t_delta = absl::Now();
   SM_ASSIGN_OR_RETURN(LaunchSpec launch, ResolveLaunchSpec(layers.config, request));
   const std::vector<DeltaFile> delta_files = DeltaFiles(request, extra_fps);
-  const image::Digest delta_key = DeltaKey(
-      {.agent = artifacts.agent, .launch = launch, .files = delta_files, .volumes = request.volumes});
+  // Parked: the agent holds the workload (and its volumes) until the first restore.
+  const bool park = EffectiveReadiness(request).mode == Readiness::Mode::kParked;
+  const image::Digest delta_key =
+      DeltaKey({.agent = artifacts.agent, .launch = launch, .files = delta_files,
+                .volumes = request.volumes, .park = park});
   DeltaContent content{.agent_path = options.agent_path, .launch = launch,
-                       .layer_count = layers.sqfs_paths.size(), .volumes = request.volumes};
+                       .layer_count = layers.sqfs_paths.size(), .volumes = request.volumes,
+                       .park = park};
   for (size_t i = 0; i < request.extra_files.size(); ++i) {
     content.files.push_back({.host_path = request.extra_files[i].host_path,
                              .guest_path = request.extra_files[i].guest_path,
@@ -469,7 +544,17 @@ absl::StatusOr<BakeResult> Baker::Impl::Run(const BakeRequest& request, const Pr
   if (::mkdir(temp_dir.c_str(), 0755) != 0) {
     return base::ErrnoToStatus(errno, "bake: mkdir " + temp_dir);
   }
-  BootPlan plan{.layer_sqfs = layers.sqfs_paths, .delta_sqfs = delta.path, .out_dir = temp_dir,
+  // Volumes: empty ext4 images in the snapshot's volumes/ (renamed into place with it).
+  std::vector<std::string> volume_images;
+  for (const Volume& v : request.volumes) {
+    report(BakeProgress::Stage::kDelta, "volume " + ToString(v));
+    SM_ASSIGN_OR_RETURN(std::string image,
+                        CreateVolumeImage(v, temp_dir, {.mke2fs = options.mke2fs_path,
+                                                        .owner = VolumeOwnerFor(launch.user)}));
+    volume_images.push_back(std::move(image));
+  }
+  BootPlan plan{.layer_sqfs = layers.sqfs_paths, .delta_sqfs = delta.path,
+                .volume_images = volume_images, .out_dir = temp_dir,
                 .work_dir = temp_dir, .memory_mib = request.memory_mib, .vcpus = request.vcpus,
                 .guest_port = request.guest_port, .readiness = readiness, .deadline = deadline};
   SM_ASSIGN_OR_RETURN(BootTimings boot, options.booter->BootAndSnapshot(plan, progress));

@@ -16,8 +16,9 @@
 //
 // Every call writes a bakes row (cache hits too: 'succeeded' with the old snapshot's timings).
 // Thread safety: Bake() may run concurrently from several threads; every store call goes through
-// BakerOptions::with_store, which the caller serialises. Two concurrent bakes of one name are
-// not coordinated: both run, the later rename wins (the daemon should serialise per name).
+// BakerOptions::with_store, which the caller serialises. Two bakes of one snapshot (same name
+// and snapshots dir) never overlap: the second waits for the first (then usually hits its
+// cache) or fails with DeadlineExceeded when its own deadline passes while it waits.
 #pragma once
 
 #include <cstdint>
@@ -89,6 +90,8 @@ class ImageFetcher {
 struct BootPlan {
   std::vector<std::string> layer_sqfs;  // bottom first; disk ids per docs/guest-boot.md
   std::string delta_sqfs;               // /dev/vda (root)
+  // Volume ext4 images, read-write, disk ids v0, v1, ... (VolumeDiskId) in request order.
+  std::vector<std::string> volume_images;
   std::string out_dir;                  // snapshot written here (exists, empty)
   std::string work_dir;                 // sockets + console.log (exists)
   uint32_t memory_mib = 0, vcpus = 0, guest_port = 0;
@@ -122,6 +125,7 @@ struct BakerOptions {
   std::vector<std::string> insecure_registries;
   std::string docker_config_path;
   std::string layer_cache_dir;  // "" = <state_dir>/layers
+  std::string mke2fs_path = "mke2fs";  // formats volume images (e2fsprogs); PATH lookup
   std::function<int64_t()> now_ms;  // nullptr = wall clock
   // Seams; nullptr = the real ones.
   std::shared_ptr<ImageFetcher> fetcher;

@@ -233,6 +233,7 @@ std::string LaunchJson(const DeltaContent& content) {
   j["volumes"] = volumes;
   // The host reads the exit over vsock (readiness "exit", restart policy); the VM stays up.
   j["on_exit"] = "stay";
+  j["start"] = content.park ? "restore" : "boot";
   return j.dump() + "\n";
 }
 

@@ -36,6 +36,9 @@ struct DeltaContent {
   };
   std::vector<File> files;           // extra files
   std::vector<Volume> volumes;       // disk order = VolumeDiskId order
+  // Readiness parked: launch.json "start": "restore", so the agent holds the workload (and
+  // its volumes) until the first restore. Part of the delta key (DeltaKeyInputs::park).
+  bool park = false;
 };
 
 // launch.json (version 1, docs/guest-boot.md), compact, trailing newline.

@@ -190,7 +190,8 @@ image::Digest DeltaKey(const DeltaKeyInputs& in) {
       .Str("hostname", in.launch.hostname)
       .Str("restart", ToString(in.launch.restart))
       .List("files", files)
-      .List("volumes", volumes);
+      .List("volumes", volumes)
+      .Str("start", in.park ? "restore" : "boot");
   return enc.Finish();
 }
 

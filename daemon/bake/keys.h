@@ -27,7 +27,8 @@ namespace supermachine::bake {
 
 // Bumped whenever an encoding below changes meaning, so old keys can never collide with new
 // ones (every stored key then misses once and the bake reruns).
-inline constexpr uint32_t kKeyFormatVersion = 1;
+// 2: the delta key gained "start" (a parked bake's launch.json holds the workload).
+inline constexpr uint32_t kKeyFormatVersion = 2;
 
 // Length-prefixed, typed field list:
 //   header  "smbake-key\0" u32be(version) then a string field "kind"
@@ -97,6 +98,7 @@ struct DeltaKeyInputs {
   LaunchSpec launch;             // argv, env, workdir, user, hostname, restart
   std::vector<DeltaFile> files;  // any order: the delta holds a tree, encoded sorted
   std::vector<Volume> volumes;   // order significant: it is the guest's disk order
+  bool park = false;             // readiness parked: launch.json "start": "restore"
 };
 
 // Pairs request.extra_files with their fingerprints (same order) into delta files.

@@ -244,9 +244,16 @@ std::string SerializeMetadata(const SnapshotMetadata& m) {
         {"guest_path", f.guest_path}, {"mode", f.mode}, {"sha256", f.content.ToString()}});
   }
   OrderedJson volumes = OrderedJson::array();
-  for (const Volume& v : m.volumes) {
-    volumes.push_back(OrderedJson{
-        {"name", v.name}, {"guest_path", v.guest_path}, {"size_bytes", v.size_bytes}});
+  for (size_t i = 0; i < m.volumes.size(); ++i) {
+    const Volume& v = m.volumes[i];
+    // image / disk_id are informative (derived from name and order; readers need not parse
+    // them): where the image sits in the snapshot dir, and its virtio serial (delta.h
+    // VolumeDiskId), i.e. what the daemon must attach per VM (docs/bake.md "Volumes").
+    volumes.push_back(OrderedJson{{"name", v.name},
+                                  {"guest_path", v.guest_path},
+                                  {"size_bytes", v.size_bytes},
+                                  {"image", VolumeImageRelPath(v)},
+                                  {"disk_id", "v" + std::to_string(i)}});
   }
   OrderedJson health = nullptr;
   if (m.health.has_value()) {

@@ -2,8 +2,6 @@
 // Parsers and canonical forms for the bake request's spec strings.
 #include "daemon/bake/specs.h"
 
-#include <arpa/inet.h>
-
 #include <algorithm>
 #include <cstring>
 #include <limits>
@@ -14,7 +12,6 @@
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "worker/base/status_macros.h"
@@ -221,6 +218,10 @@ std::string ToString(const Volume& volume) {
   return absl::StrCat(volume.name, ":", volume.guest_path, ":", FormatSize(volume.size_bytes));
 }
 
+std::string VolumeImageRelPath(const Volume& volume) {
+  return absl::StrCat(kVolumesSubdir, "/", volume.name, ".img");
+}
+
 // ---- restart policy ----------------------------------------------------------------------
 
 absl::StatusOr<RestartPolicy> ParseRestartPolicy(absl::string_view text) {
@@ -425,100 +426,6 @@ std::string ToString(const Readiness& r) {
       return absl::StrCat(ModeName(r.mode), ",deadline=", r.deadline_ms);
   }
   return "?";
-}
-
-// ---- egress ------------------------------------------------------------------------------
-
-absl::StatusOr<Cidr> ParseCidr(absl::string_view text) {
-  const size_t slash = text.find('/');
-  const std::string addr(text.substr(0, slash));
-  Cidr cidr;
-  if (inet_pton(AF_INET, addr.c_str(), cidr.addr) == 1) {
-    cidr.ipv6 = false;
-  } else if (inet_pton(AF_INET6, addr.c_str(), cidr.addr) == 1) {
-    cidr.ipv6 = true;
-  } else {
-    return Invalid("CIDR", text, "not an IPv4 or IPv6 address (e.g. 10.0.0.0/8, fd00::/8)");
-  }
-  const int max_len = cidr.ipv6 ? 128 : 32;
-  cidr.prefix_len = max_len;
-  if (slash != absl::string_view::npos) {
-    std::optional<uint64_t> len = ParseDecimal(text.substr(slash + 1));
-    if (!len.has_value() || *len > static_cast<uint64_t>(max_len)) {
-      return Invalid("CIDR", text, absl::StrCat("prefix length must be 0 to ", max_len));
-    }
-    cidr.prefix_len = static_cast<int>(*len);
-  }
-  const int bytes = cidr.ipv6 ? 16 : 4;
-  for (int bit = cidr.prefix_len; bit < bytes * 8; ++bit) {
-    if ((cidr.addr[bit / 8] >> (7 - bit % 8)) & 1) {
-      Cidr network = cidr;
-      for (int b = cidr.prefix_len; b < bytes * 8; ++b) {
-        network.addr[b / 8] &= static_cast<unsigned char>(~(1u << (7 - b % 8)));
-      }
-      return Invalid("CIDR", text,
-                     absl::StrCat("host bits are set; did you mean ", ToString(network), "?"));
-    }
-  }
-  return cidr;
-}
-
-std::string ToString(const Cidr& cidr) {
-  char buf[INET6_ADDRSTRLEN] = {};
-  inet_ntop(cidr.ipv6 ? AF_INET6 : AF_INET, cidr.addr, buf, sizeof(buf));
-  return absl::StrCat(buf, "/", cidr.prefix_len);
-}
-
-absl::StatusOr<EgressPolicy> ParseEgressPolicy(absl::string_view text) {
-  if (text.empty() || text == "deny_private") {
-    return EgressPolicy{};
-  }
-  if (text == "allow_all") {
-    return EgressPolicy{.kind = EgressPolicy::Kind::kAllowAll};
-  }
-  EgressPolicy policy;
-  absl::string_view list = text;
-  if (absl::ConsumePrefix(&list, "allowlist:")) {
-    policy.kind = EgressPolicy::Kind::kAllowlist;
-  } else if (absl::ConsumePrefix(&list, "denylist:")) {
-    policy.kind = EgressPolicy::Kind::kDenylist;
-  } else {
-    return Invalid("egress policy", text,
-                   "expected allow_all, deny_private, allowlist:CIDR,... or denylist:CIDR,...");
-  }
-  if (list.empty()) {
-    return Invalid("egress policy", text, "the list needs at least one CIDR");
-  }
-  for (absl::string_view item : absl::StrSplit(list, ',')) {
-    absl::StatusOr<Cidr> cidr = ParseCidr(item);
-    if (!cidr.ok()) {
-      return Invalid("egress policy", text, cidr.status().message());
-    }
-    if (std::find(policy.cidrs.begin(), policy.cidrs.end(), *cidr) == policy.cidrs.end()) {
-      policy.cidrs.push_back(*cidr);
-    }
-  }
-  return policy;
-}
-
-std::string ToString(const EgressPolicy& policy) {
-  switch (policy.kind) {
-    case EgressPolicy::Kind::kAllowAll:
-      return "allow_all";
-    case EgressPolicy::Kind::kDenyPrivate:
-      return "deny_private";
-    case EgressPolicy::Kind::kAllowlist:
-    case EgressPolicy::Kind::kDenylist: {
-      std::vector<std::string> items;
-      for (const Cidr& c : policy.cidrs) {
-        items.push_back(ToString(c));
-      }
-      return absl::StrCat(policy.kind == EgressPolicy::Kind::kAllowlist ? "allowlist:"
-                                                                        : "denylist:",
-                          absl::StrJoin(items, ","));
-    }
-  }
-  return "deny_private";
 }
 
 }  // namespace supermachine::bake

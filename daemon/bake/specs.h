@@ -1,7 +1,8 @@
 // File: specs.h
 // The small value types of a bake request and the parsers for their text forms, as typed on
 // `smctl bake` and carried as strings in the gRPC BakeRequest: extra files (`host:guest`),
-// volumes (`name:guest_path[:size]`), restart policy, health check, readiness, egress policy.
+// volumes (`name:guest_path[:size]`), restart policy, health check, readiness; the egress
+// policy's types and parser are worker/net's, re-exported here.
 // Every parser returns InvalidArgument naming the field and quoting the bad value; every type
 // has a canonical ToString() that parses back to an equal value (cache keys and metadata.json
 // use it, so two spellings of one policy cannot bake twice).
@@ -15,6 +16,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "worker/net/egress_policy.h"
 
 namespace supermachine::bake {
 
@@ -68,6 +70,11 @@ std::string FormatSize(uint64_t bytes);
 absl::StatusOr<Volume> ParseVolume(absl::string_view spec);
 absl::Status CheckVolume(const Volume& volume);  // name, path and size bounds
 std::string ToString(const Volume& volume);      // always with the size: "data:/var/lib:1G"
+
+// Sub-dir of a snapshot dir that holds the volume images (volume_image.h makes them).
+inline constexpr char kVolumesSubdir[] = "volumes";
+// "volumes/<name>.img": the image's path relative to the snapshot dir (metadata.json `image`).
+std::string VolumeImageRelPath(const Volume& volume);
 
 // ---- restart policy ----------------------------------------------------------------------
 
@@ -145,30 +152,15 @@ const char* ModeName(Readiness::Mode mode);
 
 // ---- egress policy -----------------------------------------------------------------------
 
-// An IPv4 or IPv6 prefix. Host bits must be zero ("10.0.0.1/8" is rejected: ambiguous intent).
-struct Cidr {
-  bool ipv6 = false;
-  unsigned char addr[16] = {};  // network order; IPv4 uses the first 4 bytes
-  int prefix_len = 0;
-  bool operator==(const Cidr&) const = default;
-};
-
-// "10.0.0.0/8", "192.168.1.7" (= /32), "fd00::/8", "::1" (= /128).
-absl::StatusOr<Cidr> ParseCidr(absl::string_view text);
-std::string ToString(const Cidr& cidr);  // inet_ntop form with the prefix: "fd00::/8"
-
-// What guest traffic may reach. Validated and recorded at bake time; enforced by the VM's
-// network backend (not part of bake).
-struct EgressPolicy {
-  enum class Kind { kAllowAll, kDenyPrivate, kAllowlist, kDenylist };
-  Kind kind = Kind::kDenyPrivate;
-  std::vector<Cidr> cidrs;  // kAllowlist / kDenylist: in the order given, duplicates removed
-  bool operator==(const EgressPolicy&) const = default;
-};
-
-// "allow_all" | "deny_private" | "allowlist:CIDR,..." | "denylist:CIDR,..."; "" = deny_private.
-// A list needs at least one CIDR.
-absl::StatusOr<EgressPolicy> ParseEgressPolicy(absl::string_view text);
-std::string ToString(const EgressPolicy& policy);
+// One grammar and one parser for bake requests, Acquire overrides and the worker's frame
+// filter: the worker's (worker/net/egress_policy.h), whose canonical ToString keys the bake
+// cache and metadata.json. "allow_all" | "deny_private" | "allowlist:CIDR,..." |
+// "denylist:CIDR,..."; "" = deny_private; a list needs at least one CIDR, duplicates removed.
+// Validated and recorded at bake time; enforced by the VM's network device.
+using ::supermachine::net::Cidr;
+using ::supermachine::net::EgressPolicy;
+using ::supermachine::net::ParseCidr;
+using ::supermachine::net::ParseEgressPolicy;
+using ::supermachine::net::ToString;
 
 }  // namespace supermachine::bake

@@ -110,6 +110,10 @@ class WorkerRun {
     for (size_t i = 0; i < plan.layer_sqfs.size(); ++i) {
       argv.insert(argv.end(), {"--disk", absl::StrCat(plan.layer_sqfs[i], ",ro,id=", LayerDiskId(i))});
     }
+    for (size_t i = 0; i < plan.volume_images.size(); ++i) {
+      argv.insert(argv.end(),
+                  {"--disk", absl::StrCat(plan.volume_images[i], ",rw,id=", VolumeDiskId(i))});
+    }
     argv.insert(argv.end(), {"--serial", "file:" + console_, "--vsock", vsock, "--control", control});
 
     base::UniqueFd log(::open(worker_log.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
@@ -229,9 +233,25 @@ class WorkerRun {
     const absl::Time start = absl::Now();
     switch (r.mode) {
       case Readiness::Mode::kParked:
-        // The agent has no "hold the workload" switch yet (docs/bake.md): parked snapshots as
-        // soon as the agent answers.
-        return absl::OkStatus();
+        // launch.json says "start": "restore": the agent holds the workload unstarted (volumes
+        // unmounted) and says so; a workload that ran anyway must have exited.
+        for (;;) {
+          SM_RETURN_IF_ERROR(CheckWorker("before the workload was parked"));
+          absl::StatusOr<absl::Duration> ok = client.WaitReady(
+              agent::ReadyCondition::Parked(), std::min(deadline, absl::Now() + kPollSlice));
+          if (ok.ok()) {
+            return absl::OkStatus();
+          }
+          if (ok.status().code() == absl::StatusCode::kInvalidArgument) {
+            return WithConsole(absl::FailedPreconditionError(absl::StrCat(
+                                   "the guest agent cannot report a parked workload (",
+                                   ok.status().message(), "); rebuild the guest agent")),
+                               "");
+          }
+          if (absl::Now() >= deadline) {
+            return DeadlineError("the workload was not parked", plan);
+          }
+        }
       case Readiness::Mode::kAfter: {
         const absl::Time until = std::min(deadline, start + absl::Milliseconds(r.after_ms));
         while (absl::Now() < until) {

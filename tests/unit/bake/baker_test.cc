@@ -6,11 +6,17 @@
 #include <dirent.h>
 #include <sys/stat.h>
 
+#include <atomic>
 #include <fstream>
+#include <thread>
 
 #include "absl/strings/match.h"
+#include "absl/synchronization/notification.h"
+#include "absl/time/clock.h"
+#include "daemon/bake/volume_image.h"
 #include "daemon/bake/worker_booter.h"
 #include "gtest/gtest.h"
+#include "nlohmann/json.hpp"
 #include "tests/support/temp_dir.h"
 
 namespace supermachine::bake {
@@ -54,6 +60,9 @@ class FakeBooter : public VmBooter {
   absl::StatusOr<BootTimings> BootAndSnapshot(const BootPlan& plan, const ProgressFn&) override {
     ++boots;
     last_plan = plan;
+    if (during_boot) {
+      during_boot(plan);
+    }
     if (!error.ok()) {
       return error;
     }
@@ -62,8 +71,9 @@ class FakeBooter : public VmBooter {
     return BootTimings{.boot_ms = 10, .ready_ms = 20, .snapshot_ms = 30, .agent_version = "0.1.0"};
   }
   absl::Status error;
-  int boots = 0;
+  std::atomic<int> boots{0};
   BootPlan last_plan;
+  std::function<void(const BootPlan&)> during_boot;
 };
 
 class BakerTest : public ::testing::Test {
@@ -90,6 +100,7 @@ class BakerTest : public ::testing::Test {
                           .kernel_path = dir_.Join("vmlinux"),
                           .agent_path = dir_.Join("agent"),
                           .worker_path = dir_.Join("worker"),
+                          .mke2fs_path = mke2fs_,
                           .fetcher = fetcher_,
                           .booter = booter_});
   }
@@ -102,6 +113,7 @@ class BakerTest : public ::testing::Test {
   std::shared_ptr<FakeFetcher> fetcher_ = std::make_shared<FakeFetcher>();
   std::shared_ptr<FakeBooter> booter_ = std::make_shared<FakeBooter>();
   BakeRequest request_;
+  std::string mke2fs_ = "mke2fs";
 };
 
 TEST_F(BakerTest, FirstBakeBootsAndLeavesSnapshotMetadataAndRows) {
@@ -273,12 +285,130 @@ TEST_F(BakerTest, CreateMarksInterruptedBakesFailedAndRemovesTheirTempDirs) {
   EXPECT_TRUE(Entries(Snapshots()).empty());
 }
 
-TEST_F(BakerTest, VolumesAreRefusedForNow) {
+TEST_F(BakerTest, VolumesAreExt4ImagesAttachedToTheParkedBootAndRecorded) {
   auto baker = MakeBaker();
   ASSERT_TRUE(baker.ok());
-  request_.volumes = {{.name = "data", .guest_path = "/data", .size_bytes = 1 << 30}};
+  request_.volumes = {*ParseVolume("data:/var/data:16M"), *ParseVolume("logs:/logs:32M")};
+  request_.user = "1000:100";
+  std::vector<absl::Status> seen;
+  booter_->during_boot = [&](const BootPlan& plan) {
+    for (size_t i = 0; i < plan.volume_images.size(); ++i) {
+      seen.push_back(CheckExt4Image(plan.volume_images[i], request_.volumes[i].name));
+    }
+  };
   auto r = (*baker)->Bake(request_, nullptr);
-  EXPECT_EQ(r.status().code(), absl::StatusCode::kUnimplemented);
+  ASSERT_TRUE(r.ok()) << r.status();
+  // Volumes imply parked: the agent holds the workload, the images wait in the temp dir.
+  EXPECT_EQ(booter_->last_plan.readiness.mode, Readiness::Mode::kParked);
+  ASSERT_EQ(booter_->last_plan.volume_images.size(), 2u);
+  EXPECT_TRUE(absl::EndsWith(booter_->last_plan.volume_images[0], "/volumes/data.img"));
+  EXPECT_TRUE(absl::EndsWith(booter_->last_plan.volume_images[1], "/volumes/logs.img"));
+  ASSERT_EQ(seen.size(), 2u);
+  EXPECT_TRUE(seen[0].ok()) << seen[0];
+  EXPECT_TRUE(seen[1].ok()) << seen[1];
+  // Renamed into place with the snapshot.
+  EXPECT_TRUE(CheckExt4Image(r->snapshot_dir + "/volumes/data.img", "data").ok());
+  EXPECT_TRUE(CheckExt4Image(r->snapshot_dir + "/volumes/logs.img", "logs").ok());
+  auto md = ReadMetadata(r->snapshot_dir);
+  ASSERT_TRUE(md.ok()) << md.status();
+  EXPECT_EQ(md->volumes, request_.volumes);
+  std::ifstream in(r->snapshot_dir + "/metadata.json");
+  const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  const nlohmann::json j = nlohmann::json::parse(text);
+  EXPECT_EQ(j["volumes"][0]["image"], "volumes/data.img") << text;
+  EXPECT_EQ(j["volumes"][1]["disk_id"], "v1") << text;
+  EXPECT_EQ(Entries(Snapshots()), std::vector<std::string>{r->snapshot_name});
+}
+
+TEST_F(BakerTest, ParkedDeltaHoldsTheWorkloadAndListenerDeltaDoesNot) {
+  auto baker = MakeBaker();
+  ASSERT_TRUE(baker.ok());
+  auto listener = (*baker)->Bake(request_, nullptr);
+  ASSERT_TRUE(listener.ok()) << listener.status();
+  request_.readiness = *ParseReadiness("parked");
+  auto parked = (*baker)->Bake(request_, nullptr);
+  ASSERT_TRUE(parked.ok()) << parked.status();
+  EXPECT_NE(parked->metadata.delta_key, listener->metadata.delta_key);
+  EXPECT_EQ(booter_->boots, 2);
+}
+
+TEST_F(BakerTest, FailingMke2fsFailsTheBakeAndLeavesNoSnapshot) {
+  mke2fs_ = "/bin/false";
+  auto baker = MakeBaker();
+  ASSERT_TRUE(baker.ok());
+  request_.volumes = {*ParseVolume("data:/data:16M")};
+  auto r = (*baker)->Bake(request_, nullptr);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_TRUE(absl::StrContains(r.status().message(), "volume 'data'")) << r.status();
+  EXPECT_EQ(booter_->boots, 0);
+  EXPECT_TRUE(Entries(Snapshots()).empty());
+}
+
+TEST_F(BakerTest, ConcurrentBakesOfOneNameDoNotOverlap) {
+  auto baker = MakeBaker();
+  ASSERT_TRUE(baker.ok());
+  absl::Notification first_booting, release_first;
+  std::atomic<int> in_boot{0}, max_in_boot{0};
+  booter_->during_boot = [&](const BootPlan&) {
+    const int now = ++in_boot;
+    max_in_boot = std::max(max_in_boot.load(), now);
+    if (!first_booting.HasBeenNotified()) {
+      first_booting.Notify();
+      release_first.WaitForNotification();
+    }
+    --in_boot;
+  };
+  absl::StatusOr<BakeResult> first, second;
+  std::thread t1([&] { first = (*baker)->Bake(request_, nullptr); });
+  first_booting.WaitForNotification();
+  std::atomic<bool> second_waiting{false};
+  std::thread t2([&] {
+    second = (*baker)->Bake(request_, [&](const BakeProgress& p) {
+      if (absl::StrContains(p.message, "waiting for another bake")) {
+        second_waiting = true;
+      }
+    });
+  });
+  for (int i = 0; i < 500 && !second_waiting; ++i) {
+    absl::SleepFor(absl::Milliseconds(10));
+  }
+  EXPECT_TRUE(second_waiting) << "the second bake did not wait for the first";
+  release_first.Notify();
+  t1.join();
+  t2.join();
+  ASSERT_TRUE(first.ok()) << first.status();
+  ASSERT_TRUE(second.ok()) << second.status();
+  EXPECT_FALSE(first->cache_hit);
+  EXPECT_TRUE(second->cache_hit);  // it ran after the first and found its snapshot
+  EXPECT_EQ(booter_->boots, 1);
+  EXPECT_EQ(max_in_boot.load(), 1);
+}
+
+TEST_F(BakerTest, BakeWaitingForTheSameNameFailsAtItsDeadline) {
+  auto baker = MakeBaker();
+  ASSERT_TRUE(baker.ok());
+  absl::Notification first_booting, release_first;
+  booter_->during_boot = [&](const BootPlan&) {
+    if (!first_booting.HasBeenNotified()) {
+      first_booting.Notify();
+      release_first.WaitForNotification();
+    }
+  };
+  absl::StatusOr<BakeResult> first;
+  std::thread t1([&] { first = (*baker)->Bake(request_, nullptr); });
+  first_booting.WaitForNotification();
+  auto second = (*baker)->Bake(request_, nullptr, absl::Now() + absl::Milliseconds(200));
+  release_first.Notify();
+  t1.join();
+  ASSERT_FALSE(second.ok());
+  EXPECT_EQ(second.status().code(), absl::StatusCode::kDeadlineExceeded);
+  EXPECT_TRUE(absl::StrContains(second.status().message(), "another bake of snapshot"))
+      << second.status();
+  // Another name is not held up.
+  ASSERT_TRUE(first.ok()) << first.status();
+  request_.name = "other";
+  EXPECT_TRUE((*baker)->Bake(request_, nullptr, absl::Now() + absl::Seconds(60)).ok());
 }
 
 TEST(FileTailTest, KeepsTheLastLines) {

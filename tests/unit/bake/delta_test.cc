@@ -80,6 +80,17 @@ TEST_F(DeltaTest, HoldsAgentLaunchConfigHostnameExtraFilesAndMountPoints) {
   EXPECT_EQ(launch["hostname"], "web");
   EXPECT_EQ(launch["layers"], nlohmann::json({"l0", "l1"}));
   EXPECT_EQ(launch["on_exit"], "stay");
+  EXPECT_EQ(launch["start"], "boot");
+}
+
+TEST_F(DeltaTest, ParkedLaunchJsonStartsOnRestoreAndListsVolumeDisks) {
+  DeltaContent c = content_;
+  c.park = true;
+  c.volumes = {*ParseVolume("data:/var/data:16M"), *ParseVolume("logs:/logs")};
+  auto launch = nlohmann::json::parse(LaunchJson(c));
+  EXPECT_EQ(launch["start"], "restore");
+  EXPECT_EQ(launch["volumes"], nlohmann::json::parse(
+                                   R"([{"disk":"v0","path":"/var/data"},{"disk":"v1","path":"/logs"}])"));
 }
 
 TEST_F(DeltaTest, SecondCallIsACacheHitAndNoTempFilesRemain) {

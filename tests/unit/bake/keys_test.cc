@@ -52,7 +52,7 @@ TEST(KeyEncoder, EncodingIsStable) {
   const KeyEncoder enc = KeyEncoder("bake").Str("s", "v").U64("u", 7).List("l", {"a"});
   EXPECT_EQ(enc.bytes().size(), 11u + 4 + (1 + 4 + 4 + 8 + 4) + (1 + 4 + 1 + 8 + 1) +
                                     (1 + 4 + 1 + 8) + (1 + 4 + 1 + 8 + 8 + 1));
-  EXPECT_EQ(enc.Finish().hex(), "dcb864c222db92572b8cc6155bcd2006ad1ef117a40c56e4971c87f2e00be327");
+  EXPECT_EQ(enc.Finish().hex(), "80de934295dea48fa1d0ddbdf37dc3a78c9162c9b06639e88bcf9e1061dc9491");
 }
 
 // ---- cheap key ----
@@ -273,6 +273,7 @@ INSTANTIATE_TEST_SUITE_P(
         DeltaCase{"VolumeName", [](DI d) { d.volumes[0].name = "db"; }},
         DeltaCase{"VolumePath", [](DI d) { d.volumes[0].guest_path = "/db"; }},
         DeltaCase{"VolumeSize", [](DI d) { d.volumes[0].size_bytes = 2ull << 30; }},
+        DeltaCase{"Park", [](DI d) { d.park = true; }},
         DeltaCase{"VolumeOrder", [](DI d) { std::swap(d.volumes[0], d.volumes[1]); }}),
     [](const ::testing::TestParamInfo<DeltaCase>& info) { return info.param.name; });
 
