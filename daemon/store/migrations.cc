@@ -92,9 +92,20 @@ CREATE INDEX snapshots_by_cheap_key ON snapshots (cheap_key);
 CREATE INDEX snapshots_by_bake_key ON snapshots (bake_key);
 )sql";
 
+// Migration 3: re-adoption after a daemon restart (docs/operations.md). A VM's name, forwarded
+// ports and labels are given at Acquire, after the (pooled) VM was journaled; acquired_ms marks
+// the hand-out, so a restarted daemon tells a handed-out VM (re-adopt it, with its name and port
+// forwards) from a pooled one nobody holds (stop it). NULL: never handed out. egress_policy is
+// the Acquire's override ("" = the snapshot's own), part of the re-adopted VM's pool key.
+constexpr char kVmAcquired[] = R"sql(
+ALTER TABLE vms ADD COLUMN acquired_ms INTEGER;
+ALTER TABLE vms ADD COLUMN egress_policy TEXT NOT NULL DEFAULT '';
+)sql";
+
 constexpr Migration kMigrations[] = {
     {1, "initial schema", kInitialSchema},
     {2, "bake cache keys", kBakeCacheKeys},
+    {3, "vm hand-out", kVmAcquired},
 };
 
 }  // namespace

@@ -36,7 +36,7 @@ BakeRecord ReadBake(const Statement& s) {
 constexpr char kVmColumns[] =
     "id, ifnull(name,''), ifnull(snapshot_name,''), state, pid, pid_start_time, "
     "ifnull(control_socket,''), ports_json, labels_json, end_cause, exit_code, signal, "
-    "created_ms, ended_ms";
+    "created_ms, ended_ms, acquired_ms, egress_policy";
 
 std::optional<int64_t> OptInt(const Statement& s, int col) {
   if (s.ColumnIsNull(col)) {
@@ -63,6 +63,8 @@ VmRecord ReadVm(const Statement& s) {
   v.signal = OptInt(s, 11);
   v.created_ms = s.ColumnInt(12);
   v.ended_ms = OptInt(s, 13);
+  v.acquired_ms = OptInt(s, 14);
+  v.egress_policy = s.ColumnText(15);
   return v;
 }
 
@@ -350,6 +352,19 @@ absl::Status Store::MarkVmRunning(const std::string& id) {
   SM_RETURN_IF_ERROR(s.Run());
   if (db_.Changes() == 0) {
     return absl::FailedPreconditionError(absl::StrCat("VM '", id, "' is not starting"));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Store::MarkVmAcquired(const VmRecord& vm) {
+  SM_ASSIGN_OR_RETURN(Statement s, db_.Prepare(
+      "UPDATE vms SET name = ?, ports_json = ?, labels_json = ?, egress_policy = ?, "
+      "acquired_ms = ? WHERE id = ? AND state = 'running'"));
+  s.Bind(1, vm.name).Bind(2, vm.ports_json).Bind(3, vm.labels_json).Bind(4, vm.egress_policy)
+      .Bind(5, now_ms_()).Bind(6, vm.id);
+  SM_RETURN_IF_ERROR(s.Run());
+  if (db_.Changes() == 0) {
+    return absl::FailedPreconditionError(absl::StrCat("VM '", vm.id, "' is not running"));
   }
   return absl::OkStatus();
 }

@@ -7,7 +7,9 @@
 // Lifecycle of a bake row: BeginBake → 'running' → FinishBake → 'succeeded' | 'failed'.
 // A 'running' row found by RecoverInterruptedBakes (daemon restart) becomes 'failed' and is
 // returned so the caller can delete its temp dir.
-// Lifecycle of a VM row: JournalVm ('starting') → MarkVmRunning → EndVm (typed cause).
+// Lifecycle of a VM row: JournalVm ('starting') → MarkVmRunning → [MarkVmAcquired: handed out,
+// with its name and forwarded ports] → EndVm (typed cause). A restarted daemon re-adopts the
+// running, handed-out rows whose worker still lives (daemon/vm/reconcile.h).
 #pragma once
 
 #include <cstdint>
@@ -73,6 +75,8 @@ struct VmRecord {
   std::optional<int64_t> signal;
   int64_t created_ms = 0;
   std::optional<int64_t> ended_ms;
+  std::optional<int64_t> acquired_ms;  // set when handed out by Acquire (migration 3)
+  std::string egress_policy;           // the Acquire's override, "" = the snapshot's own
 };
 
 class Store {
@@ -110,6 +114,9 @@ class Store {
   // --- VM journal
   absl::Status JournalVm(const VmRecord& vm);
   absl::Status MarkVmRunning(const std::string& id);
+  // Records the hand-out of running VM `vm.id`: its name, forwarded ports (ports_json: array
+  // of {host_address, host_port, guest_port}, host ports as bound), labels and egress policy.
+  absl::Status MarkVmAcquired(const VmRecord& vm);
   absl::Status EndVm(const std::string& id, EndCause cause, std::optional<int64_t> exit_code,
                      std::optional<int64_t> signal);
   absl::StatusOr<VmRecord> GetVm(const std::string& id);

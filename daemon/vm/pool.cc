@@ -172,6 +172,11 @@ void Pool::Done() {
   cv_.SignalAll();
 }
 
+void Pool::Adopted() {
+  absl::MutexLock lock(&mu_);
+  ++in_use_;
+}
+
 PoolStats Pool::Stats() const {
   absl::MutexLock lock(&mu_);
   return PoolStats{.ready = static_cast<uint32_t>(ready_.size()),

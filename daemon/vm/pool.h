@@ -65,6 +65,8 @@ class Pool {
   absl::StatusOr<Acquired> Acquire(absl::Time deadline);
   // A handed-out VM ended (released or died): frees its slot and wakes the refill.
   void Done();
+  // A VM re-adopted after a daemon restart joins as handed out (counts against max).
+  void Adopted();
 
   PoolStats Stats() const;
   const std::string& snapshot() const { return snapshot_; }

@@ -20,6 +20,10 @@ class StoreJournal : public VmJournal {
     absl::MutexLock lock(mu_);
     return store_->MarkVmRunning(id);
   }
+  absl::Status Acquired(const store::VmRecord& vm) override {
+    absl::MutexLock lock(mu_);
+    return store_->MarkVmAcquired(vm);
+  }
   absl::Status End(const std::string& id, const VmEnd& end) override {
     absl::MutexLock lock(mu_);
     return store_->EndVm(id, end.cause, end.exit_code, end.signal);

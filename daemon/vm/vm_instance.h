@@ -36,6 +36,9 @@ class VmInstance {
   virtual const std::string& console_log() const = 0;
   // Null only in tests' fakes.
   virtual const agent::AgentClient* agent() const = 0;
+  // The worker's control socket (`stats`: network counters, docs/networking.md); "" when
+  // there is none (tests' fakes).
+  virtual std::string control_socket() const { return ""; }
   // Non-blocking: set once the worker process has exited on its own (then reaped).
   virtual std::optional<VmEnd> CheckExited() = 0;
   // Ends the worker: control `exit`, then SIGTERM/SIGKILL after `grace`; reaps it. Idempotent.
@@ -71,6 +74,8 @@ class VmJournal {
   virtual ~VmJournal() = default;
   virtual absl::Status Journal(const store::VmRecord& vm) = 0;
   virtual absl::Status MarkRunning(const std::string& id) = 0;
+  // The VM was handed out: id, name, ports_json, labels_json and egress_policy of `vm`.
+  virtual absl::Status Acquired(const store::VmRecord& vm) = 0;
   virtual absl::Status End(const std::string& id, const VmEnd& end) = 0;
 };
 

@@ -6,6 +6,7 @@
 #include "absl/strings/str_cat.h"
 #include "daemon/agent/agent_client.h"
 #include "daemon/vm/identity.h"
+#include "daemon/vm/ports_json.h"
 #include "worker/base/status_macros.h"
 
 namespace supermachine::vm {
@@ -145,16 +146,7 @@ absl::StatusOr<VmView> VmManager::Acquire(const AcquireOptions& options) {
                          .egress_policy = options.egress_policy},
                 .pool = pool};
   for (const PortSpec& p : options.ports) {
-    const agent::AgentClient* agent = vm->agent();
-    const uint32_t guest_port = p.guest_port;
-    absl::StatusOr<std::unique_ptr<PortForwarder>> fwd = PortForwarder::Start(
-        p.host_address, p.host_port,
-        [agent, guest_port](absl::Time deadline) -> absl::StatusOr<base::UniqueFd> {
-          if (agent == nullptr) {
-            return absl::UnavailableError("no agent");
-          }
-          return agent->Connect(guest_port, deadline);
-        });
+    absl::StatusOr<std::unique_ptr<PortForwarder>> fwd = StartForwarder(*vm, p);
     if (!fwd.ok()) {
       // The VM was never handed out: destroy it rather than leak it.
       active.forwarders.clear();
@@ -163,9 +155,25 @@ absl::StatusOr<VmView> VmManager::Acquire(const AcquireOptions& options) {
       options_.journal->End(vm->id(), VmEnd{.cause = store::EndCause::kReleased}).IgnoreError();
       return fwd.status();
     }
-    active.view.ports.push_back(
-        PortSpec{.host_address = (*fwd)->address(), .host_port = (*fwd)->port(), .guest_port = guest_port});
+    active.view.ports.push_back(PortSpec{.host_address = (*fwd)->address(),
+                                         .host_port = (*fwd)->port(),
+                                         .guest_port = p.guest_port});
     active.forwarders.push_back(std::move(*fwd));
+  }
+  // The hand-out is journaled before the caller learns of the VM: a daemon restart re-adopts
+  // exactly the VMs some caller may hold, with their names and ports (reconcile.h).
+  if (absl::Status st = options_.journal->Acquired(store::VmRecord{
+          .id = vm->id(),
+          .name = options.name,
+          .ports_json = PortsToJson(active.view.ports),
+          .labels_json = options.labels_json,
+          .egress_policy = options.egress_policy});
+      !st.ok()) {
+    active.forwarders.clear();
+    vm->Stop(options_.stop_grace);
+    pool->Done();
+    options_.journal->End(vm->id(), VmEnd{.cause = store::EndCause::kReleased}).IgnoreError();
+    return base::Annotate(st, "record the acquired VM in the store");
   }
   VmView view = active.view;
   {
@@ -176,6 +184,59 @@ absl::StatusOr<VmView> VmManager::Acquire(const AcquireOptions& options) {
     options_.on_acquire(snapshot, view.pool_hit, absl::Now() - start);
   }
   return view;
+}
+
+absl::StatusOr<std::unique_ptr<PortForwarder>> VmManager::StartForwarder(VmInstance& vm,
+                                                                       const PortSpec& port) {
+  const agent::AgentClient* agent = vm.agent();
+  const uint32_t guest_port = port.guest_port;
+  return PortForwarder::Start(
+      port.host_address, port.host_port,
+      [agent, guest_port](absl::Time deadline) -> absl::StatusOr<base::UniqueFd> {
+        if (agent == nullptr) {
+          return absl::UnavailableError("no agent");
+        }
+        return agent->Connect(guest_port, deadline);
+      });
+}
+
+absl::StatusOr<std::vector<std::string>> VmManager::Adopt(std::unique_ptr<VmInstance> instance,
+                                                          const store::VmRecord& row) {
+  SM_ASSIGN_OR_RETURN(std::vector<PortSpec> ports, PortsFromJson(row.ports_json));
+  std::vector<std::string> warnings;
+  // The VM counts against its pool's max like any handed-out VM (Release frees the slot).
+  Pool* pool = nullptr;
+  if (absl::StatusOr<std::string> dir = options_.resolve_snapshot(row.snapshot_name); dir.ok()) {
+    SM_ASSIGN_OR_RETURN(pool, PoolFor(row.snapshot_name, *dir, row.egress_policy));
+    pool->Adopted();
+  } else {
+    warnings.push_back(absl::StrCat("snapshot '", row.snapshot_name, "': ", dir.status().message(),
+                                    " (the VM counts against no pool)"));
+  }
+  std::shared_ptr<VmInstance> vm = std::move(instance);
+  Active active{.view = {.id = row.id,
+                         .name = row.name,
+                         .snapshot = row.snapshot_name,
+                         .vm = vm,
+                         .pool_hit = false,
+                         .acquired = absl::FromUnixMillis(row.acquired_ms.value_or(row.created_ms)),
+                         .egress_policy = row.egress_policy},
+                .pool = pool};
+  for (const PortSpec& p : ports) {
+    // The same host port as before the restart: clients of the forward keep their address.
+    absl::StatusOr<std::unique_ptr<PortForwarder>> fwd = StartForwarder(*vm, p);
+    if (!fwd.ok()) {
+      warnings.push_back(absl::StrCat("port forward ", p.host_address, ":", p.host_port,
+                                      " -> guest ", p.guest_port, " not restored: ",
+                                      fwd.status().message()));
+      continue;
+    }
+    active.view.ports.push_back(p);
+    active.forwarders.push_back(std::move(*fwd));
+  }
+  absl::MutexLock lock(&mu_);
+  active_.emplace(row.id, std::move(active));
+  return warnings;
 }
 
 std::map<std::string, VmManager::Active>::iterator VmManager::FindLocked(
@@ -223,7 +284,9 @@ absl::Status VmManager::Release(const std::string& id_or_name) {
   }
   active.forwarders.clear();
   active.view.vm->Stop(options_.stop_grace);
-  active.pool->Done();
+  if (active.pool != nullptr) {
+    active.pool->Done();
+  }
   End(active.view.id, VmEnd{.cause = store::EndCause::kReleased});
   return absl::OkStatus();
 }
@@ -279,7 +342,9 @@ void VmManager::MonitorLoop() {
     mu_.Unlock();
     for (auto& [active, end] : dead) {
       active.forwarders.clear();
-      active.pool->Done();
+      if (active.pool != nullptr) {
+        active.pool->Done();
+      }
       End(active.view.id, end);
       if (options_.on_worker_crash) {
         options_.on_worker_crash();

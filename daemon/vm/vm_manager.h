@@ -93,6 +93,12 @@ class VmManager {
   absl::StatusOr<VmView> Acquire(const AcquireOptions& options);
   // NotFound for an unknown id (or one that already ended, saying how).
   absl::Status Release(const std::string& id_or_name);
+  // Takes in a VM re-adopted after a daemon restart (reconcile.h) as handed out, with the name
+  // and port forwards its journal row recorded (rebound to the same host ports). InvalidArgument
+  // for unreadable ports_json; a forward that cannot be rebound (port taken meanwhile) is left
+  // out and named in the returned warnings.
+  absl::StatusOr<std::vector<std::string>> Adopt(std::unique_ptr<VmInstance> vm,
+                                                 const store::VmRecord& row);
   absl::StatusOr<VmView> Get(const std::string& id_or_name) const;
   // VM ids and names of handed-out VMs.
   std::vector<VmView> List() const;
@@ -102,12 +108,14 @@ class VmManager {
  private:
   struct Active {
     VmView view;
-    Pool* pool = nullptr;
+    Pool* pool = nullptr;  // null: adopted VM of a snapshot that is gone
     std::vector<std::unique_ptr<PortForwarder>> forwarders;
   };
   // One pool per (snapshot, egress override): pooled VMs equal fresh ones.
   absl::StatusOr<Pool*> PoolFor(const std::string& snapshot, const std::string& dir,
                                 const std::string& egress_policy = "");
+  absl::StatusOr<std::unique_ptr<PortForwarder>> StartForwarder(VmInstance& vm,
+                                                               const PortSpec& port);
   void MonitorLoop();
   void End(const std::string& id, const VmEnd& end);
   // Caller holds mu_. Finds by id, then by name.

@@ -17,6 +17,7 @@
 #include "absl/strings/str_split.h"
 #include "daemon/agent/dialer.h"
 #include "daemon/vm/identity.h"
+#include "daemon/vm/process_table.h"
 #include "guest-agent/protocol/frame.h"
 #include "worker/base/status_macros.h"
 #include "worker/base/unique_fd.h"
@@ -39,19 +40,11 @@ absl::StatusOr<int64_t> ProcessStartTime(int pid) {
   if (!std::getline(in, line)) {
     return absl::NotFoundError(absl::StrCat("process ", pid, " is gone"));
   }
-  // comm (field 2) may hold spaces and parentheses: fields resume after the last ')'.
-  size_t close = line.rfind(')');
-  if (close == std::string::npos) {
+  absl::StatusOr<ProcStat> st = ParseProcStat(line);
+  if (!st.ok()) {
     return absl::InternalError(absl::StrCat("unparsable /proc/", pid, "/stat"));
   }
-  std::vector<std::string> fields =
-      absl::StrSplit(line.substr(close + 2), ' ', absl::SkipEmpty());
-  // fields[0] is field 3 (state), so field 22 is fields[19].
-  int64_t ticks = 0;
-  if (fields.size() < 20 || !absl::SimpleAtoi(fields[19], &ticks)) {
-    return absl::InternalError(absl::StrCat("unparsable /proc/", pid, "/stat"));
-  }
-  return ticks;
+  return st->start_time;
 }
 
 std::string FileTail(const std::string& path, size_t max_bytes) {
@@ -77,7 +70,15 @@ std::optional<VmEnd> WorkerVm::CheckExited() {
   if (stopped_) {
     return std::nullopt;  // Stop reported the end itself.
   }
-  std::optional<base::ExitStatus> st = child_.TryWait();
+  if (!child_) {
+    // Adopted: not our child, so its exit status is lost (init reaps it); gone is all we see.
+    std::optional<int64_t> start = procs_.StartTime(adopted_pid_);
+    if (start && *start == adopted_start_) {
+      return std::nullopt;
+    }
+    return VmEnd{.cause = store::EndCause::kWorkerCrash};
+  }
+  std::optional<base::ExitStatus> st = child_->TryWait();
   if (!st) {
     return std::nullopt;
   }
@@ -109,17 +110,81 @@ void WorkerVm::Stop(absl::Duration grace) {
     return;
   }
   stopped_ = true;
-  if (child_.running()) {
+  if (!child_) {
+    StopAdoptedLocked(grace);
+  } else if (child_->running()) {
     if (!control_.empty() && SendExit(absl::Now() + absl::Milliseconds(200))) {
-      (void)child_.WaitFor(grace);
+      (void)child_->WaitFor(grace);
     }
-    if (child_.running()) {
-      (void)child_.Terminate(grace);  // SIGTERM to the group, then SIGKILL.
+    if (child_->running()) {
+      (void)child_->Terminate(grace);  // SIGTERM to the group, then SIGKILL.
     }
   }
   std::error_code ec;
   std::filesystem::remove(vsock_, ec);
   std::filesystem::remove(control_, ec);
+}
+
+void WorkerVm::StopAdoptedLocked(absl::Duration grace) {
+  auto alive = [this] {
+    std::optional<int64_t> start = procs_.StartTime(adopted_pid_);
+    return start && *start == adopted_start_;
+  };
+  if (!alive()) {
+    return;
+  }
+  if (!control_.empty() && SendExit(absl::Now() + absl::Milliseconds(200)) &&
+      WaitGone(procs_, adopted_pid_, adopted_start_, grace)) {
+    return;
+  }
+  // Each signal re-checks the start time: the pid may have been reused in between.
+  for (int sig : {SIGTERM, SIGKILL}) {
+    if (!alive()) {
+      return;
+    }
+    procs_.Signal(adopted_pid_, sig);
+    if (WaitGone(procs_, adopted_pid_, adopted_start_,
+                 sig == SIGKILL ? absl::Seconds(10) : grace)) {
+      return;
+    }
+  }
+}
+
+absl::StatusOr<std::unique_ptr<VmInstance>> WorkerLauncher::Adopt(const store::VmRecord& row,
+                                                                  absl::Time deadline) {
+  if (!row.pid || !row.pid_start_time) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("VM ", row.id, " has no journaled worker pid and start time"));
+  }
+  const std::string dir = row.control_socket.empty()
+                              ? absl::StrCat(options_.runtime_dir, "/", row.id)
+                              : std::filesystem::path(row.control_socket).parent_path().string();
+  auto vm = std::unique_ptr<WorkerVm>(
+      new WorkerVm(row.id, dir, static_cast<int>(*row.pid), *row.pid_start_time));
+  vm->vsock_ = dir + "/vsock";
+  vm->control_ = dir + "/control";
+  vm->console_ = dir + "/console.log";
+  vm->agent_ = std::make_unique<agent::AgentClient>(
+      std::make_unique<agent::HybridVsockDialer>(vm->vsock_, agent::protocol::kAgentPort));
+  absl::Status last = absl::UnavailableError("no ping attempted");
+  while (true) {
+    if (vm->CheckExited()) {
+      return absl::UnavailableError(
+          absl::StrCat("the worker of VM ", row.id, " exited while being re-adopted"));
+    }
+    const absl::Time now = absl::Now();
+    if (now >= deadline) {
+      // `vm` goes out of scope: its destructor stops the unusable worker.
+      return absl::DeadlineExceededError(absl::StrCat(
+          "the guest agent of VM ", row.id, " did not answer (", last.message(), ")"));
+    }
+    absl::StatusOr<agent::PingInfo> p = vm->agent()->Ping(std::min(deadline, now + kPingAttempt));
+    if (p.ok()) {
+      return vm;
+    }
+    last = p.status();
+    absl::SleepFor(kPingRetry);
+  }
 }
 
 absl::StatusOr<std::unique_ptr<WorkerVm>> WorkerLauncher::Spawn(const LaunchRequest& request) {

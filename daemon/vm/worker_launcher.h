@@ -8,6 +8,10 @@
 //
 // Each VM's files live in <runtime_dir>/<vm id>/: vsock, control, console.log, worker.log.
 // The directory stays after the VM ends (its logs), the sockets are removed.
+//
+// Adopt (daemon restart, daemon/vm/reconcile.h) takes over a journaled worker that is not our
+// child: it is watched through /proc (pid + start time, its exit status is not ours to reap)
+// and stopped with control `exit`, then SIGTERM/SIGKILL to its process group.
 #pragma once
 
 #include <memory>
@@ -16,6 +20,7 @@
 
 #include "absl/synchronization/mutex.h"
 #include "daemon/agent/agent_client.h"
+#include "daemon/vm/process_table.h"
 #include "daemon/vm/vm_instance.h"
 #include "worker/base/child_process.h"
 
@@ -33,10 +38,11 @@ class WorkerVm final : public VmInstance {
  public:
   ~WorkerVm() override;
   const std::string& id() const override { return id_; }
-  int pid() const override { return child_.pid(); }
+  int pid() const override { return child_ ? child_->pid() : adopted_pid_; }
   const std::string& vsock_socket() const override { return vsock_; }
   const std::string& console_log() const override { return console_; }
   const agent::AgentClient* agent() const override { return agent_.get(); }
+  std::string control_socket() const override { return control_; }
   std::optional<VmEnd> CheckExited() override;
   void Stop(absl::Duration grace) override;
 
@@ -44,8 +50,12 @@ class WorkerVm final : public VmInstance {
   friend class WorkerLauncher;
   WorkerVm(std::string id, std::string dir, base::ChildProcess child)
       : id_(std::move(id)), dir_(std::move(dir)), child_(std::move(child)) {}
+  // An adopted worker (not our child).
+  WorkerVm(std::string id, std::string dir, int pid, int64_t start_time)
+      : id_(std::move(id)), dir_(std::move(dir)), adopted_pid_(pid), adopted_start_(start_time) {}
   // Asks the worker to exit over its control socket; false when it could not be told.
   bool SendExit(absl::Time deadline) const;
+  void StopAdoptedLocked(absl::Duration grace);
 
   std::string id_;
   std::string dir_;
@@ -53,7 +63,10 @@ class WorkerVm final : public VmInstance {
   std::string control_;
   std::string console_;
   absl::Mutex mu_;
-  base::ChildProcess child_;
+  std::optional<base::ChildProcess> child_;  // empty: adopted
+  int adopted_pid_ = 0;
+  int64_t adopted_start_ = 0;
+  ProcFs procs_;
   bool stopped_ = false;
   std::unique_ptr<agent::AgentClient> agent_;
 };
@@ -63,6 +76,11 @@ class WorkerLauncher : public VmLauncher {
   explicit WorkerLauncher(WorkerLauncherOptions options) : options_(std::move(options)) {}
   absl::StatusOr<std::unique_ptr<VmInstance>> Launch(const LaunchRequest& request,
                                                     absl::Time deadline) override;
+  // Takes over the live worker of a journaled, handed-out VM after a daemon restart and
+  // reconnects its agent (a ping must answer before `deadline`). The caller checked that the
+  // row's pid and start time match a live process. Does not touch the journal.
+  absl::StatusOr<std::unique_ptr<VmInstance>> Adopt(const store::VmRecord& row,
+                                                   absl::Time deadline);
 
  private:
   absl::StatusOr<std::unique_ptr<WorkerVm>> Spawn(const LaunchRequest& request);

@@ -56,6 +56,16 @@ class FakeJournal : public VmJournal {
     return absl::OkStatus();
   }
   absl::Status MarkRunning(const std::string&) override { return absl::OkStatus(); }
+  absl::Status Acquired(const store::VmRecord& vm) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    acquired_[vm.id] = vm;
+    return absl::OkStatus();
+  }
+  std::optional<store::VmRecord> AcquiredOf(const std::string& id) {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = acquired_.find(id);
+    return it == acquired_.end() ? std::nullopt : std::optional<store::VmRecord>(it->second);
+  }
   absl::Status End(const std::string& id, const VmEnd& end) override {
     std::lock_guard<std::mutex> lock(mu_);
     ends_[id] = end.cause;
@@ -75,6 +85,7 @@ class FakeJournal : public VmJournal {
   std::mutex mu_;
   std::vector<std::string> journaled_;
   std::map<std::string, store::EndCause> ends_;
+  std::map<std::string, store::VmRecord> acquired_;
 };
 
 class FakeLauncher : public VmLauncher {

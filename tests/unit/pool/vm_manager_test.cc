@@ -3,6 +3,8 @@
 // a handed-out VM whose worker dies is journaled as a crash and answers NotFound saying so.
 #include "daemon/vm/vm_manager.h"
 
+#include "daemon/vm/ports_json.h"
+
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/unit/pool/fake_vm.h"
@@ -112,6 +114,83 @@ TEST_F(VmManagerTest, HostPortInUseDestroysTheVmAndSaysSo) {
   EXPECT_THAT(second.status().message(), HasSubstr("already in use"));
   EXPECT_EQ(m->Running(), 1u);
   EXPECT_EQ(journal_.EndCount(), 1u) << "the VM that could not get its port was ended";
+}
+
+// Acquire journals the hand-out (what a restarted daemon re-adopts from): name, labels and
+// the ports as bound, before the caller sees the VM.
+TEST_F(VmManagerTest, AcquireJournalsNameLabelsAndBoundPorts) {
+  auto m = Make({});
+  absl::StatusOr<VmView> vm = m->Acquire({.snapshot = "snap",
+                                          .name = "web",
+                                          .labels_json = R"({"team":"a"})",
+                                          .ports = {{.host_port = 0, .guest_port = 80}}});
+  ASSERT_TRUE(vm.ok()) << vm.status();
+  std::optional<store::VmRecord> rec = journal_.AcquiredOf(vm->id);
+  ASSERT_TRUE(rec.has_value());
+  EXPECT_EQ(rec->name, "web");
+  EXPECT_EQ(rec->labels_json, R"({"team":"a"})");
+  absl::StatusOr<std::vector<PortSpec>> ports = PortsFromJson(rec->ports_json);
+  ASSERT_TRUE(ports.ok()) << ports.status() << rec->ports_json;
+  ASSERT_EQ(ports->size(), 1u);
+  EXPECT_EQ((*ports)[0].host_port, vm->ports[0].host_port);
+  EXPECT_NE((*ports)[0].host_port, 0);
+  EXPECT_EQ((*ports)[0].guest_port, 80u);
+  EXPECT_EQ((*ports)[0].host_address, "127.0.0.1");
+}
+
+// A re-adopted VM is handed out again under its name with its forward on the same host port,
+// counts against the pool's max, and ends like any other.
+TEST_F(VmManagerTest, AdoptedVmIsBackWithNamePortAndPoolSlot) {
+  auto m = Make({});  // default pool: max 2
+  // A free port, as the dead daemon had bound it.
+  uint16_t port = 0;
+  {
+    auto probe = PortForwarder::Start("127.0.0.1", 0, [](absl::Time) {
+      return absl::StatusOr<base::UniqueFd>(absl::UnavailableError("probe"));
+    });
+    ASSERT_TRUE(probe.ok());
+    port = (*probe)->port();
+  }
+  auto state = std::make_shared<testing::FakeVmState>();
+  store::VmRecord row;
+  row.id = "adopted1";
+  row.name = "web";
+  row.snapshot_name = "snap";
+  row.acquired_ms = 1000;
+  row.ports_json = PortsToJson({{.host_address = "127.0.0.1", .host_port = port, .guest_port = 80}});
+  absl::StatusOr<std::vector<std::string>> warnings =
+      m->Adopt(std::make_unique<testing::FakeVm>("adopted1", state), row);
+  ASSERT_TRUE(warnings.ok()) << warnings.status();
+  EXPECT_THAT(*warnings, ::testing::IsEmpty());
+  absl::StatusOr<VmView> view = m->Get("web");
+  ASSERT_TRUE(view.ok()) << view.status();
+  EXPECT_EQ(view->id, "adopted1");
+  EXPECT_EQ(view->acquired, absl::FromUnixMillis(1000));
+  ASSERT_EQ(view->ports.size(), 1u);
+  EXPECT_EQ(view->ports[0].host_port, port);
+  // The port is bound again (by us): a second forwarder on it is refused.
+  EXPECT_FALSE(PortForwarder::Start("127.0.0.1", port, [](absl::Time) {
+                 return absl::StatusOr<base::UniqueFd>(absl::UnavailableError("x"));
+               }).ok());
+  // One slot of max 2 is the adopted VM's.
+  ASSERT_TRUE(m->Acquire({.snapshot = "snap"}).ok());
+  EXPECT_TRUE(absl::IsResourceExhausted(m->Acquire({.snapshot = "snap"}).status()));
+  ASSERT_TRUE(m->Release("web").ok());
+  EXPECT_TRUE(state->stopped);
+  EXPECT_EQ(journal_.EndOf("adopted1"), store::EndCause::kReleased);
+  EXPECT_TRUE(m->Acquire({.snapshot = "snap"}).ok()) << "the adopted VM's slot is free again";
+}
+
+TEST_F(VmManagerTest, AdoptRejectsUnreadablePorts) {
+  auto m = Make({});
+  store::VmRecord row;
+  row.id = "x";
+  row.snapshot_name = "snap";
+  row.ports_json = "{not json";
+  auto state = std::make_shared<testing::FakeVmState>();
+  EXPECT_TRUE(absl::IsInvalidArgument(
+      m->Adopt(std::make_unique<testing::FakeVm>("x", state), row).status()));
+  EXPECT_FALSE(m->Get("x").ok());
 }
 
 TEST_F(VmManagerTest, DestructionReleasesEverything) {

@@ -59,6 +59,27 @@ TEST(Migrations, Migration2AddsCacheKeysKeepingRows) {
   EXPECT_TRUE(db->Exec("SELECT cheap_key FROM snapshots").ok());
 }
 
+// Migration 3: a version-2 store with a running VM (journaled by an older daemon) gains the
+// hand-out columns; the row keeps its pid and reads back as never handed out, default policy.
+TEST(Migrations, Migration3AddsHandOutColumnsKeepingVmRows) {
+  TempDir dir;
+  auto db = Database::Open(dir.Join("s.db"));
+  ASSERT_TRUE(Migrate(*db, SchemaMigrations().first(2)).ok());
+  ASSERT_TRUE(db->Exec("INSERT INTO vms (id, name, state, pid, pid_start_time, created_ms) "
+                       "VALUES ('vm1', 'n', 'running', 42, 7, 1)").ok());
+  ASSERT_TRUE(Migrate(*db, SchemaMigrations().first(3)).ok());
+  EXPECT_EQ(SchemaVersion(*db).value(), 3);
+  auto s = db->Prepare("SELECT name, pid, pid_start_time, ifnull(acquired_ms, -1), egress_policy "
+                       "FROM vms");
+  ASSERT_TRUE(s.ok());
+  ASSERT_TRUE(s->Step().value());
+  EXPECT_EQ(s->ColumnText(0), "n");
+  EXPECT_EQ(s->ColumnInt(1), 42);
+  EXPECT_EQ(s->ColumnInt(2), 7);
+  EXPECT_EQ(s->ColumnInt(3), -1);
+  EXPECT_EQ(s->ColumnText(4), "");
+}
+
 TEST(Migrations, SecondRunIsANoOp) {
   TempDir dir;
   auto db = Database::Open(dir.Join("s.db"));

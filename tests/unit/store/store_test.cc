@@ -153,6 +153,39 @@ TEST_F(StoreTest, VmJournalKeepsPidAndStartTime) {
   EXPECT_EQ(got->pid_start_time, 987654);
 }
 
+// Migration 3: the hand-out (name, ports, labels, egress override, time) survives in the row,
+// so a restarted daemon re-adopts the VM with them; a VM that is not running cannot be marked.
+TEST_F(StoreTest, MarkVmAcquiredKeepsNamePortsAndLabels) {
+  VmRecord vm;
+  vm.id = "vm-1";
+  vm.pid = 4242;
+  vm.pid_start_time = 1;
+  ASSERT_TRUE(store().JournalVm(vm).ok());
+  EXPECT_EQ(store().MarkVmAcquired({.id = "vm-1", .name = "web"}).code(),
+            absl::StatusCode::kFailedPrecondition);  // still starting
+  ASSERT_TRUE(store().MarkVmRunning("vm-1").ok());
+  EXPECT_FALSE(store().GetVm("vm-1")->acquired_ms.has_value());  // pooled
+  now_ = 777;
+  ASSERT_TRUE(store()
+                  .MarkVmAcquired({.id = "vm-1",
+                                   .name = "web",
+                                   .ports_json = R"([{"host_port":8080}])",
+                                   .labels_json = R"({"a":"b"})",
+                                   .egress_policy = "deny"})
+                  .ok());
+  auto got = store().GetVm("vm-1");
+  ASSERT_TRUE(got.ok());
+  EXPECT_EQ(got->name, "web");
+  EXPECT_EQ(got->ports_json, R"([{"host_port":8080}])");
+  EXPECT_EQ(got->labels_json, R"({"a":"b"})");
+  EXPECT_EQ(got->egress_policy, "deny");
+  EXPECT_EQ(got->acquired_ms, 777);
+  EXPECT_EQ(got->pid, 4242);
+  ASSERT_TRUE(store().EndVm("vm-1", EndCause::kReleased, std::nullopt, std::nullopt).ok());
+  EXPECT_EQ(store().MarkVmAcquired({.id = "vm-1"}).code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(store().MarkVmAcquired({.id = "nope"}).code(), absl::StatusCode::kFailedPrecondition);
+}
+
 TEST_F(StoreTest, FirstEndCauseWins) {
   VmRecord vm;
   vm.id = "vm-1";
