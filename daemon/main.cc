@@ -34,6 +34,7 @@
 #include "daemon/config/log.h"
 #include "daemon/metrics/metrics.h"
 #include "daemon/store/store.h"
+#include "daemon/vm/reconcile.h"
 #include "daemon/vm/store_journal.h"
 #include "daemon/vm/vm_manager.h"
 #include "daemon/vm/worker_launcher.h"
@@ -50,6 +51,8 @@ using supermachine::config::Logger;
 // How long in-flight RPCs get to finish on SIGTERM before they are cancelled. Short enough
 // for systemd's default 90 s stop timeout, long enough for a store query.
 constexpr auto kShutdownGrace = std::chrono::seconds(5);
+// Bound on reconnecting a surviving worker's agent at startup (a loaded host, an emulated lab).
+constexpr absl::Duration kAdoptTimeout = absl::Seconds(30);
 
 int64_t NowMs() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(
@@ -174,6 +177,52 @@ supermachine::vm::PoolConfig ToPoolConfig(const supermachine::config::PoolSettin
           .max = s.max,
           .idle_timeout = absl::Seconds(s.idle_timeout_s),
           .acquire_timeout = absl::Seconds(s.acquire_timeout_s)};
+}
+
+// Crash recovery (daemon/vm/reconcile.h): re-adopts the handed-out VMs whose worker survived
+// the previous daemon, stops pooled ones, ends the rows of dead workers and kills unjournaled
+// workers. Runs before the pools start and before the API serves, so nothing races it.
+bool ReconcileVms(supermachine::store::Store& store, absl::Mutex& store_mu,
+                  supermachine::vm::VmJournal& journal, supermachine::vm::WorkerLauncher& launcher,
+                  supermachine::vm::VmManager& vms, const std::string& vm_dir, Logger& log) {
+  absl::StatusOr<std::vector<supermachine::store::VmRecord>> rows;
+  {
+    absl::MutexLock lock(&store_mu);
+    rows = store.ListVms(/*include_ended=*/false);
+  }
+  if (!rows.ok()) {
+    log.Error("cannot list journaled VMs", {{"error", std::string(rows.status().message())}});
+    return false;
+  }
+  supermachine::vm::ProcFs procs;
+  supermachine::vm::ReconcileReport report = supermachine::vm::Reconcile(
+      *rows, vm_dir,
+      {.procs = &procs,
+       .journal = &journal,
+       .adopt = [&](const supermachine::store::VmRecord& row) -> absl::Status {
+         absl::StatusOr<std::unique_ptr<supermachine::vm::VmInstance>> vm =
+             launcher.Adopt(row, absl::Now() + kAdoptTimeout);
+         if (!vm.ok()) {
+           return vm.status();
+         }
+         absl::StatusOr<std::vector<std::string>> warnings = vms.Adopt(std::move(*vm), row);
+         if (!warnings.ok()) {
+           return warnings.status();
+         }
+         for (const std::string& w : *warnings) {
+           log.Warn("re-adopted VM lost a port forward", {{"vm", row.id}, {"warning", w}});
+         }
+         log.Info("re-adopted VM", {{"vm", row.id}, {"name", row.name},
+                                    {"pid", std::to_string(row.pid.value_or(0))}});
+         return absl::OkStatus();
+       }});
+  for (const std::string& p : report.problems) {
+    log.Warn("VM reconciliation", {{"problem", p}});
+  }
+  log.Info("VMs reconciled", {{"adopted", std::to_string(report.adopted.size())},
+                              {"ended", std::to_string(report.ended.size())},
+                              {"workers_killed", std::to_string(report.killed)}});
+  return true;
 }
 
 int Fail(Logger& log, const std::string& msg, const absl::Status& st) {
@@ -326,6 +375,10 @@ int main(int argc, char** argv) {
     };
   }
   supermachine::vm::VmManager vms(std::move(vm_options));
+  if (!ReconcileVms(*store, store_mu, journal, launcher, vms, config.vm_dir, log)) {
+    return Fail(log, "cannot reconcile VMs with the store",
+                absl::InternalError("see the log lines above"));
+  }
   st = vms.StartPools();
   if (!st.ok()) {
     log.Warn("some configured pools cannot start yet", {{"error", std::string(st.message())}});
@@ -406,8 +459,9 @@ int main(int argc, char** argv) {
   server->Shutdown(std::chrono::system_clock::now() + kShutdownGrace);
   server->Wait();
   // `vms` goes out of scope after this: handed-out and pooled VMs are stopped and journaled
-  // as released (re-adoption across a daemon restart is not implemented yet, so a clean stop
-  // must not leave workers nobody will adopt). A kill -9 leaves them running; see docs.
+  // as released. A clean stop is the operator's "stop the service" (systemd's default
+  // KillMode would end the workers anyway); only a crash (kill -9) leaves workers behind, and
+  // the next start re-adopts them (ReconcileVms, docs/operations.md).
   if (::unlink(config.socket.c_str()) != 0 && errno != ENOENT) {
     log.Warn("cannot remove the socket", {{"socket", config.socket}, {"error", strerror(errno)}});
   }
