@@ -60,7 +60,7 @@ absl::StatusOr<Cidr> ParseCidr(absl::string_view text) {
     if (!absl::SimpleAtoi(len, &c.prefix_len) || c.prefix_len < 0 || c.prefix_len > max ||
         len.find_first_not_of("0123456789") != absl::string_view::npos) {
       return absl::InvalidArgumentError(
-          absl::StrCat("CIDR '", text, "': prefix length must be 0..", max));
+          absl::StrCat("CIDR '", text, "': prefix length must be 0 to ", max));
     }
   }
   Cidr masked = c;

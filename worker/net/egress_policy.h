@@ -1,9 +1,10 @@
 // File: egress_policy.h
-// Which destinations a guest may send to: the policy types, their text form (the same grammar
-// daemon/bake/specs.h accepts for bake requests: "allow_all" | "deny_private" |
-// "allowlist:CIDR,..." | "denylist:CIDR,..."; "" = deny_private) and the pure decision for one
-// destination. Kept in the worker (not linked from sm_bake, which drags in image handling) so
-// the per-frame path has no dependency beyond Abseil; the two parsers accept the same strings.
+// Which destinations a guest may send to: the policy types, their text form ("allow_all" |
+// "deny_private" | "allowlist:CIDR,..." | "denylist:CIDR,..."; "" = deny_private) and the pure
+// decision for one destination. The only parser of the grammar: bake requests
+// (daemon/bake/specs.h re-exports it), Acquire overrides (daemon/api) and the worker's --net
+// use it. Kept in the worker with no dependency beyond Abseil so the per-frame path stays
+// light; the daemon links it, not the other way round.
 #pragma once
 
 #include <array>
