@@ -31,7 +31,7 @@ emulated=0
 keep=0
 step_timeout=${SM_DEMO_STEP_TIMEOUT:-900}
 
-usage() { sed -n '2,24p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'; }
 while [ $# -gt 0 ]; do
   case "$1" in
     --state-dir) state=${2:?--state-dir needs a directory}; shift ;;

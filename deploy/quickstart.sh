@@ -35,7 +35,7 @@ keep=0
 lab_timeout=1500
 setup_args=()
 
-usage() { sed -n '2,26p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,25p' "$0" | sed 's/^# \{0,1\}//'; }
 while [ $# -gt 0 ]; do
   case "$1" in
     --no-setup) setup=0 ;;
@@ -70,8 +70,8 @@ if [ -e /dev/kvm ] && grep -qwE 'vmx|svm' /proc/cpuinfo && [ ! -d /sys/module/kv
 fi
 
 demo_args=(--port "$port")
-[ "$keep" = 1 ] && demo_args+=(--keep)
 if [ "$hardware" = 1 ]; then
+  [ "$keep" = 1 ] && demo_args+=(--keep)
   [ -n "$state" ] && demo_args+=(--state-dir "$state")
   say "the main job (deploy/demo.sh) on hardware KVM"
   exec "$here/demo.sh" "${demo_args[@]}"
@@ -83,6 +83,7 @@ elif [ -d /sys/module/kvm_pvm ]; then why="its /dev/kvm is PVM (paravirtualized,
 else why="the CPU shows no vmx/svm flag"; fi
 echo "quickstart: this host has no hardware virtualization ($why), so the same flow runs" \
      "inside the emulated KVM lab (tests/lab/run): slower, figures emulated, not representative."
+[ "$keep" = 0 ] || echo "quickstart: --keep has no effect in the lab: its VMs end with it"
 # The image is built here (the lab sees the host's / read-only); the daemon's state lives in
 # the lab's own /tmp, because its Unix sockets need a local filesystem.
 if [ -z "$state" ]; then
