@@ -22,6 +22,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "daemon/bake/delta.h"
+#include "daemon/bake/gc.h"
 #include "daemon/bake/image_fetcher.h"
 #include "daemon/bake/keys.h"
 #include "daemon/bake/launch_spec.h"
@@ -447,6 +448,15 @@ absl::StatusOr<BakeResult> Baker::Bake(const BakeRequest& request_in, const Prog
                                       ": ", result->snapshot_dir)});
   }
   return result;
+}
+
+absl::StatusOr<GcReport> Baker::Gc(bool dry_run) {
+  Impl& impl = *impl_;
+  absl::WriterMutexLock lock(&impl.gc_mu);
+  return CollectGarbage({.snapshots_dirs = {impl.options.snapshots_dir},
+                         .deltas_dir = impl.deltas_dir,
+                         .layer_cache_dir = impl.options.layer_cache_dir},
+                        impl.options.with_store, dry_run);
 }
 
 absl::StatusOr<BakeResult> Baker::Impl::Run(const BakeRequest& request, const ProgressFn& progress,

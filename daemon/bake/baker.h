@@ -38,6 +38,8 @@
 
 namespace supermachine::bake {
 
+struct GcReport;  // gc.h
+
 // Runs `fn` with exclusive access to the store (the daemon holds its store mutex around it).
 using StoreFn = std::function<absl::Status(store::Store&)>;
 using StoreAccess = std::function<absl::Status(const StoreFn&)>;
@@ -145,6 +147,11 @@ class Baker {
   // missing artifact), DeadlineExceeded, ResourceExhausted (disk full).
   absl::StatusOr<BakeResult> Bake(const BakeRequest& request, const ProgressFn& progress,
                                   absl::Time deadline = absl::InfiniteFuture());
+
+  // Removes unreferenced layers, deltas no snapshot uses and failed bakes' leftovers (gc.h) in
+  // this Baker's state and snapshots dirs, plus the snapshots dirs of the store's snapshots.
+  // Waits until no bake of this Baker runs and holds new ones off meanwhile.
+  absl::StatusOr<GcReport> Gc(bool dry_run);
 
  private:
   struct Impl;

@@ -13,6 +13,7 @@
 #include "absl/strings/match.h"
 #include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
+#include "daemon/bake/gc.h"
 #include "daemon/bake/volume_image.h"
 #include "daemon/bake/worker_booter.h"
 #include "gtest/gtest.h"
@@ -409,6 +410,28 @@ TEST_F(BakerTest, BakeWaitingForTheSameNameFailsAtItsDeadline) {
   ASSERT_TRUE(first.ok()) << first.status();
   request_.name = "other";
   EXPECT_TRUE((*baker)->Bake(request_, nullptr, absl::Now() + absl::Seconds(60)).ok());
+}
+
+TEST_F(BakerTest, GcRemovesTheDeltaAReBakeReplacedAndKeepsTheCurrentOne) {
+  auto baker = MakeBaker();
+  ASSERT_TRUE(baker.ok());
+  ASSERT_TRUE((*baker)->Bake(request_, nullptr).ok());
+  request_.cmd = std::vector<std::string>{"/bin/httpd", "-f", "-p", "8080"};
+  auto second = (*baker)->Bake(request_, nullptr);
+  ASSERT_TRUE(second.ok()) << second.status();
+  const std::string deltas = dir_.Join("state") + "/bake/deltas";
+  ASSERT_EQ(Entries(deltas).size(), 2u);
+  auto report = (*baker)->Gc(/*dry_run=*/false);
+  ASSERT_TRUE(report.ok()) << report.status();
+  ASSERT_EQ(report->items.size(), 1u);
+  EXPECT_EQ(report->items[0].kind, "delta");
+  EXPECT_GT(report->bytes_freed, 0u);
+  EXPECT_EQ(Entries(deltas),
+            std::vector<std::string>{second->metadata.delta_key.hex() + "-l1.sqfs"});
+  // The snapshot still bakes as a cache hit afterwards (its delta and layer are intact).
+  auto again = (*baker)->Bake(request_, nullptr);
+  ASSERT_TRUE(again.ok());
+  EXPECT_TRUE(again->cache_hit);
 }
 
 TEST(FileTailTest, KeepsTheLastLines) {
