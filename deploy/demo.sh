@@ -68,6 +68,8 @@ kernel_dir=$("$root/kernel/build.sh" --print-dir 2>/dev/null) && [ -f "$kernel_d
   die "the guest kernel is not built: run ./kernel/build.sh (or ./deploy/setup.sh)"
 [ -e /dev/kvm ] ||
   die "no /dev/kvm here: VMs need KVM; run ./deploy/quickstart.sh, which uses the emulated lab"
+[ -r /dev/kvm ] && [ -w /dev/kvm ] ||
+  die "no read/write access to /dev/kvm: add yourself to its group ($(stat -c %G /dev/kvm)): sudo usermod -aG $(stat -c %G /dev/kvm) \$USER, log in again; or run as root"
 for t in curl timeout python3; do
   command -v "$t" >/dev/null || die "$t is missing: apt-get install ${t/timeout/coreutils}"
 done
