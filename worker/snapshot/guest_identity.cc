@@ -3,16 +3,15 @@
 #include "worker/snapshot/guest_identity.h"
 
 #include <fcntl.h>
-#include <openssl/evp.h>
 #include <unistd.h>
 
-#include <memory>
 #include <vector>
 
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "worker/base/status_macros.h"
 #include "worker/base/unique_fd.h"
+#include "worker/snapshot/sha256.h"
 
 namespace supermachine::snapshot {
 
@@ -23,10 +22,7 @@ absl::StatusOr<std::string> Sha256OfFile(const std::string& path) {
                                                    "' (pass --kernel-sha256 to skip hashing)"));
   }
   (void)posix_fadvise(fd.get(), 0, 0, POSIX_FADV_SEQUENTIAL);
-  std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> ctx(EVP_MD_CTX_new(), EVP_MD_CTX_free);
-  if (ctx == nullptr || EVP_DigestInit_ex(ctx.get(), EVP_sha256(), nullptr) != 1) {
-    return absl::InternalError("sha256: cannot initialise a digest context");
-  }
+  Sha256 hash;
   std::vector<char> buf(1 << 20);
   for (;;) {
     const ssize_t n = read(fd.get(), buf.data(), buf.size());
@@ -39,13 +35,11 @@ absl::StatusOr<std::string> Sha256OfFile(const std::string& path) {
     if (n == 0) {
       break;
     }
-    EVP_DigestUpdate(ctx.get(), buf.data(), static_cast<size_t>(n));
+    hash.Update(buf.data(), static_cast<size_t>(n));
   }
-  unsigned char digest[EVP_MAX_MD_SIZE];
-  unsigned int len = 0;
-  EVP_DigestFinal_ex(ctx.get(), digest, &len);
+  const Sha256Digest digest = hash.Finish();
   return absl::BytesToHexString(
-      absl::string_view(reinterpret_cast<const char*>(digest), len));
+      absl::string_view(reinterpret_cast<const char*>(digest.data()), digest.size()));
 }
 
 absl::Status CheckGuestIdentity(const v1::GuestIdentity& saved, const ExpectedIdentity& expected) {

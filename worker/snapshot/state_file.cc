@@ -4,8 +4,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <openssl/crypto.h>
-#include <openssl/evp.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -16,24 +14,10 @@
 #include "absl/strings/str_format.h"
 #include "worker/base/status_macros.h"
 #include "worker/base/unique_fd.h"
+#include "worker/snapshot/sha256.h"
 
 namespace supermachine::snapshot {
 namespace {
-
-using Digest = std::array<uint8_t, 32>;
-
-Digest Sha256(absl::string_view data) {
-  // OpenSSL initialises itself on first use, reading /etc/ssl/openssl.cnf and its providers'
-  // settings: a restore reads the state file first thing, and that parse was ~35% of the
-  // ~0.8 ms the first digest costs (more under emulation). A plain hash needs no config;
-  // this only takes effect when it is the process's first OpenSSL call, and is a no-op after.
-  OPENSSL_init_crypto(OPENSSL_INIT_NO_LOAD_CONFIG, nullptr);
-  Digest out{};
-  unsigned int len = 0;
-  // One-shot EVP digest: cannot fail for SHA-256 on in-memory data short of OOM.
-  EVP_Digest(data.data(), data.size(), out.data(), &len, EVP_sha256(), nullptr);
-  return out;
-}
 
 void PutLe(std::string* out, uint64_t value, int bytes) {
   for (int i = 0; i < bytes; ++i) {
@@ -84,7 +68,7 @@ std::string EncodeStateFile(v1::SnapshotState state) {
   PutLe(&out, kFormatMinor, 2);
   PutLe(&out, 0, 4);  // Flags: none defined.
   PutLe(&out, payload.size(), 8);
-  Digest digest = Sha256(payload);
+  Sha256Digest digest = Sha256Of(payload);
   out.append(reinterpret_cast<const char*>(digest.data()), digest.size());
   out += payload;
   return out;
@@ -130,7 +114,7 @@ absl::StatusOr<v1::SnapshotState> DecodeStateFile(absl::string_view bytes,
         have - length));
   }
   absl::string_view payload = bytes.substr(kStateHeaderSize);
-  Digest digest = Sha256(payload);
+  Sha256Digest digest = Sha256Of(payload);
   if (std::memcmp(digest.data(), bytes.data() + 24, digest.size()) != 0) {
     return absl::DataLossError(absl::StrCat(
         source, ": state file checksum mismatch (the file is corrupt); take the snapshot again"));

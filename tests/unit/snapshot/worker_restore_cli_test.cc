@@ -124,6 +124,28 @@ TEST_F(WorkerRestoreCli, SnapshotAndRestoreThroughTheBinary) {
   EXPECT_THAT(r.err, HasSubstr("stopped by the control socket"));
 }
 
+#ifdef SM_WORKER_STATIC_CRYPTO
+// Every restored clone is a worker process: loading the shared libcrypto would cost each one
+// ~400 KiB of private memory (worker/snapshot/sha256.h). The build links SHA-256 statically.
+TEST_F(WorkerRestoreCli, RestoredWorkerDoesNotLoadSharedLibcrypto) {
+  testing::WriteBytes(dir_.Join("kernel"), testing::MakeElfKernel({0xeb, 0xfe}, 0x1000000, true));
+  Start({"--kernel", dir_.Join("kernel"), "--mem-mib", "64", "--no-rng", "--serial", "none",
+         "--control", dir_.Join("c1")});
+  ASSERT_THAT(Command(dir_.Join("c1"), "snapshot " + dir_.Join("snap")), StartsWith("OK snapshot"));
+  EXPECT_EQ(Command(dir_.Join("c1"), "exit"), "OK exiting");
+  EXPECT_EQ(Finish().exit.ToString(), "exited 6");
+
+  Start({"--restore", dir_.Join("snap"), "--serial", "none", "--control", dir_.Join("c2")});
+  ASSERT_EQ(Command(dir_.Join("c2"), "pause"), "OK paused");  // Restored and running.
+  const std::string maps = ReadAll("/proc/" + std::to_string(child_->pid()) + "/maps");
+  EXPECT_EQ(Command(dir_.Join("c2"), "exit"), "OK exiting");
+  EXPECT_EQ(Finish().exit.ToString(), "exited 6");
+
+  EXPECT_THAT(maps, HasSubstr("supermachine-worker"));  // The right process was read.
+  EXPECT_THAT(maps, ::testing::Not(HasSubstr("libcrypto")));
+}
+#endif
+
 TEST_F(WorkerRestoreCli, RestoreWithAnotherVcpuCountExitsTwo) {
   testing::WriteBytes(dir_.Join("kernel"), testing::MakeElfKernel({0xeb, 0xfe}, 0x1000000, true));
   Start({"--kernel", dir_.Join("kernel"), "--mem-mib", "64", "--no-rng", "--serial", "none",
