@@ -259,6 +259,20 @@ std::string VcpuFd::DumpRegisters() const {
                           "db=%d) ss=0x%x",
                           s.cr0, s.cr2, s.cr3, s.cr4, s.efer, s.cs.selector, s.cs.base, s.cs.l,
                           s.cs.db, s.ss.selector);
+    absl::StrAppendFormat(&out, " idt=0x%x/0x%x gdt=0x%x/0x%x tr=0x%x(base 0x%x) apic_base=0x%x",
+                          s.idt.base, s.idt.limit, s.gdt.base, s.gdt.limit, s.tr.selector,
+                          s.tr.base, s.apic_base);
+  }
+  // Why a guest faulted (e.g. a triple fault): the exception or interrupt KVM was delivering.
+  auto events = GetVcpuEvents();
+  if (events.ok()) {
+    const kvm_vcpu_events& e = *events;
+    absl::StrAppendFormat(&out,
+                          " exception(injected=%d pending=%d nr=%d error=0x%x) "
+                          "interrupt(injected=%d nr=%d) nmi(injected=%d pending=%d)",
+                          e.exception.injected, e.exception.pending, e.exception.nr,
+                          e.exception.error_code, e.interrupt.injected, e.interrupt.nr,
+                          e.nmi.injected, e.nmi.pending);
   }
   return out;
 }

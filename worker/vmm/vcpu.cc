@@ -118,7 +118,7 @@ std::optional<VmEnd> RunVcpu(kvm::VcpuFd& vcpu, const ExitHandlers& handlers,
         // Triple fault: with `reboot=t` this is how the guest reboots — the VM ends.
         return VmEnd{.exit_code = kExitGuestReset,
                      .message = absl::StrCat("guest reset (triple fault on vcpu ", vcpu.id(),
-                                             ")")};
+                                             "); ", vcpu.DumpRegisters())};
       case KVM_EXIT_SYSTEM_EVENT:
         switch (run->system_event.type) {
           case KVM_SYSTEM_EVENT_SHUTDOWN:
