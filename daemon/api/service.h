@@ -62,6 +62,8 @@ class SupermachineService final : public v1::Supermachine::Service {
                        v1::ReleaseResponse* resp) override;
   grpc::Status ListVMs(grpc::ServerContext* ctx, const v1::ListVMsRequest* req,
                        v1::ListVMsResponse* resp) override;
+  grpc::Status InspectVM(grpc::ServerContext* ctx, const v1::InspectVMRequest* req,
+                         v1::InspectVMResponse* resp) override;  // vm_rpcs.cc
   grpc::Status Exec(grpc::ServerContext* ctx,
                     grpc::ServerReaderWriter<v1::ExecResponse, v1::ExecRequest>* stream) override;
   grpc::Status WriteFile(grpc::ServerContext* ctx, const v1::WriteFileRequest* req,
@@ -90,6 +92,8 @@ class SupermachineService final : public v1::Supermachine::Service {
   absl::Status DoAcquire(grpc::ServerContext* ctx, const v1::AcquireRequest& req,
                          v1::AcquireResponse* resp);
   absl::Status DoRelease(const v1::ReleaseRequest& req);
+  absl::Status DoInspectVM(grpc::ServerContext* ctx, const v1::InspectVMRequest& req,
+                           v1::InspectVMResponse* resp);
   absl::Status DoExec(grpc::ServerContext* ctx,
                       grpc::ServerReaderWriter<v1::ExecResponse, v1::ExecRequest>* stream);
   absl::Status DoWriteFile(grpc::ServerContext* ctx, const v1::WriteFileRequest& req);

@@ -1,6 +1,6 @@
 // File: vm_rpcs.cc
-// Acquire, Release, WriteFile, ReadFile and Logs: validate, call the VM manager or the VM's
-// agent, convert. Exec is in exec_bridge.cc.
+// Acquire, Release, InspectVM, WriteFile, ReadFile and Logs: validate, call the VM manager, the
+// VM's agent or its worker, convert. Exec is in exec_bridge.cc.
 #include "daemon/api/vm_rpcs.h"
 
 #include <fcntl.h>
@@ -14,8 +14,10 @@
 #include "absl/strings/str_cat.h"
 #include "daemon/agent/agent_client.h"
 #include "daemon/api/service.h"
+#include "daemon/metrics/vm_net_stats.h"
 #include "worker/base/status_macros.h"
 #include "worker/base/unique_fd.h"
+#include "worker/net/egress_policy.h"
 
 namespace supermachine::api {
 namespace {
@@ -27,6 +29,8 @@ constexpr uint64_t kMaxReadFileBytes = 3u << 20;
 constexpr absl::Duration kFileOpTimeout = absl::Seconds(60);
 constexpr absl::Duration kLogPoll = absl::Milliseconds(100);
 constexpr size_t kLogChunk = size_t{32} * 1024;
+// The worker answers `stats` from its event loop at once; this only bounds a wedged worker.
+constexpr absl::Duration kStatsTimeout = absl::Seconds(5);
 
 absl::Time ContextDeadline(const grpc::ServerContext* ctx) {
   auto d = ctx->deadline();
@@ -67,11 +71,16 @@ absl::StatusOr<vm::AcquireOptions> AcquireOptionsFromProto(const v1::AcquireRequ
         "env cannot change at acquire: a pooled VM must equal a fresh one, and the workload's "
         "environment is captured in the snapshot; bake with the env instead (smctl bake --env)");
   }
-  if (!req.egress_policy().empty()) {
-    return absl::InvalidArgumentError(
-        "egress_policy is fixed at bake time in this version; bake with --egress-policy");
-  }
   vm::AcquireOptions out;
+  if (!req.egress_policy().empty()) {
+    // Canonical text: two spellings of one policy share a pool (the pool key holds it).
+    absl::StatusOr<net::EgressPolicy> policy = net::ParseEgressPolicy(req.egress_policy());
+    if (!policy.ok()) {
+      // The parser's message quotes the value and lists the accepted forms.
+      return absl::InvalidArgumentError(policy.status().message());
+    }
+    out.egress_policy = net::ToString(*policy);
+  }
   out.snapshot = req.snapshot();
   out.no_bake = req.no_bake();
   out.name = req.name();
@@ -137,6 +146,49 @@ absl::Status SupermachineService::DoAcquire(grpc::ServerContext* ctx,
   }
   resp->set_pool_hit(view.pool_hit);
   return absl::OkStatus();
+}
+
+void VmNetStatsToProto(const metrics::VmNetStats& s, v1::VMNetwork* out) {
+  out->set_enabled(s.enabled);
+  out->set_mac(s.mac);
+  out->set_egress_policy(s.egress_policy);
+  out->set_rx_bytes(s.rx_bytes);
+  out->set_rx_packets(s.rx_packets);
+  out->set_tx_bytes(s.tx_bytes);
+  out->set_tx_packets(s.tx_packets);
+  out->set_dropped_policy(s.dropped_policy);
+  out->set_dropped_malformed(s.dropped_malformed);
+  out->set_dropped_rx(s.dropped_rx);
+  out->set_reset_stale(s.reset_stale);
+}
+
+absl::Status SupermachineService::DoInspectVM(grpc::ServerContext* ctx,
+                                              const v1::InspectVMRequest& req,
+                                              v1::InspectVMResponse* resp) {
+  SM_ASSIGN_OR_RETURN(vm::VmView view, FindVm(req.vm_id()));
+  VmViewToProto(view, resp->mutable_vm());
+  v1::VMNetwork* net = resp->mutable_network();
+  // The worker is asked now: its counters are the truth, the daemon keeps no copy. A worker
+  // that cannot answer does not fail the call (the VM itself was found); the reason goes along.
+  absl::StatusOr<metrics::VmNetStats> stats = metrics::ReadVmNetStats(
+      view.vm->control_socket(), std::min(ContextDeadline(ctx), absl::Now() + kStatsTimeout));
+  if (stats.ok()) {
+    VmNetStatsToProto(*stats, net);
+  } else {
+    resp->set_network_error(std::string(stats.status().message()));
+  }
+  net->set_egress_policy_override(view.egress_policy);
+  return absl::OkStatus();
+}
+
+grpc::Status SupermachineService::InspectVM(grpc::ServerContext* ctx,
+                                            const v1::InspectVMRequest* req,
+                                            v1::InspectVMResponse* resp) {
+  if (options_.vms == nullptr) {
+    return Finish("InspectVM", absl::UnimplementedError(
+                                   "InspectVM needs the VM manager, which this daemon runs without"));
+  }
+  return Finish("InspectVM", DoInspectVM(ctx, *req, resp));
 }
 
 absl::Status SupermachineService::DoRelease(const v1::ReleaseRequest& req) {

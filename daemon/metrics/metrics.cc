@@ -13,9 +13,9 @@ namespace supermachine::metrics {
 // families. Registered instead of the registry itself so the refresh happens per scrape.
 class DaemonMetrics::ScrapeHook : public prometheus::Collectable {
  public:
-  ScrapeHook(std::shared_ptr<prometheus::Registry> registry, prometheus::Gauge* snapshots,
-             SnapshotCounter count, std::function<void()> refresh)
-      : registry_(std::move(registry)),
+  ScrapeHook(DaemonMetrics* owner, prometheus::Gauge* snapshots, SnapshotCounter count,
+             std::function<void()> refresh)
+      : owner_(owner),
         snapshots_(snapshots),
         count_(std::move(count)),
         refresh_(std::move(refresh)) {}
@@ -30,11 +30,11 @@ class DaemonMetrics::ScrapeHook : public prometheus::Collectable {
     if (refresh_) {
       refresh_();
     }
-    return registry_->Collect();
+    return owner_->CollectAll();
   }
 
  private:
-  std::shared_ptr<prometheus::Registry> registry_;
+  DaemonMetrics* owner_;  // outlives the hook: ~DaemonMetrics stops the exposer first
   prometheus::Gauge* snapshots_;
   SnapshotCounter count_;
   std::function<void()> refresh_;
@@ -84,7 +84,7 @@ DaemonMetrics::~DaemonMetrics() = default;
 
 absl::Status DaemonMetrics::Serve(const std::string& address, SnapshotCounter count_snapshots,
                                   std::function<void()> refresh) {
-  hook_ = std::make_shared<ScrapeHook>(registry_, snapshots_, std::move(count_snapshots),
+  hook_ = std::make_shared<ScrapeHook>(this, snapshots_, std::move(count_snapshots),
                                        std::move(refresh));
   // prometheus-cpp (civetweb) reports a failed bind by throwing; keep it inside this library.
   try {
@@ -127,9 +127,83 @@ void DaemonMetrics::SetPool(const std::string& snapshot, int64_t ready, int64_t 
   pool_vms_->Add({{"snapshot", snapshot}, {"state", "in_use"}}).Set(static_cast<double>(in_use));
 }
 
+void DaemonMetrics::SetVmNetSource(VmNetSource source) {
+  absl::MutexLock lock(&net_mu_);
+  vm_net_source_ = std::move(source);
+}
+
+std::vector<prometheus::MetricFamily> DaemonMetrics::CollectAll() {
+  std::vector<prometheus::MetricFamily> out = registry_->Collect();
+  std::vector<VmNetSample> samples;
+  {
+    absl::MutexLock lock(&net_mu_);
+    if (!vm_net_source_) {
+      return out;
+    }
+    samples = vm_net_source_();
+  }
+  // The worker's counters are monotonic for the worker's life, which is the VM's: counters.
+  struct Series {
+    const char* name;
+    const char* help;
+    uint64_t VmNetStats::*value;
+  };
+  static constexpr Series kSeries[] = {
+      {"supermachine_vm_net_rx_bytes_total",
+       "Ethernet frame bytes delivered to the VM (network to guest, incl. our RST/ICMP replies)",
+       &VmNetStats::rx_bytes},
+      {"supermachine_vm_net_rx_packets_total", "Frames delivered to the VM",
+       &VmNetStats::rx_packets},
+      {"supermachine_vm_net_tx_bytes_total",
+       "Ethernet frame bytes the VM sent that passed its egress policy", &VmNetStats::tx_bytes},
+      {"supermachine_vm_net_tx_packets_total", "Frames the VM sent that passed its egress policy",
+       &VmNetStats::tx_packets},
+      {"supermachine_vm_net_dropped_policy_total",
+       "Frames from the VM dropped because its egress policy refuses the destination",
+       &VmNetStats::dropped_policy},
+      {"supermachine_vm_net_dropped_malformed_total",
+       "Frames from the VM dropped as malformed (truncated headers, bogus lengths)",
+       &VmNetStats::dropped_malformed},
+  };
+  for (const Series& series : kSeries) {
+    prometheus::MetricFamily f{.name = series.name,
+                               .help = series.help,
+                               .type = prometheus::MetricType::Counter};
+    for (const VmNetSample& s : samples) {
+      if (!s.stats.enabled) {
+        continue;
+      }
+      prometheus::ClientMetric m;
+      m.label = {{"snapshot", s.snapshot}, {"vm", s.vm_id}};
+      m.counter.value = static_cast<double>(s.stats.*series.value);
+      f.metric.push_back(std::move(m));
+    }
+    out.push_back(std::move(f));
+  }
+  // The build-info idiom again: what each VM's network is, as labels on a constant 1.
+  prometheus::MetricFamily info{.name = "supermachine_vm_net_info",
+                                .help = "A VM's network device: MAC and enforced egress policy; "
+                                        "the value is always 1",
+                                .type = prometheus::MetricType::Gauge};
+  for (const VmNetSample& s : samples) {
+    if (!s.stats.enabled) {
+      continue;
+    }
+    prometheus::ClientMetric m;
+    m.label = {{"egress_policy", s.stats.egress_policy},
+               {"mac", s.stats.mac},
+               {"snapshot", s.snapshot},
+               {"vm", s.vm_id}};
+    m.gauge.value = 1;
+    info.metric.push_back(std::move(m));
+  }
+  out.push_back(std::move(info));
+  return out;
+}
+
 std::string DaemonMetrics::SerializeForTest() {
   prometheus::TextSerializer serializer;
-  return serializer.Serialize(registry_->Collect());
+  return serializer.Serialize(CollectAll());
 }
 
 }  // namespace supermachine::metrics

@@ -6,8 +6,11 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "daemon/metrics/vm_net_stats.h"
 #include "prometheus/counter.h"
 #include "prometheus/exposer.h"
 #include "prometheus/family.h"
@@ -23,6 +26,17 @@ class DaemonMetrics {
   // value is current without a background timer. Returns -1 when the store cannot answer
   // (the gauge then keeps its last value).
   using SnapshotCounter = std::function<int64_t()>;
+
+  // One handed-out VM's network counters, as its worker reported them at this scrape.
+  struct VmNetSample {
+    std::string vm_id;
+    std::string snapshot;
+    VmNetStats stats;
+  };
+  // Called at every scrape for the per-VM network series (supermachine_vm_net_*): they are
+  // built from what it returns, so a released VM's series disappear with it and the worker's
+  // counters are never copied into state here.
+  using VmNetSource = std::function<std::vector<VmNetSample>()>;
 
   // Registry only (no HTTP listener): for tests and for `--metrics-address ""`.
   explicit DaemonMetrics(const std::string& version);
@@ -44,12 +58,16 @@ class DaemonMetrics {
   void SetVmsRunning(int64_t n);
   // Per pooled snapshot: ready (restored, waiting) and in use (handed out) VMs.
   void SetPool(const std::string& snapshot, int64_t ready, int64_t in_use);
+  // Where the per-VM network series come from (unset: none are exported).
+  void SetVmNetSource(VmNetSource source);
 
   // The text exposition of everything registered (what /metrics serves).
   std::string SerializeForTest();
 
  private:
   class ScrapeHook;
+  // The registry's families plus the per-VM network ones of this scrape.
+  std::vector<prometheus::MetricFamily> CollectAll();
 
   std::shared_ptr<prometheus::Registry> registry_;
   prometheus::Family<prometheus::Counter>* rpcs_;
@@ -58,6 +76,8 @@ class DaemonMetrics {
   prometheus::Counter* worker_crashes_;
   prometheus::Gauge* vms_running_;
   prometheus::Family<prometheus::Gauge>* pool_vms_;
+  absl::Mutex net_mu_;
+  VmNetSource vm_net_source_ ABSL_GUARDED_BY(net_mu_);
   std::shared_ptr<ScrapeHook> hook_;
   std::unique_ptr<prometheus::Exposer> exposer_;
 };
