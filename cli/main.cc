@@ -34,6 +34,7 @@ int main(int argc, char** argv) {
     // --help and --version exit 0 through here; real parse errors exit kExitUsage.
     int rc = app.exit(e);
     return rc == 0 ? 0 : kExitUsage;
+      AddGcCommand(app, globals),
   }
   for (const Verb& v : verbs) {
     if (v.app->parsed()) {

@@ -28,6 +28,9 @@ Verb AddRunCommand(CLI::App& root, const GlobalOptions& globals);
 Verb AddBakeCommand(CLI::App& root, const GlobalOptions& globals);
 Verb AddExecCommand(CLI::App& root, const GlobalOptions& globals);
 Verb AddLogsCommand(CLI::App& root, const GlobalOptions& globals);
+Verb AddGcCommand(CLI::App& root, const GlobalOptions& globals);
+// `smctl gc`'s text form: a KIND/SIZE/PATH table and the bytes freed (gc.cc).
+std::string GcText(const v1::GcResponse& resp);
 
 // Streams a VM's output to stdout until the stream ends (with `follow`, until the VM ends);
 // returns the exit status. Shared by `logs` and `run` (which follows after acquiring).

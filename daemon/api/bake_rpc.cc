@@ -8,6 +8,7 @@
 #include "absl/strings/str_cat.h"
 #include "daemon/api/convert.h"
 #include "daemon/api/service.h"
+#include "daemon/bake/gc.h"
 #include "daemon/bake/request_text.h"
 #include "worker/base/status_macros.h"
 
@@ -102,6 +103,35 @@ absl::Status SupermachineService::DoBake(grpc::ServerContext* ctx, const v1::Bak
   last.mutable_result()->set_cache_hit(result.cache_hit);
   writer->Write(last);
   return absl::OkStatus();
+}
+
+grpc::Status SupermachineService::Gc(grpc::ServerContext*, const v1::GcRequest* req,
+                                     v1::GcResponse* resp) {
+  if (options_.baker == nullptr) {
+    return Finish("Gc", absl::UnimplementedError(
+                            "Gc is not available in this supermachined: the bake pipeline is not "
+                            "configured (it needs the kernel, guest agent and worker paths)"));
+  }
+  absl::StatusOr<bake::GcReport> report = options_.baker->Gc(req->dry_run());
+  if (report.ok()) {
+    GcReportToProto(*report, resp);
+  }
+  return Finish("Gc", report.status());
+}
+
+void GcReportToProto(const bake::GcReport& report, v1::GcResponse* resp) {
+  resp->set_dry_run(report.dry_run);
+  resp->set_bytes_freed(report.bytes_freed);
+  for (const bake::GcItem& item : report.items) {
+    v1::GcItem* out = resp->add_removed();
+    out->set_kind(item.kind);
+    out->set_path(item.path);
+    out->set_bytes(item.bytes);
+    out->set_digest(item.digest);
+  }
+  for (const std::string& e : report.errors) {
+    resp->add_errors(e);
+  }
 }
 
 }  // namespace supermachine::api

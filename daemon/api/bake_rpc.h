@@ -5,6 +5,7 @@
 
 #include "absl/status/statusor.h"
 #include "daemon/bake/baker.h"
+#include "daemon/bake/gc.h"
 #include "proto/supermachine.pb.h"
 
 namespace supermachine::api {
@@ -13,5 +14,8 @@ absl::StatusOr<bake::BakeRequest> BakeRequestFromProto(const v1::BakeRequest& re
 
 // One progress event as the API streams it.
 v1::BakeProgress BakeProgressToProto(const bake::BakeProgress& progress);
+
+// A garbage collection's report as the Gc RPC returns it.
+void GcReportToProto(const bake::GcReport& report, v1::GcResponse* resp);
 
 }  // namespace supermachine::api

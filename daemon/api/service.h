@@ -56,6 +56,8 @@ class SupermachineService final : public v1::Supermachine::Service {
                                v1::Snapshot* resp) override;
   grpc::Status RemoveSnapshot(grpc::ServerContext* ctx, const v1::RemoveSnapshotRequest* req,
                               v1::RemoveSnapshotResponse* resp) override;
+  grpc::Status Gc(grpc::ServerContext* ctx, const v1::GcRequest* req,
+                  v1::GcResponse* resp) override;  // bake_rpc.cc
   grpc::Status Acquire(grpc::ServerContext* ctx, const v1::AcquireRequest* req,
                        v1::AcquireResponse* resp) override;
   grpc::Status Release(grpc::ServerContext* ctx, const v1::ReleaseRequest* req,
