@@ -27,6 +27,7 @@ int main(int argc, char** argv) {
       AddRunCommand(app, globals),    AddBakeCommand(app, globals),   AddExecCommand(app, globals),
       AddPsCommand(app, globals),     AddImagesCommand(app, globals), AddRmCommand(app, globals),
       AddLogsCommand(app, globals),   AddHealthCommand(app, globals), AddVersionCommand(app, globals),
+      AddGcCommand(app, globals),     AddInspectCommand(app, globals),
   };
   try {
     app.parse(argc, argv);
@@ -34,7 +35,6 @@ int main(int argc, char** argv) {
     // --help and --version exit 0 through here; real parse errors exit kExitUsage.
     int rc = app.exit(e);
     return rc == 0 ? 0 : kExitUsage;
-      AddGcCommand(app, globals),
   }
   for (const Verb& v : verbs) {
     if (v.app->parsed()) {

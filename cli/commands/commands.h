@@ -31,6 +31,10 @@ Verb AddLogsCommand(CLI::App& root, const GlobalOptions& globals);
 Verb AddGcCommand(CLI::App& root, const GlobalOptions& globals);
 // `smctl gc`'s text form: a KIND/SIZE/PATH table and the bytes freed (gc.cc).
 std::string GcText(const v1::GcResponse& resp);
+Verb AddInspectCommand(CLI::App& root, const GlobalOptions& globals);
+
+// `smctl inspect`'s text form of a VM and its network (inspect.cc).
+std::string InspectVmText(const v1::InspectVMResponse& resp);
 
 // Streams a VM's output to stdout until the stream ends (with `follow`, until the VM ends);
 // returns the exit status. Shared by `logs` and `run` (which follows after acquiring).
