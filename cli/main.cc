@@ -18,6 +18,13 @@ int main(int argc, char** argv) {
                  "Daemon socket (default: $SUPERMACHINE_SOCKET, else as supermachined: "
                  "/run/supermachine/supermachined.sock as root, "
                  "$XDG_RUNTIME_DIR/supermachine/supermachined.sock otherwise)");
+  app.add_option("--host", globals.host,
+                 "Remote daemon HOST:PORT over TLS (default: $SUPERMACHINE_HOST; unset: the socket)");
+  app.add_option("--tls-ca", globals.tls_ca, "CA (PEM) of the remote daemon's certificate ($SUPERMACHINE_TLS_CA)");
+  app.add_option("--token-file", globals.token_file,
+                 "Bearer token for --host ($SUPERMACHINE_TOKEN_FILE)");
+  app.add_option("--tls-cert", globals.tls_cert, "Client certificate (PEM) for mTLS ($SUPERMACHINE_TLS_CERT)");
+  app.add_option("--tls-key", globals.tls_key, "Client key (PEM) for mTLS ($SUPERMACHINE_TLS_KEY)");
   app.add_option("--timeout", globals.timeout_seconds, "Seconds to wait for each daemon reply")
       ->capture_default_str()
       ->check(CLI::PositiveNumber);

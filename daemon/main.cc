@@ -28,11 +28,15 @@
 #include "absl/strings/str_cat.h"
 #include "daemon/api/service.h"
 #include "daemon/api/bake_rpc.h"
+#include "daemon/api/remote_listener.h"
 #include "daemon/api/status_mapping.h"
 #include "daemon/bake/baker.h"
 #include "daemon/config/daemon_config.h"
 #include "daemon/config/log.h"
 #include "daemon/metrics/metrics.h"
+#include "daemon/service/inherited_listener.h"
+#include "daemon/service/listen_fds.h"
+#include "daemon/service/sd_notify.h"
 #include "daemon/store/store.h"
 #include "daemon/vm/reconcile.h"
 #include "daemon/vm/store_journal.h"
@@ -255,14 +259,47 @@ int main(int argc, char** argv) {
   Logger log(stderr, config.log_level);
   log.Info("starting", {{"version", SM_VERSION}, {"pid", std::to_string(::getpid())}});
 
-  // The socket is claimed first: a second daemon must be refused before it touches state.
-  absl::Status st = MakeDirs(std::filesystem::path(config.socket).parent_path().string(), 0755);
-  if (!st.ok()) {
-    return Fail(log, "cannot prepare the socket directory", st);
+  // Service manager hand-offs (docs/operations.md, "Service managers"), taken out of the
+  // environment at once so the workers we spawn do not inherit them.
+  const char* notify_env = ::getenv("NOTIFY_SOCKET");
+  const std::string notify_socket = notify_env != nullptr ? notify_env : "";
+  absl::StatusOr<std::vector<int>> passed_fds = supermachine::service::ParseListenFds(
+      ::getenv("LISTEN_PID"), ::getenv("LISTEN_FDS"), ::getpid());
+  for (const char* name : {"NOTIFY_SOCKET", "LISTEN_PID", "LISTEN_FDS", "LISTEN_FDNAMES"}) {
+    ::unsetenv(name);
   }
-  absl::StatusOr<UniqueFd> socket_lock = ClaimSocket(config.socket, log);
-  if (!socket_lock.ok()) {
-    return Fail(log, "cannot claim the socket", socket_lock.status());
+  if (passed_fds.ok() && passed_fds->size() > 1) {
+    passed_fds = absl::InvalidArgumentError(absl::StrCat(
+        "systemd passed ", passed_fds->size(), " sockets; supermachined takes exactly one "
+        "(a single ListenStream=/path in supermachined.socket)"));
+  }
+  if (!passed_fds.ok()) {
+    return Fail(log, "cannot use the sockets systemd passed", passed_fds.status());
+  }
+  // With socket activation systemd owns the Unix socket (path, mode, group come from the
+  // .socket unit) and it, not --socket, is the API socket.
+  UniqueFd activated_fd(passed_fds->empty() ? -1 : passed_fds->front());
+  std::string activated_path;
+  if (activated_fd) {
+    absl::StatusOr<std::string> path = supermachine::service::UnixListenerPath(activated_fd.get());
+    if (!path.ok()) {
+      return Fail(log, "cannot use the socket systemd passed", path.status());
+    }
+    activated_path = *path;
+  }
+
+  // The socket is claimed first: a second daemon must be refused before it touches state.
+  absl::Status st;
+  absl::StatusOr<UniqueFd> socket_lock = UniqueFd();
+  if (!activated_fd) {
+    st = MakeDirs(std::filesystem::path(config.socket).parent_path().string(), 0755);
+    if (!st.ok()) {
+      return Fail(log, "cannot prepare the socket directory", st);
+    }
+    socket_lock = ClaimSocket(config.socket, log);
+    if (!socket_lock.ok()) {
+      return Fail(log, "cannot claim the socket", socket_lock.status());
+    }
   }
   st = MakeDirs(config.state_dir, 0700);
   if (st.ok()) {
@@ -403,8 +440,33 @@ int main(int argc, char** argv) {
 #ifdef SM_HAVE_GRPC_REFLECTION
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
 #endif
+  // Remote access: TLS (+ mTLS) and a bearer token on every call, or no TCP port at all.
+  std::unique_ptr<supermachine::api::RemoteListener> remote;
+  if (!config.tcp.empty()) {
+    absl::StatusOr<std::unique_ptr<supermachine::api::RemoteListener>> r =
+        supermachine::api::RemoteListener::Prepare({
+            .address = config.tcp,
+            .tls_cert = config.tls_cert,
+            .tls_key = config.tls_key,
+            .tls_client_ca = config.tls_client_ca,
+            .token_file = config.token_file,
+            .on_reject = [&log](const std::string& reason) {
+              log.Warn("remote call refused", {{"reason", reason}});
+            },
+        });
+    if (!r.ok()) {
+      return Fail(log, "cannot set up the remote (--tcp) listener", r.status());
+    }
+    remote = std::move(*r);
+  }
+
   grpc::ServerBuilder builder;
-  builder.AddListeningPort("unix:" + config.socket, grpc::InsecureServerCredentials());
+  if (!activated_fd) {
+    builder.AddListeningPort("unix:" + config.socket, grpc::InsecureServerCredentials());
+  }
+  if (remote != nullptr) {
+    remote->AddTo(builder);
+  }
   builder.RegisterService(&service);
   // gRPC creates the socket with 0777 & ~umask; keep it owner-only until chmod/chown below
   // set the configured access, so there is no window where it is wider than asked.
@@ -413,13 +475,35 @@ int main(int argc, char** argv) {
   ::umask(old_umask);
   if (server == nullptr) {
     return Fail(log, "cannot start the gRPC server",
-                absl::UnavailableError(absl::StrCat("listen on unix:", config.socket, " failed")));
+                remote != nullptr && !remote->BoundPort().ok()
+                    ? remote->BoundPort().status()
+                    : absl::UnavailableError(
+                          absl::StrCat("listen on unix:", config.socket, " failed")));
   }
-  st = SetSocketAccess(config);
-  if (!st.ok()) {
-    server->Shutdown();
-    ::unlink(config.socket.c_str());
-    return Fail(log, "cannot set the socket's access", st);
+  std::unique_ptr<supermachine::service::InheritedListener> activated;
+  if (activated_fd) {
+    absl::StatusOr<std::unique_ptr<supermachine::service::InheritedListener>> a =
+        supermachine::service::InheritedListener::Start(
+            std::move(activated_fd), server.get(), [&log](const std::string& error) {
+              log.Warn("socket activation: accept failed", {{"error", error}});
+            });
+    if (!a.ok()) {
+      server->Shutdown();
+      return Fail(log, "cannot serve the socket systemd passed", a.status());
+    }
+    activated = std::move(*a);
+  } else {
+    st = SetSocketAccess(config);
+    if (!st.ok()) {
+      server->Shutdown();
+      ::unlink(config.socket.c_str());
+      return Fail(log, "cannot set the socket's access", st);
+    }
+  }
+  if (remote != nullptr) {
+    log.Info("remote listening", {{"address", config.tcp},
+                                  {"port", std::to_string(*remote->BoundPort())},
+                                  {"mtls", remote->mutual_tls() ? "required" : "off"}});
   }
 
   // Per-VM network series (docs/networking.md "Metrics"): each handed-out VM's worker is
@@ -458,13 +542,21 @@ int main(int argc, char** argv) {
   }
   char mode_text[8];
   std::snprintf(mode_text, sizeof(mode_text), "%04o", config.socket_mode);
-  log.Info("serving", {{"socket", config.socket}, {"socket_mode", mode_text},
+  log.Info("serving", {{"socket", activated ? activated_path : config.socket},
+                       {"socket_mode", activated ? "from supermachined.socket" : mode_text},
                        {"metrics_port", std::to_string(metrics.port())}});
+  // Type=notify: systemd starts After= units (and ends `systemctl start`) only now.
+  st = supermachine::service::SdNotify(notify_socket, "READY=1\nSTATUS=serving");
+  if (!st.ok()) {
+    log.Warn("cannot notify the service manager", {{"error", std::string(st.message())}});
+  }
 
   int sig = 0;
   while (sigwait(&stop_signals, &sig) != 0) {
   }
   log.Info("stopping", {{"signal", strsignal(sig)}});
+  (void)supermachine::service::SdNotify(notify_socket, "STOPPING=1");
+  activated.reset();  // no new connections from the passed socket
   // Health checks flip to NOT_SERVING first so load balancers stop sending new work.
   if (auto* health = server->GetHealthCheckService(); health != nullptr) {
     health->Shutdown();
@@ -475,7 +567,8 @@ int main(int argc, char** argv) {
   // as released. A clean stop is the operator's "stop the service" (systemd's default
   // KillMode would end the workers anyway); only a crash (kill -9) leaves workers behind, and
   // the next start re-adopts them (ReconcileVms, docs/operations.md).
-  if (::unlink(config.socket.c_str()) != 0 && errno != ENOENT) {
+  // A passed socket is systemd's: it stays, so the next connection starts us again.
+  if (activated_path.empty() && ::unlink(config.socket.c_str()) != 0 && errno != ENOENT) {
     log.Warn("cannot remove the socket", {{"socket", config.socket}, {"error", strerror(errno)}});
   }
   log.Info("stopped");

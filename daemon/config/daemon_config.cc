@@ -136,6 +136,16 @@ absl::Status ApplyJsonConfig(const std::string& json_text, DaemonConfig* config)
       st = string_field(&config->guest_agent);
     } else if (key == "vm_dir") {
       st = string_field(&config->vm_dir);
+    } else if (key == "tcp") {
+      st = string_field(&config->tcp);
+    } else if (key == "tls_cert") {
+      st = string_field(&config->tls_cert);
+    } else if (key == "tls_key") {
+      st = string_field(&config->tls_key);
+    } else if (key == "tls_client_ca") {
+      st = string_field(&config->tls_client_ca);
+    } else if (key == "token_file") {
+      st = string_field(&config->token_file);
     } else if (key == "default_pool") {
       st = ApplyPool("config file: default_pool", value, &config->default_pool);
     } else if (key == "pools") {
@@ -163,7 +173,8 @@ absl::Status ApplyJsonConfig(const std::string& json_text, DaemonConfig* config)
       st = absl::InvalidArgumentError(absl::StrCat(
           "config file: unknown field '", key,
           "' (known: socket, socket_mode, socket_group, state_dir, snapshots_dir, "
-          "metrics_address, log_level, worker_binary, vm_dir, kernel, guest_agent, pools, default_pool)"));
+          "metrics_address, log_level, worker_binary, vm_dir, kernel, guest_agent, pools, default_pool, "
+          "tcp, tls_cert, tls_key, tls_client_ca, token_file)"));
     }
     if (!st.ok()) {
       return st;
@@ -207,10 +218,7 @@ absl::Status ValidateDaemonConfig(const DaemonConfig& c) {
     return absl::InvalidArgumentError(
         "--tcp requires --token-file: remote clients must present a bearer token");
   }
-  return absl::UnimplementedError(
-      "--tcp is not supported yet: per-RPC bearer-token checking is not implemented, and "
-      "supermachined will not open an unauthenticated remote port; use the Unix socket "
-      "(e.g. over ssh: ssh -L /tmp/sm.sock:/run/supermachine/supermachined.sock host)");
+  return absl::OkStatus();
 }
 
 ParsedFlags ParseDaemonFlags(int argc, const char* const* argv, const UserEnvironment& env,
@@ -229,7 +237,8 @@ ParsedFlags ParseDaemonFlags(int argc, const char* const* argv, const UserEnviro
   app.add_option("--config", config_file,
                  "JSON config file (fields: socket, socket_mode, socket_group, state_dir, "
                  "snapshots_dir, metrics_address, log_level, worker_binary, vm_dir, pools, "
-                 "default_pool); flags override it");
+                 "default_pool, tcp, tls_cert, tls_key, tls_client_ca, token_file); flags "
+                 "override it");
   auto* socket_opt = app.add_option(
       "--socket", flags.socket,
       "Unix socket to listen on (default " + DefaultSocketPath(env) + ")");
@@ -247,11 +256,18 @@ ParsedFlags ParseDaemonFlags(int argc, const char* const* argv, const UserEnviro
       "--worker-binary", flags.worker_binary,
       "supermachine-worker to restore VMs with (default: the one next to supermachined)");
   auto* level_opt = app.add_option("--log-level", log_level, "debug, info, warn or error (default info)");
-  app.add_option("--tcp", flags.tcp, "Also listen on HOST:PORT (requires TLS and a token; not supported yet)");
-  app.add_option("--tls-cert", flags.tls_cert, "TLS certificate (PEM) for --tcp");
-  app.add_option("--tls-key", flags.tls_key, "TLS private key (PEM) for --tcp");
-  app.add_option("--tls-client-ca", flags.tls_client_ca, "CA (PEM) that client certificates must chain to (mTLS)");
-  app.add_option("--token-file", flags.token_file, "File holding the bearer token remote clients must send");
+  auto* tcp_opt = app.add_option(
+      "--tcp", flags.tcp,
+      "Also serve the API on HOST:PORT for remote clients; requires --tls-cert, --tls-key and "
+      "--token-file");
+  auto* cert_opt = app.add_option("--tls-cert", flags.tls_cert, "TLS certificate chain (PEM) for --tcp");
+  auto* key_opt = app.add_option("--tls-key", flags.tls_key, "TLS private key (PEM) for --tcp");
+  auto* ca_opt = app.add_option(
+      "--tls-client-ca", flags.tls_client_ca,
+      "CA (PEM) that client certificates must chain to; set, remote clients need one (mTLS)");
+  auto* token_opt = app.add_option(
+      "--token-file", flags.token_file,
+      "File holding the bearer token every --tcp call must send (authorization: Bearer ...)");
   app.add_flag("--version", print_version, "Print the version and exit");
 
   try {
@@ -320,11 +336,21 @@ ParsedFlags ParseDaemonFlags(int argc, const char* const* argv, const UserEnviro
     return fail(absl::InvalidArgumentError(
         absl::StrCat("--log-level '", log_level, "': expected debug, info, warn or error")));
   }
-  c.tcp = flags.tcp;
-  c.tls_cert = flags.tls_cert;
-  c.tls_key = flags.tls_key;
-  c.tls_client_ca = flags.tls_client_ca;
-  c.token_file = flags.token_file;
+  if (tcp_opt->count() > 0) {
+    c.tcp = flags.tcp;
+  }
+  if (cert_opt->count() > 0) {
+    c.tls_cert = flags.tls_cert;
+  }
+  if (key_opt->count() > 0) {
+    c.tls_key = flags.tls_key;
+  }
+  if (ca_opt->count() > 0) {
+    c.tls_client_ca = flags.tls_client_ca;
+  }
+  if (token_opt->count() > 0) {
+    c.token_file = flags.token_file;
+  }
   if (c.snapshots_dir.empty()) {
     c.snapshots_dir = c.state_dir + "/snapshots";
   }

@@ -36,9 +36,8 @@ struct DaemonConfig {
   std::map<std::string, PoolSettings> pools;  // snapshot name → its pool
   PoolSettings default_pool;      // snapshots without an entry in pools
   LogLevel log_level = LogLevel::kInfo;
-  // Remote access (TCP + TLS + bearer token). Parsed and checked, but refused at startup in
-  // this build: per-RPC token checking is not implemented and an unauthenticated TCP port
-  // must never be opened.
+  // Remote access (daemon/api/remote_listener.h): TCP only with TLS and a bearer token;
+  // ValidateDaemonConfig refuses a tcp address without them.
   std::string tcp;
   std::string tls_cert;
   std::string tls_key;
@@ -61,7 +60,7 @@ ParsedFlags ParseDaemonFlags(int argc, const char* const* argv, const UserEnviro
 // Applies the JSON config file text over `config`. Unknown fields are an error (a typo must
 // not be silently ignored). Fields: socket, socket_mode ("0660" octal string or number),
 // socket_group, state_dir, snapshots_dir, metrics_address, log_level, worker_binary, vm_dir,
-// kernel, guest_agent,
+// kernel, guest_agent, tcp, tls_cert, tls_key, tls_client_ca, token_file,
 // pools ({"NAME": {min, max, idle_timeout_s, acquire_timeout_s}}), default_pool ({...}).
 absl::Status ApplyJsonConfig(const std::string& json_text, DaemonConfig* config);
 

@@ -113,11 +113,34 @@ TEST(ParseDaemonFlags, TcpWithoutTokenIsRefused) {
   EXPECT_THAT(p.output, HasSubstr("--tcp requires --token-file"));
 }
 
-TEST(ParseDaemonFlags, FullyConfiguredTcpIsRefusedAsNotSupportedYet) {
+TEST(ParseDaemonFlags, FullyConfiguredTcpIsAccepted) {
   ParsedFlags p = Parse({"--tcp", "0.0.0.0:7443", "--tls-cert", "/c", "--tls-key", "/k",
-                         "--token-file", "/t"});
+                         "--tls-client-ca", "/ca", "--token-file", "/t"});
+  ASSERT_FALSE(p.exit_now) << p.output;
+  EXPECT_EQ(p.config.tcp, "0.0.0.0:7443");
+  EXPECT_EQ(p.config.tls_cert, "/c");
+  EXPECT_EQ(p.config.tls_key, "/k");
+  EXPECT_EQ(p.config.tls_client_ca, "/ca");
+  EXPECT_EQ(p.config.token_file, "/t");
+}
+
+TEST(ApplyJsonConfig, ReadsRemoteAccessFields) {
+  DaemonConfig c;
+  ASSERT_TRUE(ApplyJsonConfig(R"({"tcp": "[::]:7443", "tls_cert": "/c", "tls_key": "/k",
+                                  "tls_client_ca": "/ca", "token_file": "/t"})",
+                              &c)
+                  .ok());
+  EXPECT_EQ(c.tcp, "[::]:7443");
+  EXPECT_EQ(c.tls_cert, "/c");
+  EXPECT_EQ(c.tls_key, "/k");
+  EXPECT_EQ(c.tls_client_ca, "/ca");
+  EXPECT_EQ(c.token_file, "/t");
+}
+
+TEST(ParseDaemonFlags, TlsWithoutTcpIsRefused) {
+  ParsedFlags p = Parse({"--tls-cert", "/c"});
   EXPECT_EQ(p.exit_code, 2);
-  EXPECT_THAT(p.output, HasSubstr("--tcp is not supported yet"));
+  EXPECT_THAT(p.output, HasSubstr("only apply with --tcp"));
 }
 
 TEST(ParseDaemonFlags, VersionPrintsAndExitsZero) {
