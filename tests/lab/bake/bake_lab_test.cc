@@ -2,7 +2,9 @@
 // layout → layers + delta → worker boot → listener readiness → snapshot → metadata + store —
 // then the cache tiers, a changed cmd, a workload that exits before listening, and a restore of
 // the baked snapshot in a new worker that serves a page over an agent Connect.
-// One test, steps in order (each needs the previous one's state); one lab run.
+// One test, steps in order (each needs the previous one's state); one lab run. A second test
+// bakes a volume (parked), restores it twice with one VM's copy (a file written in the first
+// restore is there in the second) and once with a fresh copy (it is not).
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -15,6 +17,7 @@
 #include "absl/time/clock.h"
 #include "daemon/agent/agent_client.h"
 #include "daemon/bake/baker.h"
+#include "daemon/bake/volume_image.h"
 #include "daemon/image/digest.h"
 #include "daemon/image/manifest.h"
 #include "daemon/image/media_types.h"
@@ -216,6 +219,101 @@ TEST_F(BakeLab, BakeCacheRebakeFailureAndRestore) {
   EXPECT_TRUE(absl::StartsWith(response, "HTTP/1.")) << response;
   EXPECT_TRUE(absl::StrContains(response, "hello from a baked vm")) << response;
   worker->Terminate(absl::Seconds(5)).IgnoreError();
+  ::unlink(vsock.c_str());
+}
+
+// A restore of a parked snapshot with its disks given explicitly, as the daemon does: the delta
+// and layers where the bake had them, then `volume` (the VM's own copy) as v0. Sends Restored
+// (which mounts the volume and starts the workload) and returns the worker.
+base::ChildProcess RestoreWithVolume(const std::string& snap_dir, const std::string& delta,
+                                     const std::vector<std::string>& layers,
+                                     const std::string& volume, const std::string& vsock,
+                                     const std::string& console_path, uint64_t generation) {
+  ::unlink(vsock.c_str());
+  std::vector<std::string> argv = {SM_WORKER_BIN, "--restore", snap_dir, "--vsock", vsock,
+                                   "--serial", "stdout", "--disk", delta + ",ro,id=delta"};
+  for (size_t i = 0; i < layers.size(); ++i) {
+    argv.insert(argv.end(), {"--disk", absl::StrCat(layers[i], ",ro,id=l", i)});
+  }
+  argv.insert(argv.end(), {"--disk", volume + ",rw,id=v0"});
+  int console = ::open(console_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  EXPECT_GE(console, 0);
+  auto worker = base::ChildProcess::Spawn(
+      {.argv = argv, .stdout_fd = console, .stderr_fd = console, .new_session = true});
+  ::close(console);
+  EXPECT_TRUE(worker.ok()) << worker.status();
+  agent::AgentClient client(
+      std::make_unique<agent::HybridVsockDialer>(vsock, agent::protocol::kAgentPort));
+  auto ping = client.WaitForAgent(absl::Now() + absl::Seconds(180));
+  EXPECT_TRUE(ping.ok()) << ping.status() << "\n" << ReadAll(console_path);
+  auto acked = client.Restored({.entropy = std::string(32, '\x42'), .wall_clock = absl::Now(),
+                                .vm_id = "bake-lab-vol", .generation = generation},
+                               absl::Now() + absl::Seconds(120));
+  EXPECT_TRUE(acked.ok()) << acked.status() << "\n" << ReadAll(console_path);
+  return std::move(*worker);
+}
+
+std::string Sh(const std::string& vsock, const std::string& script) {
+  agent::AgentClient client(
+      std::make_unique<agent::HybridVsockDialer>(vsock, agent::protocol::kAgentPort));
+  auto r = client.RunCommand({.argv = {"/bin/busybox", "sh", "-c", script}}, "",
+                             absl::Now() + absl::Seconds(120));
+  EXPECT_TRUE(r.ok()) << r.status();
+  if (!r.ok()) {
+    return "";
+  }
+  EXPECT_TRUE(r->exit.success()) << script << ": " << r->exit.ToString() << " " << r->stderr_data;
+  return r->stdout_data;
+}
+
+TEST_F(BakeLab, VolumePersistsAcrossRestoresOfTheSameVm) {
+  // 1. A parked bake with a volume (the default readiness with volumes): the image is made,
+  //    attached, never mounted before the snapshot.
+  BakeRequest r = Request();
+  r.name = "vol";
+  r.guest_port = 0;
+  r.readiness = Readiness{.mode = Readiness::Mode::kParked, .deadline_ms = 600'000};
+  r.volumes = {*ParseVolume("data:/data:32M")};
+  auto baked = Bake(r);
+  ASSERT_TRUE(baked.ok()) << baked.status();
+  const std::string dir = baked->snapshot_dir;
+  const std::string tmpl = dir + "/volumes/data.img";
+  ASSERT_TRUE(CheckExt4Image(tmpl, "data").ok());
+  const std::string delta = absl::StrCat(work_, "/state/bake/deltas/",
+                                         baked->metadata.delta_key.hex(), "-l2.sqfs");
+  std::vector<std::string> layers;
+  for (const image::Digest& d : baked->metadata.layers) {
+    layers.push_back(absl::StrCat(work_, "/state/layers/layers/sha256_", d.hex(), ".sqfs"));
+  }
+
+  // 2. The daemon's part, by hand: this VM's own copy of the template.
+  const std::string copy = work_ + "/vm1-data.img";
+  ASSERT_EQ(::system(("cp --sparse=always '" + tmpl + "' '" + copy + "'").c_str()), 0);
+  const std::string vsock = "/tmp/bake-lab-vol.vsock";
+  {
+    base::ChildProcess w = RestoreWithVolume(dir, delta, layers, copy, vsock,
+                                             work_ + "/vol-restore1.log", 1);
+    EXPECT_EQ(Sh(vsock, "grep ' /data ext4 ' /proc/mounts | wc -l"), "1\n");
+    Sh(vsock, "echo written-by-restore-1 > /data/note && sync");
+    w.Terminate(absl::Seconds(5)).IgnoreError();
+  }
+  // 3. The same VM restored again from the same snapshot with its copy: the file is there.
+  {
+    base::ChildProcess w = RestoreWithVolume(dir, delta, layers, copy, vsock,
+                                             work_ + "/vol-restore2.log", 2);
+    EXPECT_EQ(Sh(vsock, "cat /data/note"), "written-by-restore-1\n")
+        << ReadAll(work_ + "/vol-restore2.log");
+    w.Terminate(absl::Seconds(5)).IgnoreError();
+  }
+  // 4. Another VM gets a fresh copy of the untouched template: no file.
+  const std::string fresh = work_ + "/vm2-data.img";
+  ASSERT_EQ(::system(("cp --sparse=always '" + tmpl + "' '" + fresh + "'").c_str()), 0);
+  {
+    base::ChildProcess w = RestoreWithVolume(dir, delta, layers, fresh, vsock,
+                                             work_ + "/vol-restore3.log", 1);
+    EXPECT_EQ(Sh(vsock, "test -e /data/note && echo present || echo absent"), "absent\n");
+    w.Terminate(absl::Seconds(5)).IgnoreError();
+  }
   ::unlink(vsock.c_str());
 }
 
