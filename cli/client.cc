@@ -286,6 +286,8 @@ grpc::Status Client::ExplainVmFailure(const grpc::Status& status) const {
     case grpc::StatusCode::PERMISSION_DENIED:
     case grpc::StatusCode::UNAUTHENTICATED:
     case grpc::StatusCode::UNIMPLEMENTED:
+    // The daemon could not reach something it needs (a registry): its message says what.
+    case grpc::StatusCode::UNAVAILABLE:
       return status;  // the request itself was wrong or refused: the host is not the cause
     default:
       break;
