@@ -564,9 +564,9 @@ int main(int argc, char** argv) {
   server->Shutdown(std::chrono::system_clock::now() + kShutdownGrace);
   server->Wait();
   // `vms` goes out of scope after this: handed-out and pooled VMs are stopped and journaled
-  // as released. A clean stop is the operator's "stop the service" (systemd's default
-  // KillMode would end the workers anyway); only a crash (kill -9) leaves workers behind, and
-  // the next start re-adopts them (ReconcileVms, docs/operations.md).
+  // as released: a clean stop is the operator's "stop the service" (the unit's
+  // KillMode=process leaves that to us). Only a crash (kill -9) leaves workers behind, and the
+  // next start re-adopts them (ReconcileVms, docs/operations.md).
   // A passed socket is systemd's: it stays, so the next connection starts us again.
   if (activated_path.empty() && ::unlink(config.socket.c_str()) != 0 && errno != ENOENT) {
     log.Warn("cannot remove the socket", {{"socket", config.socket}, {"error", strerror(errno)}});
