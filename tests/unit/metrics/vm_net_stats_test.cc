@@ -69,7 +69,7 @@ TEST(ParseStatsReply, ErrorsAndGarbageAreInvalidArgumentQuotingTheLine) {
 // A stand-in worker control socket: answers each connection's first line with `reply`.
 class FakeControl {
  public:
-  FakeControl(std::string path, std::string reply) : path_(std::move(path)) {
+  FakeControl(std::string path, const std::string& reply) : path_(std::move(path)) {
     fd_.Reset(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
     sockaddr_un addr{};
     addr.sun_family = AF_UNIX;
