@@ -55,6 +55,7 @@ json Summarize(std::vector<double> v) {
   };
   const double med = median(v);
   std::vector<double> dev;
+  dev.reserve(v.size());
   for (double x : v) {
     dev.push_back(std::fabs(x - med));
   }
@@ -79,6 +80,9 @@ struct Rss {
   // dirty). Not written by the guest; they turn into shared pages once another clone reads them.
   double guest_file_private_mib = 0;
   double other_private_mib = 0;  // Private_* outside guest RAM: heap, stacks, binary data.
+  // Anonymous outside guest RAM: what the worker owns whatever other processes map (Private_*
+  // also counts library code and file pages only this process maps, e.g. with one clone).
+  double other_anon_mib = 0;
   double page_tables_mib = 0;    // VmPTE: the process's own page tables (not KVM's NPT/EPT).
   // The five largest private non-guest mappings ("name: KiB"), to see where overhead sits.
   std::vector<std::string> top_other;
@@ -135,6 +139,7 @@ Rss ReadRss(pid_t pid, const std::string& memory_file) {
       r.guest_file_private_mib += v.priv - v.anon;
     } else {
       r.other_private_mib += v.priv;
+      r.other_anon_mib += v.anon;
       others.emplace_back(v.priv, v.name);
     }
   }
@@ -256,6 +261,7 @@ int Main(int argc, char** argv) {
     std::vector<std::unique_ptr<lab::AgentVm>> vms(n);
     std::vector<std::string> errors(n);
     std::vector<std::thread> threads;
+    threads.reserve(static_cast<size_t>(n));
     const absl::Time t0 = absl::Now();
     for (int i = 0; i < n; ++i) {
       threads.emplace_back([&, i] {
@@ -280,7 +286,8 @@ int Main(int argc, char** argv) {
         failures.push_back(e.substr(0, 20000));  // Guest console + worker log.
       }
     }
-    std::vector<double> priv, dirty, pss, written, read, file_priv, worker_priv, page_tables;
+    std::vector<double> priv, dirty, pss, written, read, file_priv, worker_priv, worker_anon,
+        page_tables;
     json top_other = json::array();
     for (const auto& vm : vms) {
       if (vm == nullptr) {
@@ -294,6 +301,7 @@ int Main(int argc, char** argv) {
       read.push_back(r.guest_read_mib);
       file_priv.push_back(r.guest_file_private_mib);
       worker_priv.push_back(r.other_private_mib);
+      worker_anon.push_back(r.other_anon_mib);
       page_tables.push_back(r.page_tables_mib);
       if (top_other.empty()) {
         top_other = r.top_other;
@@ -313,15 +321,21 @@ int Main(int argc, char** argv) {
     // Pages only read stay shared (page cache), so the pages a clone must own are the ones it
     // wrote: they are the denominator.
     const double ratio = written_total > 0 ? total / written_total : 0;
+    // The same with only anonymous memory on top (what the clones own outright; differs from
+    // `ratio` when few processes map the libraries and the memory file, e.g. one clone).
+    const double owned_ratio =
+        written_total > 0 ? (written_total + sum(worker_anon)) / written_total : 0;
     std::cerr << absl::StrFormat(
         "snapshot_bench: round %d, %d clones (%d failed): all answered after %.0f ms; private "
         "%.2f MiB/clone (%.1f MiB total, %.2f dirty/clone); guest wrote %.2f MiB/clone (%.1f "
         "total), read %.2f MiB/clone, of it mapped by this clone alone %.2f MiB; worker's own "
-        "private %.2f MiB/clone; page tables %.2f MiB/clone; private / guest-written = %.2fx; "
+        "private %.2f MiB/clone (%.2f anonymous); page tables %.2f MiB/clone; private / "
+        "guest-written = %.2fx (anonymous only: %.2fx); "
         "largest worker mappings of one clone: %s\n",
         round, n, failures.size(), all_ms, total / up, total, sum(dirty) / up,
         written_total / up, written_total, sum(read) / up, sum(file_priv) / up,
-        sum(worker_priv) / up, sum(page_tables) / up, ratio, top_other.dump());
+        sum(worker_priv) / up, sum(worker_anon) / up, sum(page_tables) / up, ratio, owned_ratio,
+        top_other.dump());
     clones.push_back({{"clones", n},
                       {"round", round},
                       {"failed", failures},
@@ -330,6 +344,7 @@ int Main(int argc, char** argv) {
                       {"private_dirty_mib_total", sum(dirty)},
                       {"guest_written_mib_total", written_total},
                       {"private_over_guest_written", ratio},
+                      {"owned_over_guest_written", owned_ratio},
                       {"page_tables_mib_total", sum(page_tables)},
                       {"private_mib_per_clone", Summarize(priv)},
                       {"private_dirty_mib_per_clone", Summarize(dirty)},
@@ -338,6 +353,7 @@ int Main(int argc, char** argv) {
                       {"guest_read_mib_per_clone", Summarize(read)},
                       {"guest_file_private_mib_per_clone", Summarize(file_priv)},
                       {"worker_private_mib_per_clone", Summarize(worker_priv)},
+                      {"worker_anon_mib_per_clone", Summarize(worker_anon)},
                       {"page_tables_mib_per_clone", Summarize(page_tables)},
                       {"largest_worker_mappings_clone0", top_other}});
     vms.clear();  // Terminates the workers.
