@@ -53,7 +53,9 @@ absl::StatusOr<DaemonProcess> DaemonProcess::Start(const std::string& dir,
   SM_ASSIGN_OR_RETURN(base::ChildProcess child,
                       base::ChildProcess::Spawn({.argv = argv, .stderr_fd = err.get()}));
   static const std::regex kServing(R"(msg="serving".* metrics_port=(\d+))");
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  // Generous: a restart reconciles journaled VMs (agent reconnects) before serving, and lab
+  // machines may be several times slower than a developer's.
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(120);
   while (std::chrono::steady_clock::now() < deadline) {
     std::string text = ReadWholeFile(err_path);
     std::smatch m;
@@ -67,7 +69,7 @@ absl::StatusOr<DaemonProcess> DaemonProcess::Start(const std::string& dir,
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
   return absl::DeadlineExceededError(
-      absl::StrCat("supermachined did not log \"serving\" within 20 s: ", ReadWholeFile(err_path)));
+      absl::StrCat("supermachined did not log \"serving\" within 120 s: ", ReadWholeFile(err_path)));
 }
 
 absl::StatusOr<CommandResult> RunCommand(const std::vector<std::string>& argv,

@@ -32,7 +32,8 @@ class DaemonProcess {
  public:
   // Starts supermachined with --socket <dir>/sm.sock --state-dir <dir>/state
   // --metrics-address 127.0.0.1:0 plus `extra_args`, and waits for its "serving" log line
-  // (or its exit, reported with its stderr).
+  // (or its exit, reported with its stderr). Starting again in the same `dir` after a crash
+  // restarts the daemon on the same state (the crash-recovery tests).
   static absl::StatusOr<DaemonProcess> Start(const std::string& dir,
                                              const std::vector<std::string>& extra_args = {});
 

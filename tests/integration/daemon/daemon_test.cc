@@ -14,45 +14,13 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/integration/daemon/daemon_process.h"
+#include "tests/integration/daemon/grpc_health.h"
 
 namespace supermachine::test_support {
 namespace {
 
 using ::testing::HasSubstr;
 
-// grpc.health.v1.Health/Check through a generic stub (Debian ships no health .proto): an
-// empty HealthCheckRequest is zero bytes; the response is field 1 (status) as a varint.
-absl::StatusOr<int> HealthCheck(const std::string& socket) {
-  auto channel = grpc::CreateChannel("unix:" + socket, grpc::InsecureChannelCredentials());
-  grpc::GenericStub stub(channel);
-  grpc::ClientContext ctx;
-  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
-  // An empty message is one empty slice; a default ByteBuffer is "no message" to gRPC.
-  grpc::Slice empty_slice(std::string{});
-  grpc::ByteBuffer request(&empty_slice, 1);
-  grpc::ByteBuffer response;
-  std::promise<grpc::Status> done;
-  stub.UnaryCall(&ctx, "/grpc.health.v1.Health/Check", grpc::StubOptions(), &request, &response,
-                 [&done](grpc::Status st) { done.set_value(st); });
-  grpc::Status st = done.get_future().get();
-  if (!st.ok()) {
-    return absl::UnknownError(st.error_message());
-  }
-  std::vector<grpc::Slice> slices;
-  if (!response.Dump(&slices).ok()) {
-    return absl::InternalError("cannot read the health response");
-  }
-  std::string bytes;
-  for (const grpc::Slice& s : slices) {
-    bytes.append(reinterpret_cast<const char*>(s.begin()), s.size());
-  }
-  if (bytes.size() != 2 || bytes[0] != 0x08) {
-    return absl::InternalError("unexpected health response encoding");
-  }
-  return static_cast<int>(bytes[1]);
-}
-
-constexpr int kHealthServing = 1;  // grpc.health.v1.HealthCheckResponse.SERVING
 
 TEST(Daemon, StandardHealthCheckAnswersServing) {
   ScratchDir dir;

@@ -1,0 +1,51 @@
+// File: grpc_health.h
+// Test support: the standard grpc.health.v1 check of a daemon's Unix socket (integration and
+// lab tests). Header-only: the daemon test support library does not link gRPC.
+#pragma once
+
+#include <future>
+#include <string>
+#include <vector>
+
+#include <grpcpp/generic/generic_stub.h>
+#include <grpcpp/grpcpp.h>
+
+#include "absl/status/statusor.h"
+
+namespace supermachine::test_support {
+
+// grpc.health.v1.Health/Check through a generic stub (Debian ships no health .proto): an
+// empty HealthCheckRequest is zero bytes; the response is field 1 (status) as a varint.
+inline absl::StatusOr<int> HealthCheck(const std::string& socket) {
+  auto channel = grpc::CreateChannel("unix:" + socket, grpc::InsecureChannelCredentials());
+  grpc::GenericStub stub(channel);
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
+  // An empty message is one empty slice; a default ByteBuffer is "no message" to gRPC.
+  grpc::Slice empty_slice(std::string{});
+  grpc::ByteBuffer request(&empty_slice, 1);
+  grpc::ByteBuffer response;
+  std::promise<grpc::Status> done;
+  stub.UnaryCall(&ctx, "/grpc.health.v1.Health/Check", grpc::StubOptions(), &request, &response,
+                 [&done](grpc::Status st) { done.set_value(st); });
+  grpc::Status st = done.get_future().get();
+  if (!st.ok()) {
+    return absl::UnknownError(st.error_message());
+  }
+  std::vector<grpc::Slice> slices;
+  if (!response.Dump(&slices).ok()) {
+    return absl::InternalError("cannot read the health response");
+  }
+  std::string bytes;
+  for (const grpc::Slice& s : slices) {
+    bytes.append(reinterpret_cast<const char*>(s.begin()), s.size());
+  }
+  if (bytes.size() != 2 || bytes[0] != 0x08) {
+    return absl::InternalError("unexpected health response encoding");
+  }
+  return static_cast<int>(bytes[1]);
+}
+
+constexpr int kHealthServing = 1;  // grpc.health.v1.HealthCheckResponse.SERVING
+
+}  // namespace supermachine::test_support
