@@ -46,7 +46,7 @@ uint64_t Bytes(const std::string& path) {
   uint64_t total = static_cast<uint64_t>(st.st_blocks) * 512;
   if (S_ISDIR(st.st_mode)) {
     for (const std::string& name : List(path)) {
-      total += Bytes(path + "/" + name);
+      total += Bytes(absl::StrCat(path, "/", name));
     }
   }
   return total;
@@ -142,7 +142,7 @@ absl::StatusOr<GcReport> CollectGarbage(const GcPlaces& places, const StoreAcces
     const std::string dir = places.layer_cache_dir + "/layers";
     for (const std::string& file : List(dir)) {
       const std::string digest = LayerFileDigest(file);
-      const std::string path = dir + "/" + file;
+      const std::string path = absl::StrCat(dir, "/", file);
       if (!digest.empty() && live_layers.count(digest) == 0 && done.count(path) == 0) {
         sweep("layer", path, digest);
       }
@@ -163,7 +163,7 @@ absl::StatusOr<GcReport> CollectGarbage(const GcPlaces& places, const StoreAcces
     for (const std::string& name : List(dir)) {
       for (const char* prefix : kLeftoverPrefixes) {
         if (absl::StartsWith(name, prefix)) {
-          sweep("leftover", dir + "/" + name, "");
+          sweep("leftover", absl::StrCat(dir, "/", name), "");
         }
       }
     }
