@@ -14,6 +14,7 @@
 //  5. SIGTERM: the daemon stops and takes every worker with it.
 #include <signal.h>
 
+#include <algorithm>
 #include <chrono>
 #include <filesystem>
 #include <fstream>
@@ -403,8 +404,11 @@ TEST(DaemonCrashLab, PoolHitsKillNineReadoptionChurnAndStatusCodes) {
   for (int pid : pooled_before) {
     EXPECT_FALSE(Alive(pid)) << "pooled worker " << pid << " outlived the restart";
   }
-  // No orphans: once the pool is full again, every live worker is a VM of the store.
-  ASSERT_TRUE(WaitPoolReady(daemon->metrics_port(), 3)) << daemon->Stderr();
+  // No orphans: once the pool is full again, every live worker is a VM of the store. The pool
+  // refills to min 3 within max 7 (one fewer when the in-flight acquire won the race).
+  const size_t pool_after = std::min<size_t>(3, 7 - held.size());
+  ASSERT_TRUE(WaitPoolReady(daemon->metrics_port(), static_cast<double>(pool_after)))
+      << daemon->Stderr();
   {
     std::set<int> journaled;
     for (const v1::VM& v : ListVms(*stub, false)) {
@@ -412,7 +416,7 @@ TEST(DaemonCrashLab, PoolHitsKillNineReadoptionChurnAndStatusCodes) {
     }
     const std::set<int> live = LiveWorkers(vm_dir);
     EXPECT_EQ(live, journaled);
-    EXPECT_EQ(live.size(), held.size() + 3) << "handed out + 3 pooled";
+    EXPECT_EQ(live.size(), held.size() + pool_after) << "handed out + pooled";
     size_t released = 0;
     for (const v1::VM& v : ListVms(*stub, true)) {
       EXPECT_NE(v.state(), v1::VM_STATE_STARTING) << v.id() << " left half-restored";
