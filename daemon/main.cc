@@ -16,6 +16,7 @@
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
+#include <map>
 #include <memory>
 #include <string>
 
@@ -528,8 +529,16 @@ int main(int argc, char** argv) {
         },
         [&vms, &metrics] {
           metrics.SetVmsRunning(static_cast<int64_t>(vms.Running()));
+          // One series per snapshot: pools of one snapshot with different egress overrides
+          // are summed, or the last pool written would hide the others.
+          std::map<std::string, std::pair<int64_t, int64_t>> per_snapshot;
           for (const auto& p : vms.PoolStatistics()) {
-            metrics.SetPool(p.snapshot, p.stats.ready, p.stats.in_use);
+            auto& [ready, in_use] = per_snapshot[p.snapshot];
+            ready += p.stats.ready;
+            in_use += p.stats.in_use;
+          }
+          for (const auto& [snapshot, counts] : per_snapshot) {
+            metrics.SetPool(snapshot, counts.first, counts.second);
           }
         });
     if (!st.ok()) {
