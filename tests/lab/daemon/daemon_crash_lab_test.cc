@@ -41,58 +41,23 @@
 #include "tests/integration/daemon/daemon_process.h"
 #include "tests/integration/daemon/grpc_health.h"
 #include "tests/lab/agent/agent_vm.h"
+#include "tests/lab/daemon/web_snapshot.h"
 
 namespace supermachine {
 namespace {
 
 namespace fs = std::filesystem;
+using lab::ExecIn;
+using lab::ExecOut;
 using ::testing::HasSubstr;
 
 constexpr char kSnapshot[] = "web";
-constexpr uint32_t kGuestHttpPort = 8000;
+constexpr uint32_t kGuestHttpPort = lab::kWebGuestPort;
 // Generous: a restore under emulation on a loaded machine takes seconds to tens of seconds.
 constexpr absl::Duration kPoolFill = absl::Minutes(10);
 constexpr absl::Duration kChurnBudget = absl::Minutes(5);
 constexpr int kChurnTarget = 200;
 constexpr int kChurnMinimum = 10;
-
-struct ExecOut {
-  int code = -1;
-  std::string out;
-  std::string err;
-  grpc::StatusCode status = grpc::StatusCode::OK;
-};
-
-ExecOut ExecIn(v1::Supermachine::Stub& stub, const std::string& vm,
-               const std::vector<std::string>& argv) {
-  grpc::ClientContext ctx;
-  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(120));
-  auto stream = stub.Exec(&ctx);
-  v1::ExecRequest start;
-  start.mutable_start()->set_vm_id(vm);
-  for (const auto& a : argv) {
-    start.mutable_start()->add_argv(a);
-  }
-  stream->Write(start);
-  stream->WritesDone();
-  ExecOut out;
-  v1::ExecResponse resp;
-  while (stream->Read(&resp)) {
-    if (resp.has_stdout()) {
-      out.out += resp.stdout();
-    } else if (resp.has_stderr()) {
-      out.err += resp.stderr();
-    } else if (resp.has_exit()) {
-      out.code = resp.exit().signal() ? 128 + resp.exit().signal() : resp.exit().exit_code();
-    }
-  }
-  grpc::Status st = stream->Finish();
-  out.status = st.error_code();
-  if (!st.ok()) {
-    out.err += "grpc: " + st.error_message();
-  }
-  return out;
-}
 
 struct AcquireResult {
   grpc::Status status;
@@ -226,44 +191,18 @@ TEST(DaemonCrashLab, PoolHitsKillNineReadoptionChurnAndStatusCodes) {
   ASSERT_FALSE(kernel_dir.empty()) << "guest kernel not built: run kernel/build.sh";
   ASSERT_TRUE(fs::exists("/dev/kvm")) << "no /dev/kvm: run via tests/lab/run";
   test_support::ScratchDir scratch;
-  const std::string work = scratch.File("guest");
-  fs::create_directories(work);
 
-  // The snapshot: a busybox guest serving a page on 8000, booted and snapshotted directly.
-  const std::string snap_dir = scratch.File("state/snapshots/web");
-  fs::create_directories(fs::path(snap_dir).parent_path());
-  {
-    auto vm = agent::lab::AgentVm::Boot({
-        .work_dir = work,
-        .name = "bake",
-        .worker_bin = SM_WORKER_BIN,
-        .agent_bin = SM_GUEST_AGENT_BIN,
-        .kernel = kernel_dir + "/vmlinux",
-        .vcpus = 1,
-        .mem_mib = 128,
-        .workload_argv = {"/bin/sh", "-c",
-                          "mkdir -p /tmp/www && echo hello-from-guest > /tmp/www/index.html && "
-                          "exec /bin/busybox httpd -f -p 8000 -h /tmp/www"},
-    });
-    ASSERT_TRUE(vm.ok()) << vm.status();
-    auto waited = (*vm)->client().WaitReady(agent::ReadyCondition::ListenerPort(kGuestHttpPort),
-                                            absl::Now() + absl::Seconds(180));
-    ASSERT_TRUE(waited.ok()) << waited.status() << (*vm)->Diagnostics();
-    absl::Status st = (*vm)->Snapshot(snap_dir);
-    ASSERT_TRUE(st.ok()) << st << (*vm)->Diagnostics();
-    (void)(*vm)->Shutdown(absl::Seconds(30));
-  }
-  {
-    auto store = store::Store::Open(scratch.File("state/store.db"),
-                                    [] { return absl::ToUnixMillis(absl::Now()); });
-    ASSERT_TRUE(store.ok()) << store.status();
-    store::SnapshotRecord rec;
-    rec.name = kSnapshot;
-    rec.bake_key = "lab";
-    rec.path = snap_dir;
-    rec.metadata_json = "{}";
-    ASSERT_TRUE(store->PutSnapshot(rec).ok());
-  }
+  // The snapshot: a busybox guest serving a page on 8000, booted and snapshotted directly,
+  // registered in the store as a bake would.
+  absl::StatusOr<std::string> made = lab::MakeWebSnapshot({.kernel = kernel_dir + "/vmlinux",
+                                                           .worker_bin = SM_WORKER_BIN,
+                                                           .agent_bin = SM_GUEST_AGENT_BIN,
+                                                           .work_dir = scratch.File("guest"),
+                                                           .state_dir = scratch.File("state"),
+                                                           .name = kSnapshot,
+                                                           .mem_mib = 128});
+  ASSERT_TRUE(made.ok()) << made.status();
+  const std::string snap_dir = *made;
   const std::map<std::string, uintmax_t> snapshot_files = Inventory(snap_dir);
   ASSERT_FALSE(snapshot_files.empty());
   const std::string vm_dir = scratch.File("state/vms");

@@ -27,52 +27,18 @@
 #include "proto/supermachine.grpc.pb.h"
 #include "tests/integration/daemon/daemon_process.h"
 #include "tests/lab/agent/agent_vm.h"
+#include "tests/lab/daemon/web_snapshot.h"
 
 namespace supermachine {
 namespace {
 
 namespace fs = std::filesystem;
+using lab::ExecIn;
+using lab::ExecOut;
 using ::testing::HasSubstr;
 using test_support::CommandResult;
 
 constexpr char kSnapshot[] = "web";
-constexpr uint32_t kGuestHttpPort = 8000;
-
-struct ExecOut {
-  int code = -1;
-  std::string out;
-  std::string err;
-};
-
-ExecOut ExecIn(v1::Supermachine::Stub& stub, const std::string& vm,
-               const std::vector<std::string>& argv) {
-  grpc::ClientContext ctx;
-  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(120));
-  auto stream = stub.Exec(&ctx);
-  v1::ExecRequest start;
-  start.mutable_start()->set_vm_id(vm);
-  for (const auto& a : argv) {
-    start.mutable_start()->add_argv(a);
-  }
-  stream->Write(start);
-  stream->WritesDone();
-  ExecOut out;
-  v1::ExecResponse resp;
-  while (stream->Read(&resp)) {
-    if (resp.has_stdout()) {
-      out.out += resp.stdout();
-    } else if (resp.has_stderr()) {
-      out.err += resp.stderr();
-    } else if (resp.has_exit()) {
-      out.code = resp.exit().signal() ? 128 + resp.exit().signal() : resp.exit().exit_code();
-    }
-  }
-  grpc::Status st = stream->Finish();
-  if (!st.ok()) {
-    out.err += "grpc: " + st.error_message();
-  }
-  return out;
-}
 
 std::string Trim(const std::string& s) {
   return std::string(absl::StripAsciiWhitespace(s));
@@ -88,47 +54,19 @@ TEST(DaemonLab, PoolAcquireExecClonesPortForwardRelease) {
   ASSERT_FALSE(kernel_dir.empty()) << "guest kernel not built: run kernel/build.sh";
   ASSERT_TRUE(fs::exists("/dev/kvm")) << "no /dev/kvm: run via tests/lab/run";
   test_support::ScratchDir scratch;
-  const std::string work = scratch.File("guest");
-  fs::create_directories(work);
 
-  // 1. The snapshot: boot, wait for the agent and the httpd, snapshot, stop the booted VM.
-  const std::string snap_dir = scratch.File("state/snapshots/web");
-  fs::create_directories(fs::path(snap_dir).parent_path());
-  {
-    auto vm = agent::lab::AgentVm::Boot({
-        .work_dir = work,
-        .name = "bake",
-        .worker_bin = SM_WORKER_BIN,
-        .agent_bin = SM_GUEST_AGENT_BIN,
-        .kernel = kernel_dir + "/vmlinux",
-        .vcpus = 1,
-        .mem_mib = 256,
-        .workload_argv = {"/bin/sh", "-c",
-                          "mkdir -p /tmp/www && echo hello-from-guest > /tmp/www/index.html && "
-                          "exec /bin/busybox httpd -f -p 8000 -h /tmp/www"},
-    });
-    ASSERT_TRUE(vm.ok()) << vm.status();
-    auto waited = (*vm)->client().WaitReady(agent::ReadyCondition::ListenerPort(kGuestHttpPort),
-                                            absl::Now() + absl::Seconds(120));
-    ASSERT_TRUE(waited.ok()) << waited.status() << (*vm)->Diagnostics();
-    absl::Status st = (*vm)->Snapshot(snap_dir);
-    ASSERT_TRUE(st.ok()) << st << (*vm)->Diagnostics();
-    (void)(*vm)->Shutdown(absl::Seconds(30));
-  }
+  // 1. The snapshot (boot, wait for the agent and the httpd, snapshot), registered in the
+  //    store as a bake would.
+  absl::StatusOr<std::string> snap_dir = lab::MakeWebSnapshot({.kernel = kernel_dir + "/vmlinux",
+                                                               .worker_bin = SM_WORKER_BIN,
+                                                               .agent_bin = SM_GUEST_AGENT_BIN,
+                                                               .work_dir = scratch.File("guest"),
+                                                               .state_dir = scratch.File("state"),
+                                                               .name = kSnapshot,
+                                                               .mem_mib = 256});
+  ASSERT_TRUE(snap_dir.ok()) << snap_dir.status();
   const absl::Time snapshot_taken = absl::Now();
 
-  // 2. Register it, as a bake would.
-  {
-    auto store = store::Store::Open(scratch.File("state/store.db"),
-                                    [] { return absl::ToUnixMillis(absl::Now()); });
-    ASSERT_TRUE(store.ok()) << store.status();
-    store::SnapshotRecord rec;
-    rec.name = kSnapshot;
-    rec.bake_key = "lab";
-    rec.path = snap_dir;
-    rec.metadata_json = "{}";
-    ASSERT_TRUE(store->PutSnapshot(rec).ok());
-  }
   // Let the guest's clock fall behind if nobody set it: the clones must show the host's time.
   absl::SleepFor(absl::Seconds(20) - (absl::Now() - snapshot_taken));
 
