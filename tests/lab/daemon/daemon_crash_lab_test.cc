@@ -411,9 +411,25 @@ TEST(DaemonCrashLab, PoolHitsKillNineReadoptionChurnAndStatusCodes) {
   const size_t workers_before = LiveWorkers(vm_dir).size();
   EXPECT_EQ(workers_before, 4u) << "keep + 3 pooled";
   int cycles = 0;
+  // A restored guest that resets by itself ("guest reset (triple fault") is a known flake of
+  // the emulated lab (docs/snapshot.md, "Known limits"; about 1 in 800 restores, also seen at
+  // cold boot). Hundreds of restores in one run would make that a coin toss, so a few such
+  // failed Acquires are counted and the churn goes on: the daemon must survive them without
+  // leaking, which step 4 checks all the same. Any other failure, or more than a few, fails.
+  constexpr int kMaxGuestResets = 3;
+  int guest_resets = 0;
   const absl::Time churn_start = absl::Now();
   while (cycles < kChurnTarget && absl::Now() - churn_start < kChurnBudget) {
     AcquireResult a = Acquire(*stub, kSnapshot);
+    if (!a.status.ok() &&
+        absl::StrContains(a.status.error_message(), "guest reset (triple fault") &&
+        guest_resets < kMaxGuestResets) {
+      ++guest_resets;
+      std::printf("[ churn ] cycle %d: a restored guest reset by itself (emulated-lab flake %d "
+                  "of at most %d): %s\n",
+                  cycles, guest_resets, kMaxGuestResets, a.status.error_message().c_str());
+      continue;
+    }
     ASSERT_TRUE(a.status.ok()) << "cycle " << cycles << ": " << a.status.error_message();
     ASSERT_TRUE(Release(*stub, a.resp.vm().id()).ok()) << "cycle " << cycles;
     ++cycles;
@@ -422,9 +438,10 @@ TEST(DaemonCrashLab, PoolHitsKillNineReadoptionChurnAndStatusCodes) {
   ASSERT_TRUE(WaitPoolReady(daemon->metrics_port(), 3)) << daemon->Stderr();
   const size_t fds_after = OpenFds(dpid);
   const size_t workers_after = LiveWorkers(vm_dir).size();
-  std::printf("[ churn ] %d acquire/release cycles in %s; daemon fds %zu -> %zu; workers %zu -> %zu\n",
-              cycles, absl::FormatDuration(churn).c_str(), fds_before, fds_after, workers_before,
-              workers_after);
+  std::printf("[ churn ] %d acquire/release cycles in %s (%d guest resets); daemon fds %zu -> "
+              "%zu; workers %zu -> %zu\n",
+              cycles, absl::FormatDuration(churn).c_str(), guest_resets, fds_before, fds_after,
+              workers_before, workers_after);
   EXPECT_GE(cycles, kChurnMinimum);
   EXPECT_EQ(workers_after, workers_before);
   // A few fds of slack for lazily opened gRPC/civetweb internals; a leak per cycle is far more.
