@@ -37,17 +37,24 @@ failures=$(mktemp)
 note_failures() {
   awk -v run="$2" '
     /^[[:space:]]*[0-9]+\/[0-9]+ Test +#[0-9]+: / {
-      flush(); inblock = ($0 ~ /\*\*\*|Failed|Timeout|Exception|Not Run/); if (inblock) { head = $0; n = 0 }
+      flush(); inblock = ($0 ~ /\*\*\*[A-Za-z]|[.] +Not Run /)
+      if (inblock) { head = $0; n = 0; k = 0 }
       next
     }
     /^[[:space:]]*Start +[0-9]+: / { flush(); next }
     /tests passed, [0-9]+ tests? failed out of/ { flush(); next }
-    inblock { buf[n++ % 12] = $0 }
+    inblock {
+      buf[n++ % 6] = $0
+      # The first lines that say what went wrong (gtest failures, lab faults), then the tail.
+      if (k < 6 && $0 ~ /Failure|Which is|Actual|rror|TIMEOUT|RETRYING|panic/) first[k++] = $0
+    }
     function flush(   i, start) {
       if (!inblock) return
       gsub(/ \.\.\.+ */, " ... ", head); print "[" run "] " head
-      start = (n > 12) ? n - 12 : 0
-      for (i = start; i < n; i++) print "      | " substr(buf[i % 12], 1, 200)
+      for (i = 0; i < k; i++) print "      | " substr(first[i], 1, 240)
+      if (k > 0) print "      | ..."
+      start = (n > 6) ? n - 6 : 0
+      for (i = start; i < n; i++) print "      | " substr(buf[i % 6], 1, 240)
       inblock = 0
     }
     END { flush() }' "$1" >>"$failures"
