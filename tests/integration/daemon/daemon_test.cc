@@ -14,7 +14,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/integration/daemon/daemon_process.h"
-#include "tests/integration/daemon/grpc_health.h"
+#include "tests/support/grpc_health.h"
 
 namespace supermachine::test_support {
 namespace {

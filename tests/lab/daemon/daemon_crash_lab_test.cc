@@ -39,7 +39,7 @@
 #include "gtest/gtest.h"
 #include "proto/supermachine.grpc.pb.h"
 #include "tests/integration/daemon/daemon_process.h"
-#include "tests/integration/daemon/grpc_health.h"
+#include "tests/support/grpc_health.h"
 #include "tests/lab/agent/agent_vm.h"
 #include "tests/lab/daemon/web_snapshot.h"
 

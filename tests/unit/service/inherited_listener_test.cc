@@ -8,15 +8,14 @@
 #include <sys/un.h>
 
 #include <cstring>
-#include <future>
 
 #include <grpcpp/generic/async_generic_service.h>
-#include <grpcpp/generic/generic_stub.h>
 #include <grpcpp/grpcpp.h>
 #include <grpcpp/health_check_service_interface.h>
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/support/grpc_health.h"
 #include "tests/support/temp_dir.h"
 
 namespace supermachine::service {
@@ -34,20 +33,8 @@ UniqueFd ListenUnix(const std::string& path) {
   return fd;
 }
 
-// grpc.health.v1.Health/Check over a fresh channel (generic stub: Debian ships no health
-// .proto; an empty request is zero bytes).
 grpc::Status HealthCheck(const std::string& path) {
-  auto channel = grpc::CreateChannel("unix:" + path, grpc::InsecureChannelCredentials());
-  grpc::GenericStub stub(channel);
-  grpc::ClientContext ctx;
-  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(20));
-  grpc::Slice empty_slice(std::string{});
-  grpc::ByteBuffer request(&empty_slice, 1);
-  grpc::ByteBuffer response;
-  std::promise<grpc::Status> done;
-  stub.UnaryCall(&ctx, "/grpc.health.v1.Health/Check", grpc::StubOptions(), &request, &response,
-                 [&done](grpc::Status st) { done.set_value(st); });
-  return done.get_future().get();
+  return test_support::CallHealthCheck(path, std::chrono::seconds(20));
 }
 
 TEST(InheritedListener, ServesGrpcOnThePassedSocketUntilDestroyed) {

@@ -1,8 +1,9 @@
 // File: grpc_health.h
-// Test support: the standard grpc.health.v1 check of a daemon's Unix socket (integration and
-// lab tests). Header-only: the daemon test support library does not link gRPC.
+// Test support: the standard grpc.health.v1 check of a daemon's Unix socket (unit, integration
+// and lab tests). Header-only: the test support libraries do not link gRPC.
 #pragma once
 
+#include <chrono>
 #include <future>
 #include <string>
 #include <vector>
@@ -15,20 +16,29 @@
 namespace supermachine::test_support {
 
 // grpc.health.v1.Health/Check through a generic stub (Debian ships no health .proto): an
-// empty HealthCheckRequest is zero bytes; the response is field 1 (status) as a varint.
-inline absl::StatusOr<int> HealthCheck(const std::string& socket) {
+// empty HealthCheckRequest is zero bytes. Returns the call's status; `response` (if given)
+// receives the raw reply.
+inline grpc::Status CallHealthCheck(const std::string& socket, std::chrono::seconds timeout,
+                                    grpc::ByteBuffer* response = nullptr) {
   auto channel = grpc::CreateChannel("unix:" + socket, grpc::InsecureChannelCredentials());
   grpc::GenericStub stub(channel);
   grpc::ClientContext ctx;
-  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
+  ctx.set_deadline(std::chrono::system_clock::now() + timeout);
   // An empty message is one empty slice; a default ByteBuffer is "no message" to gRPC.
   grpc::Slice empty_slice(std::string{});
   grpc::ByteBuffer request(&empty_slice, 1);
-  grpc::ByteBuffer response;
+  grpc::ByteBuffer ignored;
   std::promise<grpc::Status> done;
-  stub.UnaryCall(&ctx, "/grpc.health.v1.Health/Check", grpc::StubOptions(), &request, &response,
+  stub.UnaryCall(&ctx, "/grpc.health.v1.Health/Check", grpc::StubOptions(), &request,
+                 response != nullptr ? response : &ignored,
                  [&done](grpc::Status st) { done.set_value(st); });
-  grpc::Status st = done.get_future().get();
+  return done.get_future().get();
+}
+
+// The check's serving status (field 1 of HealthCheckResponse, a varint), 5 s deadline.
+inline absl::StatusOr<int> HealthCheck(const std::string& socket) {
+  grpc::ByteBuffer response;
+  grpc::Status st = CallHealthCheck(socket, std::chrono::seconds(5), &response);
   if (!st.ok()) {
     return absl::UnknownError(st.error_message());
   }
