@@ -102,10 +102,26 @@ ALTER TABLE vms ADD COLUMN acquired_ms INTEGER;
 ALTER TABLE vms ADD COLUMN egress_policy TEXT NOT NULL DEFAULT '';
 )sql";
 
+// Migration 4: supervision (daemon/vm/supervisor.h, docs/supervision.md). The Acquire's
+// restart policy and health check are kept with the VM so a restarted daemon re-adopts it
+// supervised as before; a restart is a fresh restore (a new row) that carries the count of
+// restarts so far and how the previous run's workload stopped (last_exit_*; NULL: never
+// restarted). '' policy = "no", '' health_json = no check.
+constexpr char kVmSupervision[] = R"sql(
+ALTER TABLE vms ADD COLUMN restart_policy TEXT NOT NULL DEFAULT '';
+ALTER TABLE vms ADD COLUMN health_json TEXT NOT NULL DEFAULT '';
+ALTER TABLE vms ADD COLUMN restart_count INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE vms ADD COLUMN last_exit_cause TEXT;
+ALTER TABLE vms ADD COLUMN last_exit_code INTEGER;
+ALTER TABLE vms ADD COLUMN last_exit_signal INTEGER;
+ALTER TABLE vms ADD COLUMN last_exit_ms INTEGER;
+)sql";
+
 constexpr Migration kMigrations[] = {
     {1, "initial schema", kInitialSchema},
     {2, "bake cache keys", kBakeCacheKeys},
     {3, "vm hand-out", kVmAcquired},
+    {4, "vm supervision", kVmSupervision},
 };
 
 }  // namespace

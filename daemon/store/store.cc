@@ -36,7 +36,8 @@ BakeRecord ReadBake(const Statement& s) {
 constexpr char kVmColumns[] =
     "id, ifnull(name,''), ifnull(snapshot_name,''), state, pid, pid_start_time, "
     "ifnull(control_socket,''), ports_json, labels_json, end_cause, exit_code, signal, "
-    "created_ms, ended_ms, acquired_ms, egress_policy";
+    "created_ms, ended_ms, acquired_ms, egress_policy, restart_policy, health_json, restart_count, "
+    "last_exit_cause, last_exit_code, last_exit_signal, last_exit_ms";
 
 std::optional<int64_t> OptInt(const Statement& s, int col) {
   if (s.ColumnIsNull(col)) {
@@ -65,6 +66,15 @@ VmRecord ReadVm(const Statement& s) {
   v.ended_ms = OptInt(s, 13);
   v.acquired_ms = OptInt(s, 14);
   v.egress_policy = s.ColumnText(15);
+  v.restart_policy = s.ColumnText(16);
+  v.health_json = s.ColumnText(17);
+  v.restart_count = s.ColumnInt(18);
+  if (!s.ColumnIsNull(19)) {
+    v.last_exit_cause = s.ColumnText(19);
+  }
+  v.last_exit_code = OptInt(s, 20);
+  v.last_exit_signal = OptInt(s, 21);
+  v.last_exit_ms = OptInt(s, 22);
   return v;
 }
 
@@ -359,9 +369,16 @@ absl::Status Store::MarkVmRunning(const std::string& id) {
 absl::Status Store::MarkVmAcquired(const VmRecord& vm) {
   SM_ASSIGN_OR_RETURN(Statement s, db_.Prepare(
       "UPDATE vms SET name = ?, ports_json = ?, labels_json = ?, egress_policy = ?, "
-      "acquired_ms = ? WHERE id = ? AND state = 'running'"));
+      "acquired_ms = ?, restart_policy = ?, health_json = ?, restart_count = ?, "
+      "last_exit_cause = ?, last_exit_code = ?, last_exit_signal = ?, last_exit_ms = ? "
+      "WHERE id = ? AND state = 'running'"));
   s.Bind(1, vm.name).Bind(2, vm.ports_json).Bind(3, vm.labels_json).Bind(4, vm.egress_policy)
-      .Bind(5, now_ms_()).Bind(6, vm.id);
+      .Bind(5, now_ms_()).Bind(6, vm.restart_policy).Bind(7, vm.health_json)
+      .Bind(8, vm.restart_count).BindOptional(9, vm.last_exit_cause);
+  BindOptInt(s, 10, vm.last_exit_code);
+  BindOptInt(s, 11, vm.last_exit_signal);
+  BindOptInt(s, 12, vm.last_exit_ms);
+  s.Bind(13, vm.id);
   SM_RETURN_IF_ERROR(s.Run());
   if (db_.Changes() == 0) {
     return absl::FailedPreconditionError(absl::StrCat("VM '", vm.id, "' is not running"));

@@ -77,6 +77,14 @@ struct VmRecord {
   std::optional<int64_t> ended_ms;
   std::optional<int64_t> acquired_ms;  // set when handed out by Acquire (migration 3)
   std::string egress_policy;           // the Acquire's override, "" = the snapshot's own
+  // Supervision (migration 4, daemon/vm/supervisor.h), set by MarkVmAcquired.
+  std::string restart_policy;  // "" | "no" | "on-failure[:N]" | "always"
+  std::string health_json;     // "" = no health check
+  int64_t restart_count = 0;   // restarts of this VM's name before this run
+  std::optional<std::string> last_exit_cause;  // how the previous run stopped (if restarted)
+  std::optional<int64_t> last_exit_code;
+  std::optional<int64_t> last_exit_signal;
+  std::optional<int64_t> last_exit_ms;
 };
 
 class Store {
@@ -115,7 +123,8 @@ class Store {
   absl::Status JournalVm(const VmRecord& vm);
   absl::Status MarkVmRunning(const std::string& id);
   // Records the hand-out of running VM `vm.id`: its name, forwarded ports (ports_json: array
-  // of {host_address, host_port, guest_port}, host ports as bound), labels and egress policy.
+  // of {host_address, host_port, guest_port}, host ports as bound), labels and egress policy,
+  // and its supervision: restart policy, health check, restart count and last exit.
   absl::Status MarkVmAcquired(const VmRecord& vm);
   absl::Status EndVm(const std::string& id, EndCause cause, std::optional<int64_t> exit_code,
                      std::optional<int64_t> signal);

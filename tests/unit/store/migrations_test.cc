@@ -80,6 +80,35 @@ TEST(Migrations, Migration3AddsHandOutColumnsKeepingVmRows) {
   EXPECT_EQ(s->ColumnText(4), "");
 }
 
+// Migration 4: a version-3 store with a handed-out VM (from a daemon without supervision)
+// gains the supervision columns; the row keeps its hand-out and reads back unsupervised:
+// policy "" (no), no health check, no restarts, no last exit.
+TEST(Migrations, Migration4AddsSupervisionColumnsKeepingVmRows) {
+  TempDir dir;
+  auto db = Database::Open(dir.Join("s.db"));
+  ASSERT_TRUE(Migrate(*db, SchemaMigrations().first(3)).ok());
+  ASSERT_TRUE(db->Exec("INSERT INTO vms (id, name, state, pid, created_ms, acquired_ms, "
+                       "egress_policy) VALUES ('vm1', 'n', 'running', 42, 1, 5, 'deny')").ok());
+  ASSERT_TRUE(Migrate(*db, SchemaMigrations().first(4)).ok());
+  EXPECT_EQ(SchemaVersion(*db).value(), 4);
+  auto s = db->Prepare("SELECT name, acquired_ms, egress_policy, restart_policy, health_json, "
+                       "restart_count, ifnull(last_exit_cause, 'null'), "
+                       "ifnull(last_exit_code, -1), ifnull(last_exit_signal, -1), "
+                       "ifnull(last_exit_ms, -1) FROM vms");
+  ASSERT_TRUE(s.ok());
+  ASSERT_TRUE(s->Step().value());
+  EXPECT_EQ(s->ColumnText(0), "n");
+  EXPECT_EQ(s->ColumnInt(1), 5);
+  EXPECT_EQ(s->ColumnText(2), "deny");
+  EXPECT_EQ(s->ColumnText(3), "");
+  EXPECT_EQ(s->ColumnText(4), "");
+  EXPECT_EQ(s->ColumnInt(5), 0);
+  EXPECT_EQ(s->ColumnText(6), "null");
+  EXPECT_EQ(s->ColumnInt(7), -1);
+  EXPECT_EQ(s->ColumnInt(8), -1);
+  EXPECT_EQ(s->ColumnInt(9), -1);
+}
+
 TEST(Migrations, SecondRunIsANoOp) {
   TempDir dir;
   auto db = Database::Open(dir.Join("s.db"));

@@ -186,6 +186,40 @@ TEST_F(StoreTest, MarkVmAcquiredKeepsNamePortsAndLabels) {
   EXPECT_EQ(store().MarkVmAcquired({.id = "nope"}).code(), absl::StatusCode::kFailedPrecondition);
 }
 
+// Migration 4: the supervision of a handed-out VM (policy, health check, restarts, last exit)
+// is kept with it, so a restarted daemon re-adopts it supervised as before.
+TEST_F(StoreTest, MarkVmAcquiredKeepsSupervision) {
+  VmRecord vm;
+  vm.id = "vm-2";
+  ASSERT_TRUE(store().JournalVm(vm).ok());
+  ASSERT_TRUE(store().MarkVmRunning("vm-2").ok());
+  EXPECT_EQ(store().GetVm("vm-2")->restart_count, 0);
+  ASSERT_TRUE(store()
+                  .MarkVmAcquired({.id = "vm-2",
+                                   .name = "svc",
+                                   .restart_policy = "on-failure:3",
+                                   .health_json = R"({"argv":["true"]})",
+                                   .restart_count = 2,
+                                   .last_exit_cause = "exited",
+                                   .last_exit_code = 1,
+                                   .last_exit_ms = 1234})
+                  .ok());
+  auto got = store().GetVm("vm-2");
+  ASSERT_TRUE(got.ok());
+  EXPECT_EQ(got->restart_policy, "on-failure:3");
+  EXPECT_EQ(got->health_json, R"({"argv":["true"]})");
+  EXPECT_EQ(got->restart_count, 2);
+  EXPECT_EQ(got->last_exit_cause, "exited");
+  EXPECT_EQ(got->last_exit_code, 1);
+  EXPECT_FALSE(got->last_exit_signal.has_value());
+  EXPECT_EQ(got->last_exit_ms, 1234);
+  // Listed with it too (smctl ps reads ListVms).
+  auto all = store().ListVms(false);
+  ASSERT_TRUE(all.ok());
+  ASSERT_EQ(all->size(), 1u);
+  EXPECT_EQ((*all)[0].restart_count, 2);
+}
+
 TEST_F(StoreTest, FirstEndCauseWins) {
   VmRecord vm;
   vm.id = "vm-1";
