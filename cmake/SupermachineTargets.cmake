@@ -75,9 +75,14 @@ endfunction()
 
 # sm_add_fuzz_target(<name> SOURCES <files...> LIBS <targets...> CORPUS <dir>)
 # The source defines LLVMFuzzerTestOneInput. With SM_FUZZ=ON (clang) it links libFuzzer for
-# real campaigns (tests/fuzz/run). Otherwise it links tests/fuzz/replay_main.cc and a `unit`
+# real campaigns (tests/fuzz/run_long.sh). Otherwise it links tests/fuzz/replay_main.cc and a `unit`
 # test replays the seed corpus, so every seed stays a regression test in every build.
 option(SM_FUZZ "Build fuzz targets with libFuzzer (needs clang)" OFF)
+if(SM_FUZZ)
+  # Coverage instrumentation for everything we compile, not only the fuzz target's own file:
+  # the code under test lives in the libraries, and without it libFuzzer gets no feedback.
+  add_compile_options(-fsanitize=fuzzer-no-link)
+endif()
 function(sm_add_fuzz_target name)
   cmake_parse_arguments(ARG "" "CORPUS" "SOURCES;LIBS" ${ARGN})
   add_executable(${name} ${ARG_SOURCES})

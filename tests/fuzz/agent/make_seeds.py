@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Writes the seed corpus of agent_frame_fuzz (tests/fuzz/agent/corpus/).
+"""Writes the seed corpus of agent_frame_fuzz (tests/fuzz/agent/corpus/agent_frame_fuzz/).
 
 Each seed is: one byte choosing the feed chunk size (value + 1), then a byte stream of frames.
 Protobuf is encoded by hand (no python-protobuf needed); field numbers follow proto/agent.proto.
@@ -8,7 +8,7 @@ Run from anywhere: python3 tests/fuzz/agent/make_seeds.py
 import os
 import struct
 
-OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "corpus")
+OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "corpus", "agent_frame_fuzz")
 
 
 def varint(n):

@@ -5,7 +5,7 @@
 import os
 import struct
 
-HERE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "corpus")
+HERE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "corpus", "worker_virtio_queue_fuzz")
 
 
 def mem():
