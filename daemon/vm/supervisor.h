@@ -63,7 +63,7 @@ absl::Status ValidateHealthCheck(const HealthCheck& check);
 enum class HealthState { kNone, kStarting, kHealthy, kUnhealthy };
 const char* HealthStateName(HealthState state);  // "", "starting", "healthy", "unhealthy"
 
-// How a VM's workload last stopped. cause: "exited", "killed" (by a signal), "worker crash",
+// How a VM's workload last stopped. cause: "exited", "killed" (by a signal), "worker_crash",
 // "unhealthy" (stopped by the supervisor after failed health checks), or another store end
 // cause name.
 struct ExitReport {
@@ -73,7 +73,7 @@ struct ExitReport {
   absl::Time at;
   // Anything but a clean exit 0 is a failure (what on-failure restarts).
   bool failure() const { return cause != "exited" || exit_code.value_or(0) != 0; }
-  // "exited 1", "killed by signal 9", "worker crash", "unhealthy".
+  // "exited 1", "killed by signal 9", "worker_crash", "unhealthy".
   std::string ToString() const;
   bool operator==(const ExitReport&) const = default;
 };

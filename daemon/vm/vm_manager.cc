@@ -1,6 +1,7 @@
 // File: vm_manager.cc
 #include "daemon/vm/vm_manager.h"
 
+#include <atomic>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -29,10 +30,97 @@ const char* CauseText(const VmEnd& end) {
   }
 }
 
+// One WaitExit call of an exit watcher: long, so an idle VM costs one parked connection, and
+// bounded, so a watcher notices its stop flag even if a connection never breaks.
+constexpr absl::Duration kWaitExitSlice = absl::Seconds(5);
+// After an agent error (worker stopping, agent not answering) the next try comes this late.
+constexpr absl::Duration kWaitExitRetry = absl::Seconds(1);
+// Bounds a health check's RunCommand beyond the check's own guest-side timeout (a wedged
+// agent connection).
+constexpr absl::Duration kCheckGrace = absl::Seconds(5);
+// A health check's output is not kept; only a little is read.
+constexpr size_t kCheckOutputBytes = 4096;
+
+// The store's end cause for a supervised VM's run that the supervisor ends (restart or give-up).
+VmEnd EndOf(const ExitReport& exit) {
+  VmEnd end{.cause = store::EndCause::kWorkerCrash, .exit_code = exit.exit_code,
+            .signal = exit.signal};
+  if (exit.cause == "exited") {
+    end.cause = store::EndCause::kExited;
+  } else if (exit.cause == "killed" || exit.cause == "unhealthy") {
+    // An unhealthy VM's workload is stopped by us: the row says killed, the next run's
+    // last exit says "unhealthy".
+    end.cause = store::EndCause::kKilled;
+  } else if (exit.cause == store::EndCauseName(store::EndCause::kGuestOom)) {
+    end.cause = store::EndCause::kGuestOom;
+  }
+  return end;
+}
+
+ExitReport ReportOf(const VmEnd& end, absl::Time at) {
+  return ExitReport{.cause = store::EndCauseName(end.cause),
+                    .exit_code = end.exit_code,
+                    .signal = end.signal,
+                    .at = at};
+}
+
 }  // namespace
 
-VmManager::VmManager(VmManagerOptions options) : options_(std::move(options)) {
+// Waits in its own thread for the workload of one VM to exit (the agent's WaitExit) and
+// reports it once. Destroyed after the VM was stopped, which ends a pending wait at once.
+class VmManager::ExitWatcher {
+ public:
+  ExitWatcher(std::shared_ptr<VmInstance> vm, std::function<void(const ExitReport&)> report)
+      : thread_([this, vm = std::move(vm), report = std::move(report)] { Run(*vm, report); }) {}
+  ~ExitWatcher() {
+    stop_ = true;
+    thread_.join();
+  }
+  ExitWatcher(const ExitWatcher&) = delete;
+  ExitWatcher& operator=(const ExitWatcher&) = delete;
+
+ private:
+  void Run(const VmInstance& vm, const std::function<void(const ExitReport&)>& report) {
+    const agent::AgentClient* agent = vm.agent();
+    if (agent == nullptr) {
+      return;  // tests' fakes: deaths come through CheckExited only
+    }
+    while (!stop_) {
+      absl::StatusOr<agent::WorkloadExitInfo> e = agent->WaitExit(absl::Now() + kWaitExitSlice);
+      if (e.ok()) {
+        report(FromWorkloadExit(e->status, absl::Now()));
+        return;
+      }
+      if (absl::IsDeadlineExceeded(e.status())) {
+        continue;
+      }
+      // The worker is going away (the monitor sees its death) or the agent is not answering
+      // yet: try again a little later.
+      for (absl::Time until = absl::Now() + kWaitExitRetry; !stop_ && absl::Now() < until;) {
+        absl::SleepFor(absl::Milliseconds(50));
+      }
+    }
+  }
+
+  std::atomic<bool> stop_{false};
+  std::thread thread_;
+};
+
+VmManager::VmManager(VmManagerOptions options)
+    : options_(std::move(options)),
+      supervisor_(SupervisorHooks{
+          .now = [] { return absl::Now(); },
+          .restart = [this](const std::string& id, const SuperviseSpec& next) {
+            return Restart(id, next);
+          },
+          .give_up = [this](const std::string& id, const ExitReport& exit) { GiveUp(id, exit); },
+          .run_check = [this](const std::string& id, const HealthCheck& check) {
+            return RunCheck(id, check);
+          },
+          .on_restart = options_.on_restart,
+      }) {
   monitor_ = std::thread([this] { MonitorLoop(); });
+  supervise_ = std::thread([this] { SuperviseLoop(); });
 }
 
 VmManager::~VmManager() {
@@ -44,6 +132,7 @@ VmManager::~VmManager() {
     stop_cv_.SignalAll();
   }
   monitor_.join();
+  supervise_.join();
   {
     absl::MutexLock lock(&mu_);
     active.swap(active_);
@@ -52,7 +141,10 @@ VmManager::~VmManager() {
   for (auto& [id, a] : active) {
     a.forwarders.clear();
     a.view.vm->Stop(options_.stop_grace);
-    options_.journal->End(id, VmEnd{.cause = store::EndCause::kReleased}).IgnoreError();
+    a.watcher.reset();
+    if (!a.ended) {
+      options_.journal->End(id, VmEnd{.cause = store::EndCause::kReleased}).IgnoreError();
+    }
   }
   pools.clear();  // each pool stops its ready VMs
 }
@@ -118,6 +210,7 @@ absl::StatusOr<VmView> VmManager::Acquire(const AcquireOptions& options) {
           absl::StrCat("guest port ", p.guest_port, " is not a TCP port (1-65535)"));
     }
   }
+  SM_RETURN_IF_ERROR(ValidateHealthCheck(options.health));
   std::string snapshot = options.snapshot;
   absl::StatusOr<std::string> dir = options_.resolve_snapshot(snapshot);
   if (absl::IsNotFound(dir.status()) && !options.no_bake && options_.bake) {
@@ -143,7 +236,8 @@ absl::StatusOr<VmView> VmManager::Acquire(const AcquireOptions& options) {
                          .vm = vm,
                          .pool_hit = got.pool_hit,
                          .acquired = absl::Now(),
-                         .egress_policy = options.egress_policy},
+                         .egress_policy = options.egress_policy,
+                         .labels_json = options.labels_json},
                 .pool = pool};
   for (const PortSpec& p : options.ports) {
     absl::StatusOr<std::unique_ptr<PortForwarder>> fwd = StartForwarder(*vm, p);
@@ -167,7 +261,9 @@ absl::StatusOr<VmView> VmManager::Acquire(const AcquireOptions& options) {
           .name = options.name,
           .ports_json = PortsToJson(active.view.ports),
           .labels_json = options.labels_json,
-          .egress_policy = options.egress_policy});
+          .egress_policy = options.egress_policy,
+          .restart_policy = ToString(options.restart),
+          .health_json = HealthCheckToJson(options.health)});
       !st.ok()) {
     active.forwarders.clear();
     vm->Stop(options_.stop_grace);
@@ -175,6 +271,8 @@ absl::StatusOr<VmView> VmManager::Acquire(const AcquireOptions& options) {
     options_.journal->End(vm->id(), VmEnd{.cause = store::EndCause::kReleased}).IgnoreError();
     return base::Annotate(st, "record the acquired VM in the store");
   }
+  Supervise(active, SuperviseSpec{.policy = options.restart, .health = options.health},
+            active.view.acquired);
   VmView view = active.view;
   {
     absl::MutexLock lock(&mu_);
@@ -220,7 +318,8 @@ absl::StatusOr<std::vector<std::string>> VmManager::Adopt(std::unique_ptr<VmInst
                          .vm = vm,
                          .pool_hit = false,
                          .acquired = absl::FromUnixMillis(row.acquired_ms.value_or(row.created_ms)),
-                         .egress_policy = row.egress_policy},
+                         .egress_policy = row.egress_policy,
+                         .labels_json = row.labels_json},
                 .pool = pool};
   for (const PortSpec& p : ports) {
     // The same host port as before the restart: clients of the forward keep their address.
@@ -234,6 +333,25 @@ absl::StatusOr<std::vector<std::string>> VmManager::Adopt(std::unique_ptr<VmInst
     active.view.ports.push_back(p);
     active.forwarders.push_back(std::move(*fwd));
   }
+  // Supervised as before the daemon restart, with the restarts counted so far.
+  SuperviseSpec spec{.restarts = static_cast<uint32_t>(row.restart_count)};
+  absl::StatusOr<RestartPolicy> policy = ParseRestartPolicy(row.restart_policy);
+  absl::StatusOr<HealthCheck> health = HealthCheckFromJson(row.health_json);
+  if (policy.ok() && health.ok()) {
+    spec.policy = *policy;
+    spec.health = *health;
+  } else {
+    warnings.push_back(absl::StrCat(
+        "supervision not restored: ",
+        (policy.ok() ? health.status() : policy.status()).message()));
+  }
+  if (row.last_exit_cause) {
+    spec.last_exit = ExitReport{.cause = *row.last_exit_cause,
+                                .exit_code = row.last_exit_code,
+                                .signal = row.last_exit_signal,
+                                .at = absl::FromUnixMillis(row.last_exit_ms.value_or(0))};
+  }
+  Supervise(active, spec, absl::Now());
   absl::MutexLock lock(&mu_);
   active_.emplace(row.id, std::move(active));
   return warnings;
@@ -282,12 +400,16 @@ absl::Status VmManager::Release(const std::string& id_or_name) {
     active = std::move(it->second);
     active_.erase(it);
   }
+  supervisor_.Forget(active.view.id);
   active.forwarders.clear();
   active.view.vm->Stop(options_.stop_grace);
-  if (active.pool != nullptr) {
+  active.watcher.reset();
+  if (active.pool != nullptr && active.counted) {
     active.pool->Done();
   }
-  End(active.view.id, VmEnd{.cause = store::EndCause::kReleased});
+  if (!active.ended) {
+    End(active.view.id, VmEnd{.cause = store::EndCause::kReleased});
+  }
   return absl::OkStatus();
 }
 
@@ -297,7 +419,9 @@ absl::StatusOr<VmView> VmManager::Get(const std::string& id_or_name) const {
   if (it == active_.end()) {
     return GoneLocked(id_or_name);
   }
-  return it->second.view;
+  VmView view = it->second.view;
+  FillSupervision(view);
+  return view;
 }
 
 std::vector<VmView> VmManager::List() const {
@@ -305,6 +429,7 @@ std::vector<VmView> VmManager::List() const {
   std::vector<VmView> out;
   for (const auto& [id, a] : active_) {
     out.push_back(a.view);
+    FillSupervision(out.back());
   }
   return out;
 }
@@ -328,21 +453,40 @@ void VmManager::MonitorLoop() {
   while (!stopping_) {
     stop_cv_.WaitWithTimeout(&mu_, options_.monitor_interval);
     std::vector<std::pair<Active, VmEnd>> dead;
+    int supervised_deaths = 0;
     for (auto it = active_.begin(); it != active_.end();) {
-      if (std::optional<VmEnd> end = it->second.view.vm->CheckExited()) {
+      if (it->second.dead) {
+        ++it;  // its supervisor restarts or ends it
+        continue;
+      }
+      std::optional<VmEnd> end = it->second.view.vm->CheckExited();
+      if (end && supervisor_.Restarts(it->first)) {
+        // The restart policy decides: the VM stays listed until its restart replaces it.
+        it->second.dead = true;
+        supervisor_.ReportExit(it->first, ReportOf(*end, absl::Now()));
+        ++supervised_deaths;
+        ++it;
+      } else if (end) {
+        supervisor_.Forget(it->first);
         dead.emplace_back(std::move(it->second), *end);
         it = active_.erase(it);
       } else {
         ++it;
       }
     }
-    if (dead.empty()) {
+    if (dead.empty() && supervised_deaths == 0) {
       continue;
     }
     mu_.Unlock();
+    for (int i = 0; i < supervised_deaths; ++i) {
+      if (options_.on_worker_crash) {
+        options_.on_worker_crash();
+      }
+    }
     for (auto& [active, end] : dead) {
       active.forwarders.clear();
-      if (active.pool != nullptr) {
+      active.watcher.reset();
+      if (active.pool != nullptr && active.counted) {
         active.pool->Done();
       }
       End(active.view.id, end);
@@ -352,6 +496,196 @@ void VmManager::MonitorLoop() {
     }
     mu_.Lock();
   }
+}
+
+void VmManager::Supervise(Active& active, const SuperviseSpec& spec, absl::Time started) {
+  active.view.restart = spec.policy;
+  active.view.restarts = spec.restarts;
+  active.view.last_exit = spec.last_exit;
+  if (spec.empty()) {
+    return;
+  }
+  supervisor_.Watch(active.view.id, spec, started);
+  active.watch_exit = spec.policy.kind != RestartPolicy::Kind::kNo;
+}
+
+void VmManager::FillSupervision(VmView& view) const {
+  std::optional<SupervisionStatus> st = supervisor_.Get(view.id);
+  if (!st) {
+    return;
+  }
+  view.restart = st->spec.policy;
+  view.restarts = st->spec.restarts;
+  view.last_exit = st->spec.last_exit;
+  view.health = st->health;
+  view.restarting = st->restarting;
+}
+
+void VmManager::SuperviseLoop() {
+  absl::MutexLock lock(&mu_);
+  while (!stopping_) {
+    stop_cv_.WaitWithTimeout(&mu_, options_.supervise_interval);
+    if (stopping_) {
+      break;
+    }
+    mu_.Unlock();
+    supervisor_.Tick();
+    mu_.Lock();
+    // Watchers start here, after the Tick that handed out their VM's id: a workload that
+    // exits at once is then reported under an id the supervisor already knows.
+    for (auto& [id, a] : active_) {
+      if (a.watch_exit && a.watcher == nullptr && !a.dead) {
+        a.watcher = std::make_shared<ExitWatcher>(
+            a.view.vm, [this, id = id](const ExitReport& exit) {
+              supervisor_.ReportExit(id, exit);
+            });
+      }
+    }
+  }
+}
+
+absl::StatusOr<std::string> VmManager::Restart(const std::string& id, const SuperviseSpec& next) {
+  Active old;
+  {
+    absl::MutexLock lock(&mu_);
+    auto it = active_.find(id);
+    if (it == active_.end()) {
+      return absl::NotFoundError(absl::StrCat("VM ", id, " is gone"));
+    }
+    old = std::move(it->second);
+    active_.erase(it);
+  }
+  auto put_back = [&](absl::Status st) {
+    // Listed (and releasable) until a later attempt replaces it or the policy gives up.
+    absl::MutexLock lock(&mu_);
+    active_.emplace(id, std::move(old));
+    return st;
+  };
+  // The old run ends first: its host ports are the new run's, its pool slot the new VM's.
+  old.forwarders.clear();
+  old.view.vm->Stop(options_.stop_grace);
+  old.watcher.reset();
+  old.dead = true;
+  if (old.pool != nullptr && old.counted) {
+    old.pool->Done();
+    old.counted = false;
+  }
+  if (!old.ended) {
+    End(id, EndOf(next.last_exit.value_or(ExitReport{.cause = "worker_crash"})));
+    old.ended = true;
+  }
+  if (old.pool == nullptr) {
+    absl::StatusOr<std::string> dir = options_.resolve_snapshot(old.view.snapshot);
+    if (!dir.ok()) {
+      return put_back(dir.status());
+    }
+    absl::StatusOr<Pool*> pool = PoolFor(old.view.snapshot, *dir, old.view.egress_policy);
+    if (!pool.ok()) {
+      return put_back(pool.status());
+    }
+    old.pool = *pool;
+  }
+  absl::StatusOr<Acquired> got = old.pool->Acquire(absl::Now() + options_.restart_timeout);
+  if (!got.ok()) {
+    return put_back(got.status());
+  }
+  std::shared_ptr<VmInstance> vm = std::move(got->vm);
+  Active fresh{.view = old.view, .pool = old.pool};
+  fresh.view.id = vm->id();
+  fresh.view.vm = vm;
+  fresh.view.pool_hit = got->pool_hit;
+  fresh.view.acquired = absl::Now();
+  fresh.view.ports.clear();
+  fresh.view.restart = next.policy;
+  fresh.view.restarts = next.restarts;
+  fresh.view.last_exit = next.last_exit;
+  for (const PortSpec& p : old.view.ports) {
+    // The same host port: clients of the forward keep their address across restarts. One
+    // that cannot be bound again (taken meanwhile) is left out; the VM still runs.
+    absl::StatusOr<std::unique_ptr<PortForwarder>> fwd = StartForwarder(*vm, p);
+    if (fwd.ok()) {
+      fresh.view.ports.push_back(p);
+      fresh.forwarders.push_back(std::move(*fwd));
+    }
+  }
+  store::VmRecord row{.id = fresh.view.id,
+                      .name = fresh.view.name,
+                      .ports_json = PortsToJson(fresh.view.ports),
+                      .labels_json = fresh.view.labels_json,
+                      .egress_policy = fresh.view.egress_policy,
+                      .restart_policy = ToString(next.policy),
+                      .health_json = HealthCheckToJson(next.health),
+                      .restart_count = next.restarts};
+  if (next.last_exit) {
+    row.last_exit_cause = next.last_exit->cause;
+    row.last_exit_code = next.last_exit->exit_code;
+    row.last_exit_signal = next.last_exit->signal;
+    row.last_exit_ms = absl::ToUnixMillis(next.last_exit->at);
+  }
+  if (absl::Status st = options_.journal->Acquired(row); !st.ok()) {
+    fresh.forwarders.clear();
+    vm->Stop(options_.stop_grace);
+    fresh.pool->Done();
+    options_.journal->End(vm->id(), VmEnd{.cause = store::EndCause::kReleased}).IgnoreError();
+    return put_back(base::Annotate(st, "record the restarted VM in the store"));
+  }
+  fresh.watch_exit = next.policy.kind != RestartPolicy::Kind::kNo;
+  const std::string new_id = fresh.view.id;
+  absl::MutexLock lock(&mu_);
+  active_.emplace(new_id, std::move(fresh));
+  if (ended_.size() >= kEndedMemory) {
+    ended_.erase(ended_.begin());
+  }
+  ended_[id] = absl::StrCat("its workload stopped (", next.last_exit ? next.last_exit->ToString()
+                                                                    : "worker_crash",
+                            ") and it was restarted as ", new_id,
+                            old.view.name.empty() ? "" : absl::StrCat(" (name ", old.view.name, ")"));
+  return new_id;
+}
+
+void VmManager::GiveUp(const std::string& id, const ExitReport& exit) {
+  Active active;
+  {
+    absl::MutexLock lock(&mu_);
+    auto it = active_.find(id);
+    if (it == active_.end()) {
+      return;
+    }
+    active = std::move(it->second);
+    active_.erase(it);
+  }
+  active.forwarders.clear();
+  active.view.vm->Stop(options_.stop_grace);
+  active.watcher.reset();
+  if (active.pool != nullptr && active.counted) {
+    active.pool->Done();
+  }
+  if (!active.ended) {
+    End(id, EndOf(exit));
+  }
+}
+
+absl::StatusOr<agent::ExitInfo> VmManager::RunCheck(const std::string& id,
+                                                    const HealthCheck& check) {
+  std::shared_ptr<VmInstance> vm;
+  {
+    absl::MutexLock lock(&mu_);
+    auto it = active_.find(id);
+    if (it == active_.end()) {
+      return absl::NotFoundError(absl::StrCat("VM ", id, " is gone"));
+    }
+    vm = it->second.view.vm;
+  }
+  const agent::AgentClient* agent = vm->agent();
+  if (agent == nullptr) {
+    return absl::UnavailableError("the VM has no agent");
+  }
+  SM_ASSIGN_OR_RETURN(agent::CommandResult r,
+                      agent->RunCommand(agent::ExecOptions{.argv = check.argv,
+                                                           .timeout = check.timeout},
+                                        "", absl::Now() + check.timeout + kCheckGrace,
+                                        agent::RunLimits{.max_output_bytes = kCheckOutputBytes}));
+  return r.exit;
 }
 
 }  // namespace supermachine::vm

@@ -3,13 +3,17 @@
 // on first use, or at startup for configured pools), starts its port forwarders and keeps it
 // by id; Release destroys it (never back to the pool) and journals `released`; a monitor
 // thread notices handed-out VMs whose worker died and journals `worker crash`, after which
-// calls naming that VM get NotFound saying so.
+// calls naming that VM get NotFound saying so. VMs acquired with a restart policy or a health
+// check are supervised (supervisor.h, docs/supervision.md): a thread per such VM waits for the
+// workload's exit through the agent, a supervise thread runs the checks and restarts (a fresh
+// restore with the same name, ports, labels and egress policy, under a new id).
 #pragma once
 
 #include <cstdint>
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <thread>
 #include <utility>
@@ -21,6 +25,7 @@
 #include "absl/time/time.h"
 #include "daemon/vm/pool.h"
 #include "daemon/vm/port_forwarder.h"
+#include "daemon/vm/supervisor.h"
 #include "daemon/vm/vm_instance.h"
 
 namespace supermachine::vm {
@@ -42,6 +47,9 @@ struct AcquireOptions {
   // snapshot's own. Part of the pool key: a VM restored with one policy is never handed out
   // for another.
   std::string egress_policy;
+  // Supervision (supervisor.h); the defaults leave the VM unsupervised.
+  RestartPolicy restart;
+  HealthCheck health;
 };
 
 // A handed-out VM as callers see it. `vm` stays valid while held, even after Release (its
@@ -55,6 +63,13 @@ struct VmView {
   bool pool_hit = false;
   absl::Time acquired;
   std::string egress_policy;  // the Acquire's override ("" = the snapshot's own)
+  std::string labels_json = "{}";
+  // Supervision: policy, restarts so far, last exit (restarted VMs), health state.
+  RestartPolicy restart;
+  uint32_t restarts = 0;
+  std::optional<ExitReport> last_exit;
+  HealthState health = HealthState::kNone;
+  bool restarting = false;  // the workload stopped; a restart is scheduled
 };
 
 struct NamedPoolStats {
@@ -75,7 +90,14 @@ struct VmManagerOptions {
   // Observers (metrics); optional.
   std::function<void(const std::string& snapshot, bool pool_hit, absl::Duration)> on_acquire;
   std::function<void()> on_worker_crash;
+  // A supervised VM was restarted (new_id) or its restart failed (the error).
+  std::function<void(const std::string& old_id, const absl::StatusOr<std::string>& new_id)>
+      on_restart;
   absl::Duration monitor_interval = absl::Milliseconds(200);
+  // How often the supervisor looks for due restarts and health checks.
+  absl::Duration supervise_interval = absl::Milliseconds(100);
+  // A restart's restore (and its pool wait) is bounded by this.
+  absl::Duration restart_timeout = absl::Minutes(2);
   absl::Duration stop_grace = absl::Seconds(2);
 };
 
@@ -106,10 +128,19 @@ class VmManager {
   size_t Running() const;
 
  private:
+  class ExitWatcher;
   struct Active {
     VmView view;
     Pool* pool = nullptr;  // null: adopted VM of a snapshot that is gone
+    bool counted = true;   // holds a slot of `pool` (false once a restart gave it back)
+    bool dead = false;     // worker died or stopped; its supervisor decides what follows
+    bool ended = false;    // its row is journaled ended (kept while a restart is retried)
+    bool watch_exit = false;  // supervised with a restart policy: wants a watcher
     std::vector<std::unique_ptr<PortForwarder>> forwarders;
+    // Waits for the workload's exit (supervised VMs with a restart policy). Declared last:
+    // destroyed first, after the VM was stopped, which ends its wait. Never copied (shared
+    // only because ExitWatcher is defined in the .cc).
+    std::shared_ptr<ExitWatcher> watcher;
   };
   // One pool per (snapshot, egress override): pooled VMs equal fresh ones.
   absl::StatusOr<Pool*> PoolFor(const std::string& snapshot, const std::string& dir,
@@ -117,7 +148,15 @@ class VmManager {
   absl::StatusOr<std::unique_ptr<PortForwarder>> StartForwarder(VmInstance& vm,
                                                                const PortSpec& port);
   void MonitorLoop();
+  void SuperviseLoop();
   void End(const std::string& id, const VmEnd& end);
+  // Starts supervising a handed-out VM (no-op for an empty spec).
+  void Supervise(Active& active, const SuperviseSpec& spec, absl::Time started);
+  // Supervisor hooks (supervisor.h).
+  absl::StatusOr<std::string> Restart(const std::string& id, const SuperviseSpec& next);
+  void GiveUp(const std::string& id, const ExitReport& exit);
+  absl::StatusOr<agent::ExitInfo> RunCheck(const std::string& id, const HealthCheck& check);
+  void FillSupervision(VmView& view) const;
   // Caller holds mu_. Finds by id, then by name.
   std::map<std::string, Active>::iterator FindLocked(const std::string& id_or_name)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -134,6 +173,8 @@ class VmManager {
   // Why recently ended VMs ended, for the message a late caller gets (bounded).
   std::map<std::string, std::string> ended_ ABSL_GUARDED_BY(mu_);
   std::thread monitor_;
+  Supervisor supervisor_;
+  std::thread supervise_;
 };
 
 }  // namespace supermachine::vm

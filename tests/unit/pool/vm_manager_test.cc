@@ -36,6 +36,7 @@ class VmManagerTest : public ::testing::Test {
         },
         .on_worker_crash = [this] { crashes_++; },
         .monitor_interval = absl::Milliseconds(10),
+        .supervise_interval = absl::Milliseconds(10),
     });
   }
   FakeJournal journal_;
@@ -202,6 +203,106 @@ TEST_F(VmManagerTest, DestructionReleasesEverything) {
   m.reset();
   EXPECT_TRUE(launcher_.State(id)->stopped);
   EXPECT_EQ(journal_.EndOf(id), store::EndCause::kReleased);
+}
+
+// Supervision (supervisor.h): a VM acquired with restart policy "always" whose worker dies is
+// replaced by a fresh restore under a new id with the same name and host port; the store
+// learns the restart count, policy and last exit; the old id says where the VM went.
+TEST_F(VmManagerTest, AlwaysRestartsAVmWhoseWorkerDiedWithItsNameAndPort) {
+  auto m = Make({});
+  absl::StatusOr<VmView> vm = m->Acquire({.snapshot = "snap",
+                                          .name = "svc",
+                                          .labels_json = R"({"tier":"web"})",
+                                          .ports = {{.guest_port = 80}},
+                                          .restart = {.kind = RestartPolicy::Kind::kAlways}});
+  ASSERT_TRUE(vm.ok()) << vm.status();
+  const std::string first = vm->id;
+  const uint16_t port = vm->ports.at(0).host_port;
+  EXPECT_EQ(journal_.AcquiredOf(first)->restart_policy, "always");
+  launcher_.State(first)->dead = true;
+  ASSERT_TRUE(Eventually([&] {
+    absl::StatusOr<VmView> v = m->Get("svc");
+    return v.ok() && v->id != first;
+  }));
+  absl::StatusOr<VmView> now = m->Get("svc");
+  ASSERT_TRUE(now.ok());
+  EXPECT_EQ(now->restarts, 1u);
+  ASSERT_TRUE(now->last_exit.has_value());
+  EXPECT_EQ(now->last_exit->cause, "worker_crash");
+  ASSERT_EQ(now->ports.size(), 1u);
+  EXPECT_EQ(now->ports[0].host_port, port) << "the same host port across the restart";
+  EXPECT_EQ(journal_.EndOf(first), store::EndCause::kWorkerCrash);
+  std::optional<store::VmRecord> row = journal_.AcquiredOf(now->id);
+  ASSERT_TRUE(row.has_value());
+  EXPECT_EQ(row->name, "svc");
+  EXPECT_EQ(row->labels_json, R"({"tier":"web"})");
+  EXPECT_EQ(row->restart_policy, "always");
+  EXPECT_EQ(row->restart_count, 1);
+  EXPECT_EQ(row->last_exit_cause, "worker_crash");
+  absl::Status old = m->Release(first);
+  EXPECT_TRUE(absl::IsNotFound(old));
+  EXPECT_THAT(old.message(), HasSubstr(absl::StrCat("restarted as ", now->id)));
+  EXPECT_EQ(crashes_.load(), 1);
+  ASSERT_TRUE(m->Release("svc").ok());
+  EXPECT_EQ(journal_.EndOf(now->id), store::EndCause::kReleased);
+}
+
+TEST_F(VmManagerTest, OnFailure1RestartsOnceThenTheVmStaysEnded) {
+  auto m = Make({});
+  absl::StatusOr<VmView> vm = m->Acquire(
+      {.snapshot = "snap", .name = "svc", .restart = *ParseRestartPolicy("on-failure:1")});
+  ASSERT_TRUE(vm.ok()) << vm.status();
+  const std::string first = vm->id;
+  launcher_.State(first)->dead = true;
+  ASSERT_TRUE(Eventually([&] {
+    absl::StatusOr<VmView> v = m->Get("svc");
+    return v.ok() && v->id != first;
+  }));
+  const std::string second = m->Get("svc")->id;
+  launcher_.State(second)->dead = true;
+  ASSERT_TRUE(Eventually([&] { return !m->Get("svc").ok(); }));
+  EXPECT_EQ(journal_.EndOf(second), store::EndCause::kWorkerCrash);
+  EXPECT_EQ(launcher_.launches_.load(), 2) << "one restart only";
+  EXPECT_EQ(m->Running(), 0u);
+}
+
+TEST_F(VmManagerTest, AnUnknownHealthCheckIsRefusedAtAcquire) {
+  auto m = Make({});
+  absl::StatusOr<VmView> vm = m->Acquire(
+      {.snapshot = "snap", .health = {.argv = {"true"}, .interval = absl::Milliseconds(1)}});
+  EXPECT_TRUE(absl::IsInvalidArgument(vm.status())) << vm.status();
+  EXPECT_EQ(launcher_.launches_.load(), 0);
+}
+
+// A daemon restart re-adopts a supervised VM with its policy and restart count (persisted in
+// the store): its next death is restarted and counted on.
+TEST_F(VmManagerTest, AdoptedVmKeepsItsRestartPolicy) {
+  auto m = Make({});
+  auto state = std::make_shared<testing::FakeVmState>();
+  store::VmRecord row;
+  row.id = "adopted2";
+  row.name = "db";
+  row.snapshot_name = "snap";
+  row.acquired_ms = 1000;
+  row.restart_policy = "on-failure:5";
+  row.restart_count = 2;
+  row.last_exit_cause = "exited";
+  row.last_exit_code = 3;
+  ASSERT_TRUE(m->Adopt(std::make_unique<testing::FakeVm>("adopted2", state), row).ok());
+  absl::StatusOr<VmView> view = m->Get("db");
+  ASSERT_TRUE(view.ok());
+  EXPECT_EQ(ToString(view->restart), "on-failure:5");
+  EXPECT_EQ(view->restarts, 2u);
+  EXPECT_EQ(view->last_exit->ToString(), "exited 3");
+  state->dead = true;
+  ASSERT_TRUE(Eventually([&] {
+    absl::StatusOr<VmView> v = m->Get("db");
+    return v.ok() && v->id != "adopted2";
+  }));
+  std::optional<store::VmRecord> next = journal_.AcquiredOf(m->Get("db")->id);
+  ASSERT_TRUE(next.has_value());
+  EXPECT_EQ(next->restart_count, 3);
+  EXPECT_EQ(next->restart_policy, "on-failure:5");
 }
 
 }  // namespace

@@ -276,7 +276,7 @@ TEST_F(SupervisorTest, ForgetDropsAPendingRestart) {
 TEST_F(SupervisorTest, OnlyTheFirstExitOfARunCounts) {
   sup_.Watch("vm0", {.policy = *ParseRestartPolicy("always")}, now_);
   sup_.ReportExit("vm0", Exit(2));
-  sup_.ReportExit("vm0", ExitReport{.cause = "worker crash", .at = now_});
+  sup_.ReportExit("vm0", ExitReport{.cause = "worker_crash", .at = now_});
   Advance(absl::Seconds(1));
   ASSERT_EQ(restart_calls_.size(), 1u);
   EXPECT_EQ(restart_calls_[0].second.last_exit->exit_code, 2);
