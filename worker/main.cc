@@ -5,10 +5,19 @@
 #include <sys/signalfd.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
+
+#include <filesystem>
+#include <string>
+#include <vector>
 
 #include "absl/time/clock.h"
 #include "worker/base/unique_fd.h"
+#include "worker/jail/cgroup.h"
+#include "worker/jail/flags.h"
+#include "worker/jail/jail.h"
+#include "worker/jail/seccomp_filter.h"
 #include "worker/vmm/exit_codes.h"
 #include "worker/vmm/launch_config.h"
 #include "worker/vmm/vm.h"
@@ -22,17 +31,55 @@ int Fail(const absl::Status& status) {
   return kExitBadInput;
 }
 
+// The jail holds what the worker still reaches by path after setup: the directories of its
+// vsock socket (guest-initiated connections go to PATH_<port>) and control socket, and
+// /dev/urandom. Everything else it needs is already open.
+supermachine::jail::JailOptions JailFor(const supermachine::jail::SandboxFlags& flags,
+                                        const supermachine::vmm::CommandLine& cli) {
+  supermachine::jail::JailOptions o{.jail_dir = flags.jail_dir, .uid = flags.uid, .gid = flags.gid};
+  std::vector<std::string> dirs;
+  for (const std::string& path : {cli.config.vsock.path, cli.control_socket}) {
+    if (path.empty()) {
+      continue;
+    }
+    std::string dir = std::filesystem::absolute(path).parent_path().string();
+    if (std::find(dirs.begin(), dirs.end(), dir) == dirs.end()) {
+      dirs.push_back(dir);
+      o.binds.push_back({.path = dir, .read_only = false});
+    }
+  }
+  o.binds.push_back({.path = "/dev/urandom", .read_only = true});
+  return o;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   const absl::Time start = absl::Now();
-  auto cli = supermachine::vmm::ParseCommandLine(argc, argv);
+  // Sandbox flags first (worker/jail/flags.h); the launch config parser gets the rest.
+  std::vector<std::string> args(argv, argv + argc);
+  auto sandbox = supermachine::jail::ExtractSandboxFlags(args, getenv(supermachine::jail::kSeccompEnv));
+  if (!sandbox.ok()) {
+    return Fail(sandbox.status());
+  }
+  std::vector<const char*> rest;
+  for (const std::string& a : args) {
+    rest.push_back(a.c_str());
+  }
+  auto cli = supermachine::vmm::ParseCommandLine(static_cast<int>(rest.size()), rest.data());
   if (!cli.ok()) {
     return Fail(cli.status());
   }
   if (cli->help) {
     std::fputs(cli->help_text.c_str(), stdout);
+    std::fputs(supermachine::jail::SandboxFlagsHelp(), stdout);
     return 0;
+  }
+  // Into the VM's cgroup before guest RAM or any thread exists, so all of it is accounted.
+  if (!sandbox->cgroup.empty()) {
+    if (absl::Status st = supermachine::jail::JoinCgroup(sandbox->cgroup, getpid()); !st.ok()) {
+      return Fail(st);
+    }
   }
   // Host stop signals are taken synchronously through a signalfd by the event loop. They are
   // blocked here, before any thread exists, so every vCPU thread inherits the mask and a
@@ -71,6 +118,16 @@ int main(int argc, char** argv) {
                 : supermachine::vmm::Vm::Restore(std::move(options), cli->restore_dir);
   if (!vm.ok()) {
     return Fail(vm.status());
+  }
+  // Setup is done (files open, passt spawned, sockets listening) and no vCPU thread exists
+  // yet: the jail, then the seccomp filter, then the first KVM_RUN (in Run). docs/seccomp.md.
+  if (!sandbox->jail_dir.empty()) {
+    if (absl::Status st = supermachine::jail::EnterJail(JailFor(*sandbox, *cli)); !st.ok()) {
+      return Fail(st);
+    }
+  }
+  if (absl::Status st = supermachine::jail::InstallWorkerSeccomp(sandbox->seccomp); !st.ok()) {
+    return Fail(st);
   }
   supermachine::vmm::VmEnd end = (*vm)->Run();
   std::fprintf(stderr, "supermachine-worker: %s (exit %d)\n", end.message.c_str(), end.exit_code);
