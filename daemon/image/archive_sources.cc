@@ -190,7 +190,7 @@ absl::StatusOr<std::vector<IngestResult>> OciArchiveSource::FetchLayers(
     const ResolvedImage& image, const BlobStore& store, const ProgressCallback& progress) {
   std::map<std::string, Descriptor> wanted;
   for (const Descriptor& d : image.layers) {
-    if (!store.Contains(d.digest)) {
+    if (!store.ContainsVerified(d.digest)) {
       wanted[absl::StrCat("blobs/sha256/", d.digest.hex())] = d;
     }
   }
@@ -304,7 +304,7 @@ absl::StatusOr<std::vector<IngestResult>> DockerArchiveSource::FetchLayers(
     if (p == layer_paths_.end()) {
       return absl::FailedPreconditionError(absl::StrCat(image.source, ": FetchLayers before Resolve"));
     }
-    if (!store.Contains(d.digest)) {
+    if (!store.ContainsVerified(d.digest)) {
       wanted[p->second] = d;
     }
   }

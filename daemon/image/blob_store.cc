@@ -72,6 +72,33 @@ void RemoveStaleIngestFiles(const std::string& dir, const Digest& digest) {
   }
 }
 
+// Whether the committed entry at `path` is a regular file of `expected_size` (when known)
+// whose bytes hash to `digest`.
+bool IsIntact(const std::string& path, const Digest& digest, std::optional<int64_t> expected_size) {
+  base::UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  struct stat st;
+  if (!fd || ::fstat(fd.get(), &st) != 0 || !S_ISREG(st.st_mode) ||
+      (expected_size.has_value() && st.st_size != *expected_size)) {
+    return false;
+  }
+  Sha256Hasher hasher;
+  std::vector<char> buf(1 << 16);
+  for (;;) {
+    const ssize_t r = ::read(fd.get(), buf.data(), buf.size());
+    if (r < 0 && errno == EINTR) {
+      continue;
+    }
+    if (r < 0) {
+      return false;
+    }
+    if (r == 0) {
+      break;
+    }
+    hasher.Update(buf.data(), static_cast<size_t>(r));
+  }
+  return hasher.Finish() == digest;
+}
+
 }  // namespace
 
 absl::Status BlobWriter::Write(const void* data, size_t size) {
@@ -112,6 +139,10 @@ std::string BlobStore::PathFor(const Digest& digest) const {
 bool BlobStore::Contains(const Digest& digest) const {
   struct stat st;
   return ::stat(PathFor(digest).c_str(), &st) == 0 && S_ISREG(st.st_mode);
+}
+
+bool BlobStore::ContainsVerified(const Digest& digest) const {
+  return IsIntact(PathFor(digest), digest, std::nullopt);
 }
 
 absl::StatusOr<std::string> BlobStore::ReadSmall(const Digest& digest, int64_t max_size) const {
@@ -168,8 +199,18 @@ absl::StatusOr<IngestResult> BlobStore::Ingest(
     }
   }
   struct stat st;
-  if (::stat(final_path.c_str(), &st) == 0) {
-    return IngestResult{.path = final_path, .size = st.st_size, .already_present = true};
+  if (::lstat(final_path.c_str(), &st) == 0) {
+    if (IsIntact(final_path, digest, expected_size)) {
+      return IngestResult{.path = final_path, .size = st.st_size, .already_present = true};
+    }
+    // Damaged since it was committed (disk error, stray edit): never hand it out; fetch again.
+    std::error_code ec;
+    std::filesystem::remove_all(final_path, ec);
+    if (ec) {
+      return absl::DataLossError(absl::StrCat("cached blob ", final_path,
+                                              " is damaged and cannot be removed (", ec.message(),
+                                              "); remove it by hand and pull again"));
+    }
   }
 
   RemoveStaleIngestFiles(BlobDir(), digest);

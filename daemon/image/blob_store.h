@@ -51,7 +51,9 @@ struct IngestResult {
 //   whole write, so concurrent ingests of one digest (threads or processes) fetch it once:
 //   the others wait, find it committed, and return already_present.
 //   Bytes go to <root>/blobs/sha256/.ingest-<hex>-XXXXXX (same directory as the final name);
-//   ingest files of that digest left by a crashed writer are removed first.
+//   ingest files of that digest left by a crashed writer are removed first. A committed entry
+//   found damaged on disk (not a regular file, wrong size or digest) is removed and fetched
+//   again rather than returned.
 // * commit: written size == expected size (when known), sha256 == digest, fsync(file),
 //   rename(temp, <hex>), fsync(directory). A mismatch is DataLoss and nothing is committed.
 // * committed blobs are immutable and never rewritten; readers only ever open committed
@@ -65,6 +67,10 @@ class BlobStore {
   const std::string& root() const { return root_; }
   std::string PathFor(const Digest& digest) const;
   bool Contains(const Digest& digest) const;
+  // Contains, and the committed bytes still hash to `digest` (reads the whole blob): for
+  // layer blobs about to be used from the cache, which a disk error or a stray edit may have
+  // damaged since they were committed. A damaged entry is replaced by the next Ingest.
+  bool ContainsVerified(const Digest& digest) const;
 
   // Reads a committed blob of at most `max_size` bytes (manifests, configs) and re-checks
   // its digest, so on-disk corruption is reported (DataLoss) rather than parsed.

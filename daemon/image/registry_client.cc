@@ -429,7 +429,7 @@ absl::StatusOr<IngestResult> RegistryClient::FetchBlob(const Reference& ref,
                                                        const Descriptor& desc,
                                                        const BlobStore& store,
                                                        const ProgressCallback& progress) {
-  if (store.Contains(desc.digest)) {
+  if (store.ContainsVerified(desc.digest)) {
     return IngestResult{.path = store.PathFor(desc.digest), .size = desc.size, .already_present = true};
   }
   const std::string what = absl::StrCat("blob ", desc.digest.ToString(), " of ", ref.registry, "/",

@@ -72,7 +72,7 @@ absl::StatusOr<std::vector<IngestResult>> RegistrySource::FetchLayers(
     const ResolvedImage& image, const BlobStore& store, const ProgressCallback& progress) {
   std::vector<IngestResult> out;
   for (const Descriptor& layer : image.layers) {
-    if (store.Contains(layer.digest)) {
+    if (store.ContainsVerified(layer.digest)) {
       out.push_back(IngestResult{.path = store.PathFor(layer.digest), .size = layer.size, .already_present = true});
       continue;
     }

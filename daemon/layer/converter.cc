@@ -97,6 +97,9 @@ class Conversion {
       : options_(options), expected_(expected), tree_(options.max_entries),
         zeros_(kReadBlockSize, 0) {}
 
+  // errno of the first failed write to the output (0: none).
+  int write_errno() const { return writer_ ? writer_->write_errno() : 0; }
+
   absl::StatusOr<ConvertStats> Run(int in_fd, int out_fd) {
     archive_.reset(archive_read_new());
     if (!archive_) {
@@ -384,7 +387,13 @@ absl::StatusOr<ConvertStats> ConvertLayerImpl(const std::string& input_path,
   ConvertStats stats;
   {
     Conversion conversion(options, expected);
-    SM_ASSIGN_OR_RETURN(stats, conversion.Run(in_fd.get(), out_fd.get()));
+    absl::StatusOr<ConvertStats> run = conversion.Run(in_fd.get(), out_fd.get());
+    if (!run.ok() && conversion.write_errno() != 0) {
+      // Say why the write failed (a full disk), not only libsquashfs' "input/output error".
+      return base::ErrnoToStatus(conversion.write_errno(),
+                                 absl::StrCat("write ", temp_path, " (", run.status().message(), ")"));
+    }
+    SM_ASSIGN_OR_RETURN(stats, std::move(run));
   }
   // mkostemp creates 0600; workers that attach the image as a disk may run unprivileged.
   if (::fchmod(out_fd.get(), 0644) != 0) {

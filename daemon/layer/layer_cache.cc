@@ -128,6 +128,18 @@ absl::StatusOr<CachedLayer> LayerCache::GetOrConvert(absl::string_view digest,
   if (options.layer_name.empty()) {
     options.layer_name = std::string(digest);
   }
+  // Whatever sits at the name is damaged (a valid image returned above): a directory or other
+  // non-file would make the final rename fail forever, so clear it before converting again.
+  struct stat st;
+  if (::lstat(result.path.c_str(), &st) == 0 && !S_ISREG(st.st_mode)) {
+    std::error_code ec;
+    std::filesystem::remove_all(result.path, ec);
+    if (ec) {
+      return absl::DataLossError(absl::StrCat("layer cache entry ", result.path,
+                                              " is not a squashfs file and cannot be removed (",
+                                              ec.message(), "); remove it by hand"));
+    }
+  }
   SM_ASSIGN_OR_RETURN(result.stats, ConvertLayer(blob_path, result.path, options));
   return result;
 }

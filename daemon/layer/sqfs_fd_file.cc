@@ -3,6 +3,8 @@
 #include "daemon/layer/sqfs_fd_file.h"
 
 #include <errno.h>
+
+#include <atomic>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -18,6 +20,9 @@ struct FdFile {
   sqfs_file_t base;
   int fd;
   uint64_t size;
+  // First failed write's errno: libsquashfs reduces it to SQFS_ERROR_IO, and "No space left
+  // on device" is what a user needs to read (SqfsFdFileWriteErrno).
+  std::atomic<int> write_errno;
 };
 
 FdFile* Self(sqfs_file_t* file) { return reinterpret_cast<FdFile*>(file); }
@@ -55,6 +60,8 @@ int WriteAt(sqfs_file_t* file, sqfs_u64 offset, const void* buffer, size_t size)
       if (errno == EINTR) {
         continue;
       }
+      int expected = 0;
+      self->write_errno.compare_exchange_strong(expected, errno);
       return SQFS_ERROR_IO;
     }
     if (n == 0) {
@@ -98,6 +105,8 @@ absl::StatusOr<SqfsPtr<sqfs_file_t>> MakeSqfsFdFile(int fd, uint64_t size) {
   file->base.truncate = Truncate;
   return SqfsPtr<sqfs_file_t>(&file->base);
 }
+
+int SqfsFdFileWriteErrno(const sqfs_file_t* file) { return Self(file)->write_errno.load(); }
 
 absl::StatusOr<SqfsPtr<sqfs_file_t>> MakeSqfsFdFileForRead(int fd) {
   struct stat st;

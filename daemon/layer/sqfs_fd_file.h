@@ -17,6 +17,10 @@ namespace supermachine::layer {
 // size (0 for a fresh file). Reads and writes use pread/pwrite and retry on EINTR.
 absl::StatusOr<SqfsPtr<sqfs_file_t>> MakeSqfsFdFile(int fd, uint64_t size);
 
+// The errno of the first failed write through a file made by MakeSqfsFdFile (0: none), which
+// libsquashfs itself only reports as SQFS_ERROR_IO.
+int SqfsFdFileWriteErrno(const sqfs_file_t* file);
+
 // As above for reading an existing file: takes the size from fstat.
 absl::StatusOr<SqfsPtr<sqfs_file_t>> MakeSqfsFdFileForRead(int fd);
 

@@ -339,4 +339,6 @@ absl::StatusOr<uint64_t> SquashfsWriter::Finish(LayerTree& tree) {
   return file_->get_size(file_.get());
 }
 
+int SquashfsWriter::write_errno() const { return file_ ? SqfsFdFileWriteErrno(file_.get()) : 0; }
+
 }  // namespace supermachine::layer

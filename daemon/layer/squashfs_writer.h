@@ -47,6 +47,9 @@ class SquashfsWriter {
 
   // Uncompressed file bytes fed so far.
   uint64_t data_bytes_in() const;
+  // errno of the first failed write to the image (0: none): ENOSPC behind a libsquashfs
+  // "input/output error".
+  int write_errno() const;
 
   // After a failure (no Finish), drains the blocks still queued in the worker pool: libsquashfs
   // 1.2 frees its own queues on destroy but not blocks handed to the pool, which would leak.
