@@ -31,29 +31,39 @@ count() {
 section() { printf '\n=== %s\n' "$*"; }
 
 # CI keeps only the tail of what this script prints, so each failed test is named again at the
-# end with the last lines of its own output (ctest --output-on-failure prints that output right
+# end with the lines that say what failed and the last lines of its output (ctest --output-on-failure prints that output right
 # after the test's result line, before the next "Start"/result line).
 failures=$(mktemp)
+# Lab runs that passed only on tests/lab/run's one retry append the first attempt's failure
+# here; they are printed at the end too, so a flake is visible even when everything passed.
+export SM_LAB_FLAKE_LOG
+SM_LAB_FLAKE_LOG=$(mktemp)
 note_failures() {
   awk -v run="$2" '
     /^[[:space:]]*[0-9]+\/[0-9]+ Test +#[0-9]+: / {
       flush(); inblock = ($0 ~ /\*\*\*[A-Za-z]|[.] +Not Run /)
-      if (inblock) { head = $0; n = 0; k = 0 }
+      if (inblock) { head = $0; n = 0; k = 0; follow = 0 }
       next
     }
     /^[[:space:]]*Start +[0-9]+: / { flush(); next }
     /tests passed, [0-9]+ tests? failed out of/ { flush(); next }
     inblock {
-      buf[n++ % 6] = $0
-      # The first lines that say what went wrong (gtest failures, lab faults), then the tail.
-      if (k < 6 && $0 ~ /Failure|Which is|Actual|rror|TIMEOUT|RETRYING|panic/) first[k++] = $0
+      line = $0
+      gsub(/\033\[[0-9;]*m/, "", line)
+      buf[n++ % 6] = line
+      # The first lines that say what went wrong, then the tail: each gtest failure with the
+      # lines after it (the assertion and its message), lab faults and retries.
+      if (k >= 10) next
+      if (follow > 0) { follow--; if (line ~ /[^ ]/) first[k++] = line; next }
+      if (line ~ /: Failure$/) { first[k++] = line; follow = 4; next }
+      if (line ~ /TIMEOUT|RETRYING|panic|triple fault|rror/) first[k++] = line
     }
     function flush(   i, start) {
       if (!inblock) return
       gsub(/ \.\.\.+ */, " ... ", head); print "[" run "] " head
       for (i = 0; i < k; i++) print "      | " substr(first[i], 1, 240)
       if (k > 0) print "      | ..."
-      start = (n > 6) ? n - 6 : 0
+      start = (n > 3) ? n - 3 : 0
       for (i = start; i < n; i++) print "      | " substr(buf[i % 6], 1, 240)
       inblock = 0
     }
@@ -66,7 +76,7 @@ if [ ! -f "$build_dir/CTestTestfile.cmake" ]; then
 fi
 
 log=$(mktemp)
-trap 'rm -f "$log" "$failures"' EXIT
+trap 'rm -f "$log" "$failures" "$SM_LAB_FLAKE_LOG"' EXIT
 
 section "main build: unit, integration and lab tests"
 ninja -C "$build_dir" >"$log" 2>&1 || { tail -60 "$log"; echo "run_all: build failed" >&2; exit 1; }
@@ -86,6 +96,10 @@ ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
 count "$log"
 note_failures "$log" asan
 
+if [ -s "$SM_LAB_FLAKE_LOG" ]; then
+  section "lab runs that passed only on a retry (emulated-lab flakes; see tests/lab/run --help)"
+  cat "$SM_LAB_FLAKE_LOG"
+fi
 if [ -s "$failures" ]; then
   section "failed tests (the last lines each printed)"
   cat "$failures"

@@ -3,8 +3,11 @@
 # Tests of tests/lab/run itself (run on the host, not inside the lab): in one lab boot, the
 # command sees svm + a working /dev/kvm (kvm_check), runs in the caller's cwd, can write to the
 # build dir at the same path, its output is streamed (even without a final newline), its exit
-# status (3) comes back, and a nested tests/lab/run works (direct mode). A second run checks
-# that --timeout kills a hung run with status 124 instead of hanging.
+# status (3) comes back, and a nested tests/lab/run works (direct mode). The command fails (3)
+# on its first attempt only, so the run also shows the emulated lab's one retry: RETRYING,
+# then FLAKE, status 0, and the first attempt's failure in $SM_LAB_FLAKE_LOG (in direct mode
+# there is no retry: status 3 comes straight back). A second run checks that --timeout kills
+# a hung run with status 124 instead of hanging.
 # usage: harness_test.sh <kvm_check binary> <scratch dir inside the build dir>
 set -uo pipefail
 readonly run="$(cd "$(dirname "$0")/.." && pwd)/run"
@@ -14,13 +17,25 @@ failures=0
 fail() { echo "harness_test: FAIL: $*"; failures=$((failures + 1)); }
 
 rm -rf "${scratch}" && mkdir -p "${scratch}" && cd "${scratch}" || exit 1
+flakes="${scratch}/flakes.log"
 # Inside, a nested tests/lab/run sees real KVM and runs its command directly (status 4).
-out="$("${run}" --timeout 600 -- sh -c \
+out="$(SM_LAB_FLAKE_LOG="${flakes}" SM_LAB_RETRIES=1 "${run}" --timeout 600 -- sh -c \
   "'${kvm_check}' && pwd && echo written-inside >'${scratch}/from-lab' && echo to-stderr >&2 &&
-   '${run}' -- sh -c 'exit 4'; echo nested=\$?; printf no-newline-at-end; exit 3" 2>&1)"
+   '${run}' -- sh -c 'exit 4'; echo nested=\$?; printf no-newline-at-end;
+   if [ -e '${scratch}/attempted' ]; then exit 0; fi
+   touch '${scratch}/attempted'; echo 'x.cc:1: Failure'; echo 'the first attempt fails'; exit 3" 2>&1)"
 status=$?
 echo "${out}"
-[[ ${status} -eq 3 ]] || fail "exit status ${status}, expected 3"
+if grep -q '^tests/lab/run: mode: emulated' <<<"${out}"; then
+  [[ ${status} -eq 0 ]] || fail "exit status ${status}, expected 0 (3, then a passing retry)"
+  grep -q 'CMD failed (exit 3); RETRYING' <<<"${out}" ||
+    fail "the first attempt's status 3 did not come back, or it was not retried loudly"
+  grep -q 'FLAKE: sh passed on attempt 2' <<<"${out}" || fail "the pass on retry was not flagged"
+  grep -q 'the first attempt fails' "${flakes}" 2>/dev/null ||
+    fail "SM_LAB_FLAKE_LOG lacks the first attempt's failure lines"
+else
+  [[ ${status} -eq 3 ]] || fail "exit status ${status}, expected 3 (no retry on hardware KVM)"
+fi
 grep -q '^tests/lab/run: mode: \(emulated\|hardware\)' <<<"${out}" ||
   fail "no line saying which mode the lab uses"
 grep -qx 'nested=4' <<<"${out}" || fail "nested tests/lab/run did not return its status 4"
