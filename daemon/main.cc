@@ -371,6 +371,11 @@ int main(int argc, char** argv) {
       .worker_binary = worker_binary,
       .runtime_dir = config.vm_dir,
       .journal = &journal,
+      .seccomp = config.worker_seccomp,
+      .jail = config.worker_jail,
+      .jail_uid = config.worker_uid,
+      .jail_gid = config.worker_gid,
+      .cgroup_parent = config.worker_cgroup_parent,
   });
   supermachine::vm::VmManagerOptions vm_options{
       .launcher = &launcher,
@@ -389,6 +394,16 @@ int main(int argc, char** argv) {
         metrics.ObserveAcquire(hit, absl::ToDoubleSeconds(took));
       },
       .on_worker_crash = [&metrics] { metrics.CountWorkerCrash(); },
+      .on_restart = [&metrics, &log](const std::string& old_id,
+                                     const absl::StatusOr<std::string>& new_id) {
+        metrics.CountVmRestart(new_id.ok());
+        if (new_id.ok()) {
+          log.Info("restarted VM by its restart policy", {{"vm", old_id}, {"new_vm", *new_id}});
+        } else {
+          log.Warn("restart of VM failed; retried after backoff",
+                   {{"vm", old_id}, {"error", std::string(new_id.status().message())}});
+        }
+      },
   };
   for (const auto& [name, settings] : config.pools) {
     vm_options.pools[name] = ToPoolConfig(settings);
@@ -529,6 +544,11 @@ int main(int argc, char** argv) {
         },
         [&vms, &metrics] {
           metrics.SetVmsRunning(static_cast<int64_t>(vms.Running()));
+          int64_t health[4] = {0, 0, 0, 0};  // by vm::HealthState
+          for (const supermachine::vm::VmView& v : vms.List()) {
+            ++health[static_cast<int>(v.health)];
+          }
+          metrics.SetVmsHealth(health[1], health[2], health[3]);
           // One series per snapshot: pools of one snapshot with different egress overrides
           // are summed, or the last pool written would hide the others.
           std::map<std::string, std::pair<int64_t, int64_t>> per_snapshot;

@@ -32,8 +32,9 @@ int Fail(const absl::Status& status) {
 }
 
 // The jail holds what the worker still reaches by path after setup: the directories of its
-// vsock socket (guest-initiated connections go to PATH_<port>) and control socket, and
-// /dev/urandom. Everything else it needs is already open.
+// vsock socket (guest-initiated connections go to PATH_<port>) and control socket (writable;
+// `snapshot DIR` must name a directory inside one of them), the kernel file when a snapshot
+// will have to hash it, and /dev/urandom. Everything else it needs is already open.
 supermachine::jail::JailOptions JailFor(const supermachine::jail::SandboxFlags& flags,
                                         const supermachine::vmm::CommandLine& cli) {
   supermachine::jail::JailOptions o{.jail_dir = flags.jail_dir, .uid = flags.uid, .gid = flags.gid};
@@ -47,6 +48,11 @@ supermachine::jail::JailOptions JailFor(const supermachine::jail::SandboxFlags& 
       dirs.push_back(dir);
       o.binds.push_back({.path = dir, .read_only = false});
     }
+  }
+  // The first snapshot of a booted VM hashes its kernel file (unless --kernel-sha256 was given).
+  if (!cli.config.kernel.empty() && cli.config.kernel_sha256.empty()) {
+    o.binds.push_back(
+        {.path = std::filesystem::absolute(cli.config.kernel).string(), .read_only = true});
   }
   o.binds.push_back({.path = "/dev/urandom", .read_only = true});
   return o;
@@ -76,7 +82,12 @@ int main(int argc, char** argv) {
     return 0;
   }
   // Into the VM's cgroup before guest RAM or any thread exists, so all of it is accounted.
+  // Its limits follow once the VM's size is known (after a restore: from the snapshot).
   if (!sandbox->cgroup.empty()) {
+    if (absl::Status st = supermachine::jail::CreateWorkerCgroup(sandbox->cgroup, {});
+        !st.ok()) {
+      return Fail(st);
+    }
     if (absl::Status st = supermachine::jail::JoinCgroup(sandbox->cgroup, getpid()); !st.ok()) {
       return Fail(st);
     }
@@ -118,6 +129,14 @@ int main(int argc, char** argv) {
                 : supermachine::vmm::Vm::Restore(std::move(options), cli->restore_dir);
   if (!vm.ok()) {
     return Fail(vm.status());
+  }
+  if (!sandbox->cgroup.empty()) {
+    const supermachine::vmm::LaunchConfig& c = (*vm)->config();
+    if (absl::Status st = supermachine::jail::CreateWorkerCgroup(
+            sandbox->cgroup, supermachine::jail::LimitsForVm(c.mem_mib, c.vcpus));
+        !st.ok()) {
+      return Fail(st);
+    }
   }
   // Setup is done (files open, passt spawned, sockets listening) and no vCPU thread exists
   // yet: the jail, then the seccomp filter, then the first KVM_RUN (in Run). docs/seccomp.md.

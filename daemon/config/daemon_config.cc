@@ -146,6 +146,31 @@ absl::Status ApplyJsonConfig(const std::string& json_text, DaemonConfig* config)
       st = string_field(&config->tls_client_ca);
     } else if (key == "token_file") {
       st = string_field(&config->token_file);
+    } else if (key == "worker_seccomp") {
+      st = string_field(&config->worker_seccomp);
+      if (st.ok() && config->worker_seccomp != "on" && config->worker_seccomp != "off" &&
+          config->worker_seccomp != "trap") {
+        st = absl::InvalidArgumentError(absl::StrCat("config file: worker_seccomp '",
+                                                     config->worker_seccomp,
+                                                     "': expected on, off or trap"));
+      }
+    } else if (key == "worker_jail") {
+      if (value.is_boolean()) {
+        config->worker_jail = value.get<bool>();
+      } else {
+        st = absl::InvalidArgumentError("config file: 'worker_jail' must be true or false");
+      }
+    } else if (key == "worker_uid" || key == "worker_gid") {
+      if (value.is_number_unsigned() && value.get<uint64_t>() > 0 &&
+          value.get<uint64_t>() < 0xffffffffu) {
+        (key == "worker_uid" ? config->worker_uid : config->worker_gid) =
+            static_cast<uint32_t>(value.get<uint64_t>());
+      } else {
+        st = absl::InvalidArgumentError(
+            absl::StrCat("config file: '", key, "' must be a non-zero numeric id (not root)"));
+      }
+    } else if (key == "worker_cgroup_parent") {
+      st = string_field(&config->worker_cgroup_parent);
     } else if (key == "default_pool") {
       st = ApplyPool("config file: default_pool", value, &config->default_pool);
     } else if (key == "pools") {
@@ -174,7 +199,8 @@ absl::Status ApplyJsonConfig(const std::string& json_text, DaemonConfig* config)
           "config file: unknown field '", key,
           "' (known: socket, socket_mode, socket_group, state_dir, snapshots_dir, "
           "metrics_address, log_level, worker_binary, vm_dir, kernel, guest_agent, pools, default_pool, "
-          "tcp, tls_cert, tls_key, tls_client_ca, token_file)"));
+          "tcp, tls_cert, tls_key, tls_client_ca, token_file, worker_seccomp, worker_jail, "
+          "worker_uid, worker_gid, worker_cgroup_parent)"));
     }
     if (!st.ok()) {
       return st;
@@ -189,6 +215,13 @@ absl::Status ValidateDaemonConfig(const DaemonConfig& c) {
   }
   if (c.state_dir.empty()) {
     return absl::InvalidArgumentError("state dir is empty");
+  }
+  if ((c.worker_uid != 0) != (c.worker_gid != 0)) {
+    return absl::InvalidArgumentError("config file: give both worker_uid and worker_gid, or neither");
+  }
+  if (c.worker_uid != 0 && !c.worker_jail) {
+    return absl::InvalidArgumentError(
+        "config file: worker_uid/worker_gid need \"worker_jail\": true (the jail drops privileges)");
   }
   if (!c.metrics_address.empty()) {
     absl::Status st = CheckHostPort("metrics address", c.metrics_address);

@@ -43,6 +43,15 @@ struct DaemonConfig {
   std::string tls_key;
   std::string tls_client_ca;
   std::string token_file;
+  // The worker sandbox (docs/security.md "Worker sandbox"), config file only, all off by
+  // default: seccomp mode for every worker ("" = the worker's own default; on, off, trap);
+  // the namespace/pivot_root jail, optionally with an unprivileged uid/gid (0 = stay root);
+  // a cgroup v2 parent under which each worker gets its own limited cgroup.
+  std::string worker_seccomp;
+  bool worker_jail = false;
+  uint32_t worker_uid = 0;
+  uint32_t worker_gid = 0;
+  std::string worker_cgroup_parent;
 };
 
 // Result of parsing the command line: either a config to run with, or text to print and an
@@ -60,7 +69,8 @@ ParsedFlags ParseDaemonFlags(int argc, const char* const* argv, const UserEnviro
 // Applies the JSON config file text over `config`. Unknown fields are an error (a typo must
 // not be silently ignored). Fields: socket, socket_mode ("0660" octal string or number),
 // socket_group, state_dir, snapshots_dir, metrics_address, log_level, worker_binary, vm_dir,
-// kernel, guest_agent, tcp, tls_cert, tls_key, tls_client_ca, token_file,
+// kernel, guest_agent, tcp, tls_cert, tls_key, tls_client_ca, token_file, worker_seccomp,
+// worker_jail (bool), worker_uid, worker_gid (numbers), worker_cgroup_parent,
 // pools ({"NAME": {min, max, idle_timeout_s, acquire_timeout_s}}), default_pool ({...}).
 absl::Status ApplyJsonConfig(const std::string& json_text, DaemonConfig* config);
 

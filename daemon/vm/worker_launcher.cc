@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -21,6 +22,7 @@
 #include "guest-agent/protocol/frame.h"
 #include "worker/base/status_macros.h"
 #include "worker/base/unique_fd.h"
+#include "worker/jail/cgroup.h"
 
 namespace supermachine::vm {
 namespace {
@@ -65,6 +67,39 @@ std::string FileTail(const std::string& path, size_t max_bytes) {
 
 WorkerVm::~WorkerVm() { Stop(absl::Seconds(2)); }
 
+std::string WorkerVm::DescribeEnd(const VmEnd& end) const {
+  if (end.cause == store::EndCause::kGuestOom) {
+    return absl::StrCat("the kernel's OOM killer ended the worker: its cgroup ", cgroup_,
+                        " reached memory.max (guest RAM + VMM overhead; memory.events "
+                        "oom_kill)");
+  }
+  if (end.signal && *end.signal == SIGSYS) {
+    return "seccomp violation: the worker made a system call outside its allowlist and was "
+           "killed by SIGSYS (the kernel audit log, dmesg type=1326, names it; rerun with "
+           "worker_seccomp \"trap\" to have it in worker.log; docs/seccomp.md)";
+  }
+  if (end.signal) {
+    return absl::StrCat("the worker was killed by signal ", *end.signal, " (",
+                        strsignal(static_cast<int>(*end.signal)), ")");
+  }
+  return absl::StrCat("the worker exited with code ", end.exit_code.value_or(-1));
+}
+
+void WorkerVm::ClassifyEnd(VmEnd* end) const {
+  if (!cgroup_.empty()) {
+    std::optional<uint64_t> ooms = jail::OomKillCount(cgroup_);
+    if (ooms && *ooms > 0) {
+      end->cause = store::EndCause::kGuestOom;
+    }
+    (void)jail::RemoveCgroup(cgroup_);
+  }
+  if (end->cause == store::EndCause::kGuestOom || (end->signal && *end->signal == SIGSYS)) {
+    // The audit line next to the worker's own output.
+    std::ofstream log(dir_ + "/worker.log", std::ios::app);
+    log << "supermachined: VM " << id_ << ": " << DescribeEnd(*end) << "\n";
+  }
+}
+
 std::optional<VmEnd> WorkerVm::CheckExited() {
   absl::MutexLock lock(&mu_);
   if (stopped_) {
@@ -78,6 +113,9 @@ std::optional<VmEnd> WorkerVm::CheckExited() {
     }
     return VmEnd{.cause = store::EndCause::kWorkerCrash};
   }
+  if (ended_) {
+    return ended_;
+  }
   std::optional<base::ExitStatus> st = child_->TryWait();
   if (!st) {
     return std::nullopt;
@@ -88,6 +126,8 @@ std::optional<VmEnd> WorkerVm::CheckExited() {
   } else {
     end.exit_code = st->code;
   }
+  ClassifyEnd(&end);
+  ended_ = end;
   return end;
 }
 
@@ -123,6 +163,9 @@ void WorkerVm::Stop(absl::Duration grace) {
   std::error_code ec;
   std::filesystem::remove(vsock_, ec);
   std::filesystem::remove(control_, ec);
+  if (!cgroup_.empty()) {
+    (void)jail::RemoveCgroup(cgroup_);  // Empty now that the worker is gone.
+  }
 }
 
 void WorkerVm::StopAdoptedLocked(absl::Duration grace) {
@@ -205,6 +248,22 @@ absl::StatusOr<std::unique_ptr<WorkerVm>> WorkerLauncher::Spawn(const LaunchRequ
   std::vector<std::string> argv = {options_.worker_binary, "--restore", request.snapshot_dir,
                                    "--vsock", vsock, "--control", control, "--serial",
                                    "file:" + console};
+  // The sandbox (docs/security.md "Worker sandbox"): flags of the worker, all opt-in.
+  if (!options_.seccomp.empty()) {
+    argv.push_back("--seccomp=" + options_.seccomp);
+  }
+  if (options_.jail) {
+    argv.push_back("--jail-dir=" + dir + "/jail");
+    if (options_.jail_uid != 0) {
+      argv.push_back(absl::StrCat("--uid=", options_.jail_uid));
+      argv.push_back(absl::StrCat("--gid=", options_.jail_gid));
+    }
+  }
+  const std::string cgroup =
+      options_.cgroup_parent.empty() ? "" : absl::StrCat(options_.cgroup_parent, "/sm-", request.vm_id);
+  if (!cgroup.empty()) {
+    argv.push_back("--cgroup=" + cgroup);
+  }
   if (!request.egress_policy.empty()) {
     // The restore keeps the snapshot's network device (fresh MAC, new passt) and takes this
     // policy instead of the saved one; a snapshot without one refuses (docs/networking.md).
@@ -223,6 +282,7 @@ absl::StatusOr<std::unique_ptr<WorkerVm>> WorkerLauncher::Spawn(const LaunchRequ
   vm->vsock_ = vsock;
   vm->control_ = control;
   vm->console_ = console;
+  vm->cgroup_ = cgroup;
   vm->agent_ = std::make_unique<agent::AgentClient>(
       std::make_unique<agent::HybridVsockDialer>(vsock, agent::protocol::kAgentPort));
   return vm;
@@ -236,10 +296,9 @@ absl::Status WorkerLauncher::Handshake(WorkerVm& vm, const LaunchRequest& reques
   while (true) {
     if (std::optional<VmEnd> end = vm.CheckExited()) {
       return absl::FailedPreconditionError(absl::StrCat(
-          "worker for VM ", vm.id(), " exited during restore of ", request.snapshot_dir,
-          end->signal ? absl::StrCat(" (signal ", *end->signal, ")")
-                      : absl::StrCat(" (exit code ", end->exit_code.value_or(-1), ")"),
-          "; its log ", worker_log, " ends with: ", FileTail(worker_log, kLogTailBytes)));
+          "worker for VM ", vm.id(), " exited during restore of ", request.snapshot_dir, " (",
+          vm.DescribeEnd(*end), "); its log ", worker_log,
+          " ends with: ", FileTail(worker_log, kLogTailBytes)));
     }
     absl::Time now = absl::Now();
     if (now >= deadline) {

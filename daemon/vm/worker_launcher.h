@@ -32,6 +32,14 @@ struct WorkerLauncherOptions {
   VmJournal* journal = nullptr;  // not owned
   // Bound on a worker's own exit after control `exit` / SIGTERM before SIGKILL.
   absl::Duration stop_grace = absl::Seconds(2);
+  // The worker sandbox (docs/seccomp.md, docs/security.md "Worker sandbox"); all off by default.
+  std::string seccomp;  // "": the worker's default; else on, off or trap (--seccomp).
+  bool jail = false;    // --jail-dir=<vm dir>/jail: namespaces, pivot_root, no capabilities.
+  uint32_t jail_uid = 0;  // With jail: run each worker as this uid/gid after setup (0: stay root).
+  uint32_t jail_gid = 0;
+  // cgroup v2 directory (memory, cpu, pids enabled in its cgroup.subtree_control); each worker
+  // gets <cgroup_parent>/sm-<vm id> with limits from its VM's size. "": no cgroups.
+  std::string cgroup_parent;
 };
 
 class WorkerVm final : public VmInstance {
@@ -57,8 +65,16 @@ class WorkerVm final : public VmInstance {
   bool SendExit(absl::Time deadline) const;
   void StopAdoptedLocked(absl::Duration grace);
 
+  // A line for worker.log and errors saying what a signal or OOM kill means (SIGSYS: seccomp).
+  std::string DescribeEnd(const VmEnd& end) const;
+  // Sets kGuestOom when the cgroup counted an OOM kill; logs unusual ends to worker.log; removes
+  // the cgroup.
+  void ClassifyEnd(VmEnd* end) const;
+
   std::string id_;
   std::string dir_;
+  std::string cgroup_;  // "" without cgroups
+  std::optional<VmEnd> ended_;  // What CheckExited found (classified once: the cgroup goes).
   std::string vsock_;
   std::string control_;
   std::string console_;

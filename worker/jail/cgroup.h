@@ -1,9 +1,11 @@
 // File: cgroup.h
 // cgroup v2 limits for one worker: memory.max (guest RAM + VMM overhead), cpu.max (quota from
-// the vCPU count), pids.max. The daemon creates <parent>/<vm id>, writes the limits and passes
-// the directory to the worker (--cgroup), which moves itself in before it allocates guest
-// memory or starts a thread. After the worker ended, memory.events' oom_kill says whether the
-// kernel's OOM killer ended it (reported as such by the daemon).
+// the vCPU count), pids.max. The daemon names <parent>/sm-<vm id> with --cgroup; the worker
+// creates it and moves itself in before it allocates guest memory or starts a thread, and
+// writes the limits once the VM's size is known (a restore learns it from the snapshot) and
+// before the first guest instruction, while it is still trusted and privileged. After the worker
+// ended, memory.events' oom_kill says whether the kernel's OOM killer ended it (the daemon
+// reports that as the VM's end cause), and the daemon removes the directory.
 #pragma once
 
 #include <cstdint>

@@ -95,7 +95,9 @@ const char* SandboxFlagsHelp() {
          "                         into a tmpfs on DIR with only the VM's socket directory,\n"
          "                         no capabilities, no_new_privs\n"
          "  --uid N --gid N        with --jail-dir: run as this uid/gid after setup\n"
-         "  --cgroup DIR           join this cgroup v2 directory before anything is allocated\n";
+         "  --cgroup DIR           create and join this cgroup v2 directory before anything is\n"
+         "                         allocated; memory.max = guest RAM + 128 MiB, cpu.max from\n"
+         "                         the vCPUs, pids.max\n";
 }
 
 }  // namespace supermachine::jail

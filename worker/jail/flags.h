@@ -5,7 +5,8 @@
 //                           SM_WORKER_SECCOMP, else off; docs/seccomp.md)
 //   --jail-dir=DIR          enter the jail (jail.h) in DIR after setup; off when absent
 //   --uid=N --gid=N         with --jail-dir: run as this uid/gid from then on
-//   --cgroup=DIR            join this cgroup v2 directory first thing (cgroup.h)
+//   --cgroup=DIR            create and join this cgroup v2 directory first thing; its
+//                           limits are written once the VM's size is known (cgroup.h)
 // Both "--flag=value" and "--flag value" are accepted.
 #pragma once
 

@@ -75,6 +75,9 @@ class Vm {
   absl::StatusOr<std::string> Snapshot(const std::string& dir);
 
   const std::string& kernel_cmdline() const { return cmdline_; }
+  // The effective launch config (after a restore: the snapshot's RAM size and vCPU count), for
+  // the worker's cgroup limits (worker/jail/cgroup.h).
+  const LaunchConfig& config() const { return options_.config; }
   const std::string& boot_summary() const { return summary_; }
   // virtio-net counters and identity ("mac=.. egress=.. rx_packets=.. ..."), "" without --net.
   std::string NetStatsLine();

@@ -1,0 +1,66 @@
+// File: daemon_config_sandbox_test.cc
+// supermachined's sandbox settings in the config file: read, validated (mode names, ids that
+// are not root, uid and gid together, ids only with the jail), off by default.
+#include "daemon/config/daemon_config.h"
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+
+namespace supermachine::config {
+namespace {
+
+using ::testing::HasSubstr;
+
+DaemonConfig Valid() {
+  DaemonConfig c;
+  c.socket = "/run/s.sock";
+  c.state_dir = "/var/lib/s";
+  return c;
+}
+
+TEST(SandboxConfig, OffByDefault) {
+  DaemonConfig c;
+  EXPECT_EQ(c.worker_seccomp, "");
+  EXPECT_FALSE(c.worker_jail);
+  EXPECT_EQ(c.worker_uid, 0u);
+  EXPECT_EQ(c.worker_cgroup_parent, "");
+}
+
+TEST(SandboxConfig, ReadsEveryField) {
+  DaemonConfig c = Valid();
+  ASSERT_TRUE(ApplyJsonConfig(R"({"worker_seccomp": "on", "worker_jail": true,
+                                  "worker_uid": 4000, "worker_gid": 4001,
+                                  "worker_cgroup_parent": "/sys/fs/cgroup/supermachine"})",
+                              &c)
+                  .ok());
+  EXPECT_EQ(c.worker_seccomp, "on");
+  EXPECT_TRUE(c.worker_jail);
+  EXPECT_EQ(c.worker_uid, 4000u);
+  EXPECT_EQ(c.worker_gid, 4001u);
+  EXPECT_EQ(c.worker_cgroup_parent, "/sys/fs/cgroup/supermachine");
+  EXPECT_TRUE(ValidateDaemonConfig(c).ok());
+}
+
+TEST(SandboxConfig, RefusesBadValues) {
+  DaemonConfig c = Valid();
+  EXPECT_THAT(ApplyJsonConfig(R"({"worker_seccomp": "strict"})", &c).message(),
+              HasSubstr("on, off or trap"));
+  EXPECT_FALSE(ApplyJsonConfig(R"({"worker_jail": "yes"})", &c).ok());
+  EXPECT_THAT(ApplyJsonConfig(R"({"worker_uid": 0})", &c).message(), HasSubstr("not root"));
+  EXPECT_FALSE(ApplyJsonConfig(R"({"worker_gid": -5})", &c).ok());
+}
+
+TEST(SandboxConfig, IdsNeedEachOtherAndTheJail) {
+  DaemonConfig c = Valid();
+  c.worker_uid = 4000;
+  c.worker_jail = true;
+  EXPECT_THAT(ValidateDaemonConfig(c).message(), HasSubstr("both"));
+  c.worker_gid = 4000;
+  c.worker_jail = false;
+  EXPECT_THAT(ValidateDaemonConfig(c).message(), HasSubstr("worker_jail"));
+  c.worker_jail = true;
+  EXPECT_TRUE(ValidateDaemonConfig(c).ok());
+}
+
+}  // namespace
+}  // namespace supermachine::config
