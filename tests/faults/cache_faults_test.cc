@@ -197,7 +197,7 @@ TEST_P(CorruptBlob, IsDetectedAndRefetched) {
 INSTANTIATE_TEST_SUITE_P(CacheFaults, CorruptBlob,
                          ::testing::Values("flip", "truncate", "directory"));
 
-TEST_F(CacheFaults, CorruptCachedManifestIsReportedByPathWithTheFix) {
+TEST_F(CacheFaults, CorruptCachedConfigIsRefusedNamingTheFileAndTheFix) {
   ASSERT_TRUE(Fetch().ok());
   const std::string config = BlobPath(image_.config.digest);
   FlipByteAt(config, 3);
