@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include <cstdint>
+#include <filesystem>
 #include <string>
 
 #include "absl/strings/string_view.h"
@@ -33,20 +34,40 @@ namespace virtio = supermachine::devices::virtio;
 
 constexpr uint64_t kRamFileSize = 64 * 1024;
 
-// A directory holding a 64 KiB RAM file named "mem", made once per process.
-const std::string& RamDir() {
-  static const std::string dir = [] {
+// A directory holding a 64 KiB RAM file named "mem", made once per process and removed at
+// exit (corpus replays in CI leave nothing behind in /tmp).
+class RamDirectory {
+ public:
+  RamDirectory() {
     char tmpl[] = "/tmp/sm-state-fuzz.XXXXXX";
     const char* d = mkdtemp(tmpl);
-    const std::string out = d != nullptr ? d : "/tmp";
+    if (d == nullptr) {
+      return;
+    }
+    path_ = d;
     supermachine::base::UniqueFd fd(
-        open((out + "/mem").c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
+        open((path_ + "/mem").c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
     if (fd.valid()) {
       (void)ftruncate(fd.get(), static_cast<off_t>(kRamFileSize));
     }
-    return out;
-  }();
-  return dir;
+  }
+  ~RamDirectory() {
+    if (!path_.empty()) {
+      std::error_code ec;
+      std::filesystem::remove_all(path_, ec);
+    }
+  }
+  RamDirectory(const RamDirectory&) = delete;
+  RamDirectory& operator=(const RamDirectory&) = delete;
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+};
+
+const std::string& RamDir() {
+  static const RamDirectory dir;
+  return dir.path();
 }
 
 void PutLe(std::string* out, uint64_t value, int bytes) {

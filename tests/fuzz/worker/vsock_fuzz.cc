@@ -24,7 +24,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
-#include <map>
+#include <filesystem>
 #include <string>
 #include <vector>
 
@@ -80,13 +80,31 @@ class Input {
 };
 
 // One directory for the process: the device's socket and the guest-port listener live here.
-const std::string& SocketDir() {
-  static const std::string dir = [] {
+// Removed at exit, so corpus replays in CI leave nothing behind in /tmp.
+class ScratchDir {
+ public:
+  ScratchDir() {
     char tmpl[] = "/tmp/sm-vsock-fuzz.XXXXXX";
     const char* d = mkdtemp(tmpl);
-    return std::string(d != nullptr ? d : "/tmp");
-  }();
-  return dir;
+    path_ = d != nullptr ? d : "";
+  }
+  ~ScratchDir() {
+    if (!path_.empty()) {
+      std::error_code ec;
+      std::filesystem::remove_all(path_, ec);
+    }
+  }
+  ScratchDir(const ScratchDir&) = delete;
+  ScratchDir& operator=(const ScratchDir&) = delete;
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+};
+
+const std::string& SocketDir() {
+  static const ScratchDir dir;
+  return dir.path();
 }
 
 base::UniqueFd Listen(const std::string& path) {
