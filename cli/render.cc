@@ -93,13 +93,28 @@ std::string SnapshotsTable(const v1::ListSnapshotsResponse& resp, int64_t now_ms
   return RenderTable({"NAME", "IMAGE", "DIGEST", "CREATED", "SIZE"}, rows);
 }
 
-std::string VmStatus(const v1::VM& vm) {
-  switch (vm.state()) {
-    case v1::VM_STATE_STARTING: return "starting";
-    case v1::VM_STATE_RUNNING: return "running";
-    case v1::VM_STATE_ENDED: break;
-    default: return "unknown";
+namespace {
+
+std::string Plural(uint32_t n, const char* one) {
+  return std::to_string(n) + " " + one + (n == 1 ? "" : "s");
+}
+
+// The supervision suffix of a running VM: " (healthy, 2 restarts)"; "" when unsupervised.
+std::string SupervisionSuffix(const v1::VM& vm) {
+  std::string parts;
+  switch (vm.health()) {
+    case v1::HEALTH_STATUS_STARTING: parts = "health: starting"; break;
+    case v1::HEALTH_STATUS_HEALTHY: parts = "healthy"; break;
+    case v1::HEALTH_STATUS_UNHEALTHY: parts = "unhealthy"; break;
+    default: break;
   }
+  if (vm.restart_count() != 0) {
+    parts += (parts.empty() ? "" : ", ") + Plural(vm.restart_count(), "restart");
+  }
+  return parts.empty() ? "" : " (" + parts + ")";
+}
+
+std::string EndText(const v1::VM& vm) {
   switch (vm.end_cause()) {
     case v1::END_CAUSE_EXITED: return "exited (" + std::to_string(vm.exit_code()) + ")";
     case v1::END_CAUSE_KILLED: return "killed (signal " + std::to_string(vm.signal()) + ")";
@@ -110,6 +125,31 @@ std::string VmStatus(const v1::VM& vm) {
     case v1::END_CAUSE_RELEASED: return "released";
     default: return "ended";
   }
+}
+
+}  // namespace
+
+std::string VmStatus(const v1::VM& vm) {
+  switch (vm.state()) {
+    case v1::VM_STATE_STARTING: return "starting";
+    case v1::VM_STATE_RUNNING:
+      return (vm.restarting() ? "restarting" : "running") + SupervisionSuffix(vm);
+    case v1::VM_STATE_ENDED: break;
+    default: return "unknown";
+  }
+  return EndText(vm) + (vm.restart_count() == 0
+                            ? ""
+                            : " (after " + Plural(vm.restart_count(), "restart") + ")");
+}
+
+std::string LastExitText(const v1::LastExit& e) {
+  if (e.cause() == "exited") {
+    return "exited " + std::to_string(e.exit_code());
+  }
+  if (e.cause() == "killed") {
+    return "killed by signal " + std::to_string(e.signal());
+  }
+  return e.cause();
 }
 
 std::string VmsTable(const v1::ListVMsResponse& resp, int64_t now_ms) {

@@ -23,9 +23,13 @@ std::string HumanSize(uint64_t bytes);
 std::string HumanAgo(int64_t then_ms, int64_t now_ms);
 
 std::string SnapshotsTable(const v1::ListSnapshotsResponse& resp, int64_t now_ms);
-// STATUS tells the end cause for ended VMs: "exited (3)", "killed (9)", "released", ...
+// STATUS tells the end cause for ended VMs: "exited (3)", "killed (9)", "released", ...;
+// supervised VMs add their health and restarts: "running (healthy, 2 restarts)",
+// "restarting (1 restart)", "exited (1) (after 3 restarts)".
 std::string VmsTable(const v1::ListVMsResponse& resp, int64_t now_ms);
 std::string VmStatus(const v1::VM& vm);
+// "exited 1", "killed by signal 9", "worker_crash", "unhealthy".
+std::string LastExitText(const v1::LastExit& last_exit);
 
 // One JSON document, fields named as in the .proto, zero values included, newline-terminated.
 std::string ToJson(const google::protobuf::Message& message);

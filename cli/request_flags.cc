@@ -64,4 +64,54 @@ grpc::Status CheckEnvFlag(const std::string& text) {
   return grpc::Status::OK;
 }
 
+grpc::Status ParseDurationFlag(const std::string& flag, const std::string& text, uint32_t* ms) {
+  const grpc::Status bad(grpc::StatusCode::INVALID_ARGUMENT,
+                         flag + " '" + text + "': expected a duration such as 500ms, 30s, 1m30s");
+  if (text == "0") {
+    *ms = 0;
+    return grpc::Status::OK;
+  }
+  uint64_t total = 0;
+  size_t i = 0;
+  if (text.empty()) {
+    return bad;
+  }
+  while (i < text.size()) {
+    uint64_t n = 0;
+    const size_t start = i;
+    while (i < text.size() && text[i] >= '0' && text[i] <= '9') {
+      n = n * 10 + static_cast<uint64_t>(text[i] - '0');
+      if (n > UINT32_MAX) {
+        return bad;
+      }
+      ++i;
+    }
+    if (i == start) {
+      return bad;
+    }
+    uint64_t unit = 0;
+    if (text.compare(i, 2, "ms") == 0) {
+      unit = 1;
+      i += 2;
+    } else if (i < text.size() && text[i] == 's') {
+      unit = 1000;
+      ++i;
+    } else if (i < text.size() && text[i] == 'm') {
+      unit = 60'000;
+      ++i;
+    } else if (i < text.size() && text[i] == 'h') {
+      unit = 3'600'000;
+      ++i;
+    } else {
+      return bad;
+    }
+    total += n * unit;
+    if (total > UINT32_MAX) {
+      return bad;
+    }
+  }
+  *ms = static_cast<uint32_t>(total);
+  return grpc::Status::OK;
+}
+
 }  // namespace supermachine::cli

@@ -25,6 +25,23 @@ std::string InspectVmText(const v1::InspectVMResponse& resp) {
     out << "Port:      " << p.host_address() << ":" << p.host_port() << " -> guest "
         << p.guest_port() << "\n";
   }
+  // Supervision (docs/supervision.md), shown only for supervised or restarted VMs.
+  if (!vm.restart_policy().empty() && vm.restart_policy() != "no") {
+    out << "Restart:   " << vm.restart_policy() << ", " << vm.restart_count()
+        << (vm.restart_count() == 1 ? " restart" : " restarts")
+        << (vm.restarting() ? " (restart scheduled)" : "") << "\n";
+  } else if (vm.restart_count() != 0) {
+    out << "Restart:   " << vm.restart_count() << " restarts\n";
+  }
+  if (vm.has_last_exit()) {
+    out << "Last exit: " << LastExitText(vm.last_exit()) << "\n";
+  }
+  switch (vm.health()) {
+    case v1::HEALTH_STATUS_STARTING: out << "Health:    starting\n"; break;
+    case v1::HEALTH_STATUS_HEALTHY: out << "Health:    healthy\n"; break;
+    case v1::HEALTH_STATUS_UNHEALTHY: out << "Health:    unhealthy\n"; break;
+    default: break;
+  }
   if (!resp.network_error().empty()) {
     out << "Network:   unknown (" << resp.network_error() << ")\n";
     if (!net.egress_policy_override().empty()) {

@@ -5,6 +5,8 @@
 //  - with CMD: run CMD in the VM (env from -e), exit with its status, release the VM;
 //  - otherwise: stream the workload's console until Ctrl-C, then release the VM.
 // Each step is the daemon's; smctl prints the daemon's message when a step is refused.
+// --restart and --health-* ask the daemon to supervise the VM (docs/supervision.md); they
+// matter for -d, since without it smctl releases the VM when it is done.
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <pthread.h>
@@ -35,7 +37,54 @@ struct RunOptions {
   std::string name;
   std::string image;
   std::vector<std::string> cmd;
+  std::string restart;
+  std::string health_cmd;
+  std::string health_interval;
+  std::string health_timeout;
+  std::string health_start_period;
+  uint32_t health_retries = 0;
 };
+
+// The --health-* flags onto the request; a --health-* flag without --health-cmd is refused.
+grpc::Status HealthFlags(const RunOptions& o, v1::AcquireRequest* req) {
+  const bool tuned = !o.health_interval.empty() || !o.health_timeout.empty() ||
+                     !o.health_start_period.empty() || o.health_retries != 0;
+  if (o.health_cmd.empty()) {
+    if (tuned) {
+      return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                          "--health-interval/--health-timeout/--health-retries/"
+                          "--health-start-period need --health-cmd CMD");
+    }
+    return grpc::Status::OK;
+  }
+  v1::HealthCheck* h = req->mutable_health_check();
+  // As Docker's CMD-SHELL form: the command line runs under the guest's /bin/sh.
+  h->add_cmd("/bin/sh");
+  h->add_cmd("-c");
+  h->add_cmd(o.health_cmd);
+  h->set_retries(o.health_retries);
+  uint32_t ms = 0;
+  if (!o.health_interval.empty()) {
+    if (grpc::Status st = ParseDurationFlag("--health-interval", o.health_interval, &ms); !st.ok()) {
+      return st;
+    }
+    h->set_interval_ms(ms);
+  }
+  if (!o.health_timeout.empty()) {
+    if (grpc::Status st = ParseDurationFlag("--health-timeout", o.health_timeout, &ms); !st.ok()) {
+      return st;
+    }
+    h->set_timeout_ms(ms);
+  }
+  if (!o.health_start_period.empty()) {
+    if (grpc::Status st = ParseDurationFlag("--health-start-period", o.health_start_period, &ms);
+        !st.ok()) {
+      return st;
+    }
+    h->set_start_period_ms(ms);
+  }
+  return grpc::Status::OK;
+}
 
 void PrintEndpoints(const v1::VM& vm) {
   std::printf("%s\n", vm.id().c_str());
@@ -162,6 +211,10 @@ int Run(const RunOptions& o, const GlobalOptions& globals) {
   }
   req.set_name(o.name);
   req.set_snapshot(o.image);
+  req.set_restart_policy(o.restart);
+  if (grpc::Status st = HealthFlags(o, &req); !st.ok()) {
+    return ReportError(st);
+  }
   std::unique_ptr<ReleaseOnSignal> on_signal;
   if (!o.detach) {
     on_signal = std::make_unique<ReleaseOnSignal>();
@@ -219,6 +272,20 @@ Verb AddRunCommand(CLI::App& root, const GlobalOptions& globals) {
   app->add_option("-e,--env", o->env, "Set KEY=VALUE for CMD; repeatable")
       ->allow_extra_args(false);
   app->add_option("--name", o->name, "Name for the VM");
+  app->add_option("--restart", o->restart,
+                  "Restart policy: no (default), on-failure[:MAX] or always; restarts are fresh "
+                  "restores with the same name and ports, after a backoff of 100ms doubling to "
+                  "30s (use with -d)");
+  app->add_option("--health-cmd", o->health_cmd,
+                  "Command (run with /bin/sh -c in the guest) whose exit 0 means healthy");
+  app->add_option("--health-interval", o->health_interval,
+                  "Time between health checks (default 30s), e.g. 10s, 1m30s");
+  app->add_option("--health-timeout", o->health_timeout,
+                  "A check running longer fails (default 30s)");
+  app->add_option("--health-retries", o->health_retries,
+                  "Consecutive failures that make the VM unhealthy (default 3)");
+  app->add_option("--health-start-period", o->health_start_period,
+                  "Failures this soon after the start do not count (default 0s)");
   app->add_option("IMAGE", o->image, "Snapshot name or image ref")->required();
   app->add_option("CMD", o->cmd, "Command to run in the VM (after --)");
   return {app, [o, &globals]() { return Run(*o, globals); }};

@@ -181,6 +181,7 @@ absl::Status SupermachineService::DoListVMs(const v1::ListVMsRequest& req,
   for (const store::VmRecord& v : vms) {
     v1::VM* out = resp->add_vms();
     SM_RETURN_IF_ERROR(VmToProto(v, out));
+    VmRowSupervisionToProto(v, out);
     // Names and forwarded ports are given at Acquire, after the (pooled) VM was journaled:
     // the manager knows them for handed-out VMs.
     if (options_.vms != nullptr && v.state != "ended") {

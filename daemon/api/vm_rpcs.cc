@@ -102,6 +102,14 @@ absl::StatusOr<vm::AcquireOptions> AcquireOptionsFromProto(const v1::AcquireRequ
                                      .host_port = static_cast<uint16_t>(p.host_port()),
                                      .guest_port = p.guest_port()});
   }
+  absl::StatusOr<vm::RestartPolicy> restart = vm::ParseRestartPolicy(req.restart_policy());
+  if (!restart.ok()) {
+    return restart.status();
+  }
+  out.restart = *restart;
+  if (req.has_health_check()) {
+    SM_ASSIGN_OR_RETURN(out.health, HealthCheckFromProto(req.health_check()));
+  }
   out.deadline = rpc_deadline;
   if (req.deadline_ms() != 0) {
     out.deadline = std::min(out.deadline, absl::Now() + absl::Milliseconds(req.deadline_ms()));
@@ -109,7 +117,71 @@ absl::StatusOr<vm::AcquireOptions> AcquireOptionsFromProto(const v1::AcquireRequ
   return out;
 }
 
+absl::StatusOr<vm::HealthCheck> HealthCheckFromProto(const v1::HealthCheck& check) {
+  vm::HealthCheck out;
+  out.argv.assign(check.cmd().begin(), check.cmd().end());
+  if (out.argv.empty()) {
+    return absl::InvalidArgumentError(
+        "health_check.cmd is empty: give the command to run (smctl run --health-cmd CMD)");
+  }
+  if (check.interval_ms() != 0) {
+    out.interval = absl::Milliseconds(check.interval_ms());
+  }
+  if (check.timeout_ms() != 0) {
+    out.timeout = absl::Milliseconds(check.timeout_ms());
+  }
+  if (check.retries() != 0) {
+    out.retries = check.retries();
+  }
+  out.start_period = absl::Milliseconds(check.start_period_ms());
+  SM_RETURN_IF_ERROR(vm::ValidateHealthCheck(out));
+  return out;
+}
+
+namespace {
+
+v1::HealthStatus HealthToProto(vm::HealthState state) {
+  switch (state) {
+    case vm::HealthState::kNone:
+      return v1::HEALTH_STATUS_UNSPECIFIED;
+    case vm::HealthState::kStarting:
+      return v1::HEALTH_STATUS_STARTING;
+    case vm::HealthState::kHealthy:
+      return v1::HEALTH_STATUS_HEALTHY;
+    case vm::HealthState::kUnhealthy:
+      return v1::HEALTH_STATUS_UNHEALTHY;
+  }
+  return v1::HEALTH_STATUS_UNSPECIFIED;
+}
+
+}  // namespace
+
+void VmRowSupervisionToProto(const store::VmRecord& row, v1::VM* out) {
+  absl::StatusOr<vm::RestartPolicy> policy = vm::ParseRestartPolicy(row.restart_policy);
+  out->set_restart_policy(policy.ok() ? vm::ToString(*policy) : row.restart_policy);
+  out->set_restart_count(static_cast<uint32_t>(row.restart_count));
+  if (row.last_exit_cause) {
+    v1::LastExit* e = out->mutable_last_exit();
+    e->set_cause(*row.last_exit_cause);
+    e->set_exit_code(static_cast<int32_t>(row.last_exit_code.value_or(0)));
+    e->set_signal(static_cast<int32_t>(row.last_exit_signal.value_or(0)));
+    e->set_unix_ms(row.last_exit_ms.value_or(0));
+  }
+}
+
 void VmViewToProto(const vm::VmView& view, v1::VM* out) {
+  out->set_restart_policy(vm::ToString(view.restart));
+  out->set_restart_count(view.restarts);
+  out->clear_last_exit();
+  if (view.last_exit) {
+    v1::LastExit* e = out->mutable_last_exit();
+    e->set_cause(view.last_exit->cause);
+    e->set_exit_code(static_cast<int32_t>(view.last_exit->exit_code.value_or(0)));
+    e->set_signal(static_cast<int32_t>(view.last_exit->signal.value_or(0)));
+    e->set_unix_ms(absl::ToUnixMillis(view.last_exit->at));
+  }
+  out->set_health(HealthToProto(view.health));
+  out->set_restarting(view.restarting);
   out->set_id(view.id);
   out->set_name(view.name);
   out->set_snapshot(view.snapshot);
@@ -167,6 +239,15 @@ absl::Status SupermachineService::DoInspectVM(grpc::ServerContext* ctx,
                                               v1::InspectVMResponse* resp) {
   SM_ASSIGN_OR_RETURN(vm::VmView view, FindVm(req.vm_id()));
   VmViewToProto(view, resp->mutable_vm());
+  // Labels are given at Acquire; the manager keeps them with the VM (and across restarts).
+  nlohmann::json labels = nlohmann::json::parse(view.labels_json, nullptr, false);
+  if (labels.is_object()) {
+    for (const auto& [k, v] : labels.items()) {
+      if (v.is_string()) {
+        (*resp->mutable_vm()->mutable_labels())[k] = v.get<std::string>();
+      }
+    }
+  }
   v1::VMNetwork* net = resp->mutable_network();
   // The worker is asked now: its counters are the truth, the daemon keeps no copy. A worker
   // that cannot answer does not fail the call (the VM itself was found); the reason goes along.

@@ -18,7 +18,16 @@ absl::StatusOr<vm::AcquireOptions> AcquireOptionsFromProto(const v1::AcquireRequ
 // A worker's network counters onto the API message (InspectVM).
 void VmNetStatsToProto(const metrics::VmNetStats& stats, v1::VMNetwork* out);
 
-// The live parts of a handed-out VM (name, ports, vsock, pid, state running) onto `out`.
+// The live parts of a handed-out VM (name, ports, vsock, pid, state running, supervision:
+// policy, restarts, last exit, health) onto `out`.
 void VmViewToProto(const vm::VmView& view, v1::VM* out);
+
+// A journaled VM's supervision (policy, restart count, last exit) onto `out`: what ListVMs
+// shows for VMs the manager no longer holds (ended ones, with `smctl ps -a`).
+void VmRowSupervisionToProto(const store::VmRecord& row, v1::VM* out);
+
+// The API's health check with its defaults filled in (interval and timeout 30 s, 3 retries);
+// InvalidArgument (naming the field) for values the supervisor refuses.
+absl::StatusOr<vm::HealthCheck> HealthCheckFromProto(const v1::HealthCheck& check);
 
 }  // namespace supermachine::api

@@ -78,6 +78,19 @@ DaemonMetrics::DaemonMetrics(const std::string& version)
                    .Name("supermachine_pool_vms")
                    .Help("VMs of each snapshot's pool by state (ready, in_use)")
                    .Register(*registry_);
+  // Counts per state, not a series per VM: ids change at every restart (docs/supervision.md).
+  prometheus::Family<prometheus::Gauge>& health =
+      prometheus::BuildGauge()
+          .Name("supermachine_vms_health")
+          .Help("Handed-out VMs with a health check, by state (starting, healthy, unhealthy)")
+          .Register(*registry_);
+  vms_starting_ = &health.Add({{"state", "starting"}});
+  vms_healthy_ = &health.Add({{"state", "healthy"}});
+  vms_unhealthy_ = &health.Add({{"state", "unhealthy"}});
+  vm_restarts_ = &prometheus::BuildCounter()
+                      .Name("supermachine_vm_restarts_total")
+                      .Help("Restarts of supervised VMs by their restart policy, by result")
+                      .Register(*registry_);
 }
 
 DaemonMetrics::~DaemonMetrics() = default;
@@ -121,6 +134,16 @@ void DaemonMetrics::ObserveAcquire(bool pool_hit, double seconds) {
 void DaemonMetrics::CountWorkerCrash() { worker_crashes_->Increment(); }
 
 void DaemonMetrics::SetVmsRunning(int64_t n) { vms_running_->Set(static_cast<double>(n)); }
+
+void DaemonMetrics::SetVmsHealth(int64_t starting, int64_t healthy, int64_t unhealthy) {
+  vms_starting_->Set(static_cast<double>(starting));
+  vms_healthy_->Set(static_cast<double>(healthy));
+  vms_unhealthy_->Set(static_cast<double>(unhealthy));
+}
+
+void DaemonMetrics::CountVmRestart(bool ok) {
+  vm_restarts_->Add({{"result", ok ? "ok" : "failed"}}).Increment();
+}
 
 void DaemonMetrics::SetPool(const std::string& snapshot, int64_t ready, int64_t in_use) {
   pool_vms_->Add({{"snapshot", snapshot}, {"state", "ready"}}).Set(static_cast<double>(ready));

@@ -56,6 +56,10 @@ class DaemonMetrics {
   void ObserveAcquire(bool pool_hit, double seconds);
   void CountWorkerCrash();
   void SetVmsRunning(int64_t n);
+  // Supervised VMs (docs/supervision.md): how many are in each health state, and restarts
+  // (ok: the fresh restore runs; failed: it will be retried or the policy gives up).
+  void SetVmsHealth(int64_t starting, int64_t healthy, int64_t unhealthy);
+  void CountVmRestart(bool ok);
   // Per pooled snapshot: ready (restored, waiting) and in use (handed out) VMs.
   void SetPool(const std::string& snapshot, int64_t ready, int64_t in_use);
   // Where the per-VM network series come from (unset: none are exported).
@@ -75,6 +79,10 @@ class DaemonMetrics {
   prometheus::Family<prometheus::Histogram>* acquire_seconds_;
   prometheus::Counter* worker_crashes_;
   prometheus::Gauge* vms_running_;
+  prometheus::Gauge* vms_starting_;
+  prometheus::Gauge* vms_healthy_;
+  prometheus::Gauge* vms_unhealthy_;
+  prometheus::Family<prometheus::Counter>* vm_restarts_;
   prometheus::Family<prometheus::Gauge>* pool_vms_;
   absl::Mutex net_mu_;
   VmNetSource vm_net_source_ ABSL_GUARDED_BY(net_mu_);

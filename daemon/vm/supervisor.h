@@ -60,7 +60,8 @@ absl::StatusOr<HealthCheck> HealthCheckFromJson(absl::string_view json);
 // InvalidArgument when a set check has a non-positive interval/timeout or zero retries.
 absl::Status ValidateHealthCheck(const HealthCheck& check);
 
-enum class HealthState { kNone, kStarting, kHealthy, kUnhealthy };
+// Values are fixed: the metrics refresh counts VMs per state by index.
+enum class HealthState { kNone = 0, kStarting = 1, kHealthy = 2, kUnhealthy = 3 };
 const char* HealthStateName(HealthState state);  // "", "starting", "healthy", "unhealthy"
 
 // How a VM's workload last stopped. cause: "exited", "killed" (by a signal), "worker_crash",

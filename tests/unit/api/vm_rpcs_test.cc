@@ -252,5 +252,31 @@ TEST(AcquireOptionsFromProto, DeadlineIsTheEarlierOfRequestAndRpc) {
   EXPECT_TRUE(absl::IsInvalidArgument(AcquireOptionsFromProto(req, rpc).status()));
 }
 
+// Supervision (docs/supervision.md): the policy is parsed, the health check gets Docker's
+// defaults, and bad values are refused before anything is restored.
+TEST(AcquireOptionsFromProto, RestartPolicyAndHealthCheck) {
+  v1::AcquireRequest req;
+  req.set_snapshot("web");
+  req.set_restart_policy("on-failure:3");
+  req.mutable_health_check()->add_cmd("true");
+  req.mutable_health_check()->set_interval_ms(2000);
+  absl::StatusOr<vm::AcquireOptions> o = AcquireOptionsFromProto(req, absl::InfiniteFuture());
+  ASSERT_TRUE(o.ok()) << o.status();
+  EXPECT_EQ(vm::ToString(o->restart), "on-failure:3");
+  EXPECT_EQ(o->health.argv, std::vector<std::string>{"true"});
+  EXPECT_EQ(o->health.interval, absl::Seconds(2));
+  EXPECT_EQ(o->health.timeout, absl::Seconds(30));
+  EXPECT_EQ(o->health.retries, 3u);
+  req.set_restart_policy("sometimes");
+  EXPECT_TRUE(absl::IsInvalidArgument(AcquireOptionsFromProto(req, absl::InfiniteFuture()).status()));
+  req.set_restart_policy("always");
+  req.mutable_health_check()->clear_cmd();
+  EXPECT_TRUE(absl::IsInvalidArgument(AcquireOptionsFromProto(req, absl::InfiniteFuture()).status()));
+  req.clear_health_check();
+  o = AcquireOptionsFromProto(req, absl::InfiniteFuture());
+  ASSERT_TRUE(o.ok());
+  EXPECT_FALSE(o->health.enabled());
+}
+
 }  // namespace
 }  // namespace supermachine::api

@@ -58,5 +58,19 @@ TEST(InspectVmText, WorkerThatCouldNotBeAskedSaysWhy) {
   EXPECT_THAT(text, Not(HasSubstr("Sent:")));
 }
 
+TEST(InspectVmText, SupervisedVmShowsPolicyRestartsLastExitAndHealth) {
+  v1::InspectVMResponse r = Base();
+  r.mutable_vm()->set_restart_policy("on-failure:3");
+  r.mutable_vm()->set_restart_count(2);
+  r.mutable_vm()->mutable_last_exit()->set_cause("exited");
+  r.mutable_vm()->mutable_last_exit()->set_exit_code(1);
+  r.mutable_vm()->set_health(v1::HEALTH_STATUS_UNHEALTHY);
+  const std::string text = InspectVmText(r);
+  EXPECT_THAT(text, HasSubstr("Restart:   on-failure:3, 2 restarts\n"));
+  EXPECT_THAT(text, HasSubstr("Last exit: exited 1\n"));
+  EXPECT_THAT(text, HasSubstr("Health:    unhealthy\n"));
+  EXPECT_THAT(InspectVmText(Base()), Not(HasSubstr("Restart:")));
+}
+
 }  // namespace
 }  // namespace supermachine::cli

@@ -44,6 +44,26 @@ TEST(VmStatus, EndedVmShowsItsCause) {
   EXPECT_EQ(VmStatus(vm), "exited (3)");
 }
 
+// Supervised VMs (docs/supervision.md): health and restarts follow the state.
+TEST(VmStatus, SupervisedVmShowsHealthAndRestarts) {
+  v1::VM vm;
+  vm.set_state(v1::VM_STATE_RUNNING);
+  EXPECT_EQ(VmStatus(vm), "running") << "unsupervised: as before";
+  vm.set_health(v1::HEALTH_STATUS_HEALTHY);
+  vm.set_restart_count(2);
+  EXPECT_EQ(VmStatus(vm), "running (healthy, 2 restarts)");
+  vm.set_health(v1::HEALTH_STATUS_UNHEALTHY);
+  vm.set_restarting(true);
+  vm.set_restart_count(1);
+  EXPECT_EQ(VmStatus(vm), "restarting (unhealthy, 1 restart)");
+  v1::VM ended;
+  ended.set_state(v1::VM_STATE_ENDED);
+  ended.set_end_cause(v1::END_CAUSE_EXITED);
+  ended.set_exit_code(1);
+  ended.set_restart_count(3);
+  EXPECT_EQ(VmStatus(ended), "exited (1) (after 3 restarts)");
+}
+
 TEST(VmsTable, ShowsPortsAsAddressHostToGuest) {
   v1::ListVMsResponse resp;
   v1::VM* vm = resp.add_vms();

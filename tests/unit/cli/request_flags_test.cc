@@ -41,5 +41,22 @@ TEST(CheckEnvFlag, NeedsKeyAndEquals) {
   EXPECT_FALSE(CheckEnvFlag("=v").ok());
 }
 
+TEST(ParseDurationFlag, AcceptsDockerDurations) {
+  uint32_t ms = 1;
+  ASSERT_TRUE(ParseDurationFlag("--health-interval", "30s", &ms).ok());
+  EXPECT_EQ(ms, 30'000u);
+  ASSERT_TRUE(ParseDurationFlag("--health-interval", "1m30s", &ms).ok());
+  EXPECT_EQ(ms, 90'000u);
+  ASSERT_TRUE(ParseDurationFlag("--health-interval", "500ms", &ms).ok());
+  EXPECT_EQ(ms, 500u);
+  ASSERT_TRUE(ParseDurationFlag("--health-interval", "0", &ms).ok());
+  EXPECT_EQ(ms, 0u);
+  for (const char* bad : {"", "30", "s", "1.5s", "10x", "-1s", "9999999999s"}) {
+    grpc::Status st = ParseDurationFlag("--health-timeout", bad, &ms);
+    EXPECT_EQ(st.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << bad;
+    EXPECT_NE(st.error_message().find("--health-timeout"), std::string::npos);
+  }
+}
+
 }  // namespace
 }  // namespace supermachine::cli

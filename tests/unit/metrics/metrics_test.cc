@@ -25,6 +25,20 @@ TEST(DaemonMetrics, RpcCounterIsLabelledByMethodAndCode) {
   EXPECT_THAT(text, HasSubstr("supermachine_rpcs_total{code=\"UNIMPLEMENTED\",method=\"Acquire\"} 1"));
 }
 
+TEST(DaemonMetrics, HealthGaugeCountsVmsPerStateAndRestartsAreCounted) {
+  DaemonMetrics m("1");
+  m.SetVmsHealth(1, 2, 3);
+  m.CountVmRestart(true);
+  m.CountVmRestart(true);
+  m.CountVmRestart(false);
+  std::string text = m.SerializeForTest();
+  EXPECT_THAT(text, HasSubstr("supermachine_vms_health{state=\"starting\"} 1"));
+  EXPECT_THAT(text, HasSubstr("supermachine_vms_health{state=\"healthy\"} 2"));
+  EXPECT_THAT(text, HasSubstr("supermachine_vms_health{state=\"unhealthy\"} 3"));
+  EXPECT_THAT(text, HasSubstr("supermachine_vm_restarts_total{result=\"ok\"} 2"));
+  EXPECT_THAT(text, HasSubstr("supermachine_vm_restarts_total{result=\"failed\"} 1"));
+}
+
 TEST(DaemonMetrics, ServeOnTakenPortIsUnavailableNamingTheAddress) {
   DaemonMetrics first("1");
   ASSERT_TRUE(first.Serve("127.0.0.1:0", nullptr).ok());
