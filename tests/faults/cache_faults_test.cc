@@ -34,7 +34,7 @@ using ::testing::IsEmpty;
 using test_support::TempDir;
 
 // Incompressible, so the gzip layer and the squashfs are both about this big.
-constexpr size_t kBigFileBytes = 1536 * 1024;
+constexpr size_t kBigFileBytes = size_t{1536} * 1024;
 
 std::string RandomBytes(size_t n, uint32_t seed) {
   std::mt19937 gen(seed);

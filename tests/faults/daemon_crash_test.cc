@@ -28,7 +28,6 @@ namespace supermachine::faults {
 namespace {
 
 namespace fs = std::filesystem;
-using ::testing::HasSubstr;
 using test_support::DaemonProcess;
 using test_support::ScratchDir;
 
