@@ -32,7 +32,7 @@ namespace {
 namespace snap = supermachine::snapshot;
 namespace virtio = supermachine::devices::virtio;
 
-constexpr uint64_t kRamFileSize = 64 * 1024;
+constexpr uint64_t kRamFileSize = uint64_t{64} << 10;
 
 // A directory holding a 64 KiB RAM file named "mem", made once per process and removed at
 // exit (corpus replays in CI leave nothing behind in /tmp).

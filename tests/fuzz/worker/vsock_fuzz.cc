@@ -395,6 +395,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   }
   base::UniqueFd port_listener = Listen(path + "_" + std::to_string(kGuestPort));
   Input in(data, size);
-  Harness(*mem, **dev, std::move(port_listener)).Run(in);
+  Harness harness(*mem, **dev, std::move(port_listener));
+  harness.Run(in);
   return 0;
 }
