@@ -126,7 +126,7 @@ export UBSAN_OPTIONS=${UBSAN_OPTIONS:-halt_on_error=1:print_stacktrace=1}
 
 run_one() {
   local t=$1 bin work
-  bin=$(find "$BUILD" -type f -name "$t" -perm -u+x | head -n1)
+  bin=$(find "$BUILD" -type f -name "$t" -perm -u+x -print -quit)
   work=$SCRATCH/$t
   mkdir -p "$work/corpus" "$work/artifacts"
   if [[ -z $bin ]]; then
@@ -168,12 +168,13 @@ echo "|---|---:|---:|---:|---:|---:|---|"
 for t in "${TARGETS[@]}"; do
   work=$SCRATCH/$t
   log=$work/log
-  execs=$(grep -oE 'stat::number_of_executed_units: [0-9]+' "$log" 2>/dev/null | awk '{print $2}' | tail -n1)
-  eps=$(grep -oE 'stat::average_exec_per_sec: +[0-9]+' "$log" 2>/dev/null | awk '{print $2}' | tail -n1)
-  last=$(grep -E '^#[0-9]+.* cov: ' "$log" 2>/dev/null | tail -n1)
-  cov=$(grep -oE 'cov: [0-9]+' <<<"$last" | awk '{print $2}')
-  ft=$(grep -oE 'ft: [0-9]+' <<<"$last" | awk '{print $2}')
-  corp=$(grep -oE 'corp: [0-9]+/[0-9]+[a-zA-Z]*' <<<"$last" | awk '{print $2}')
+  # A log without a line (crash before the final stats, no log at all) leaves "-".
+  execs=$(grep -oE 'stat::number_of_executed_units: [0-9]+' "$log" 2>/dev/null | awk '{print $2}' | tail -n1 || true)
+  eps=$(grep -oE 'stat::average_exec_per_sec: +[0-9]+' "$log" 2>/dev/null | awk '{print $2}' | tail -n1 || true)
+  last=$(grep -E '^#[0-9]+.* cov: ' "$log" 2>/dev/null | tail -n1 || true)
+  cov=$(grep -oE 'cov: [0-9]+' <<<"$last" | awk '{print $2}' || true)
+  ft=$(grep -oE 'ft: [0-9]+' <<<"$last" | awk '{print $2}' || true)
+  corp=$(grep -oE 'corp: [0-9]+/[0-9]+[a-zA-Z]*' <<<"$last" | awk '{print $2}' || true)
   result=$(cat "$work/result" 2>/dev/null || echo "not run")
   [[ $result == ok ]] || status=1
   echo "| $t | ${execs:--} | ${eps:--} | ${cov:--} | ${ft:--} | ${corp:--} | $result |"
