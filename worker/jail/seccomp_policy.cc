@@ -11,6 +11,12 @@
 
 #include "worker/kvm/abi.h"
 
+#if defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define SM_HAS_ASAN_FEATURE 1  // clang's spelling of __SANITIZE_ADDRESS__
+#endif
+#endif
+
 namespace supermachine::jail {
 
 SeccompPolicy WorkerRunPolicy() {
@@ -47,6 +53,11 @@ SeccompPolicy WorkerRunPolicy() {
       {"kill"}, {"wait4"}, {"waitid"},
       {"ioctl"},  // Restricted to `ioctls` below by the filter builder.
   };
+#if defined(__SANITIZE_ADDRESS__) || defined(SM_HAS_ASAN_FEATURE)
+  // ASan builds only: the sanitizer runtime checks whether memory is readable by writing it
+  // into a pipe (at thread creation, among others). Release builds never call pipe2 at run time.
+  p.syscalls.push_back({"pipe2"});
+#endif
   namespace k = ::supermachine::kvm;
   p.ioctls = {
       // The run loop and interrupts.
