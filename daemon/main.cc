@@ -366,6 +366,17 @@ int main(int argc, char** argv) {
       return Fail(log, "cannot set up the bake pipeline", b.status());
     }
     baker = std::move(*b);
+    // Bakes a crash interrupted: marked failed; their workers that outlived it were killed.
+    const supermachine::bake::BakeRecovery& rec = baker->recovery();
+    for (const supermachine::bake::OrphanBakeWorker& w : rec.killed_workers) {
+      log.Info("killed orphaned bake worker",
+               {{"pid", std::to_string(w.pid)}, {"bake_dir", w.work_dir}});
+    }
+    for (const std::string& p : rec.problems) {
+      log.Warn("bake recovery", {{"problem", p}});
+    }
+    log.Info("bakes recovered", {{"interrupted", std::to_string(rec.interrupted_bakes)},
+                                 {"workers_killed", std::to_string(rec.killed_workers.size())}});
   }
   supermachine::vm::WorkerLauncher launcher({
       .worker_binary = worker_binary,

@@ -237,6 +237,7 @@ struct Baker::Impl {
   std::string deltas_dir;
   ArtifactCache artifacts;
   std::atomic<uint64_t> counter{0};
+  BakeRecovery recovery;  // set once by Create
   // Bake() holds it shared for its whole run, Gc() exclusively: a collection never sees a bake's
   // delta or layers before its snapshot row refers to them.
   absl::Mutex gc_mu;
@@ -353,10 +354,23 @@ absl::StatusOr<std::unique_ptr<Baker>> Baker::Create(BakerOptions options) {
     SM_ASSIGN_OR_RETURN(interrupted, s.RecoverInterruptedBakes());
     return absl::OkStatus();
   }));
+  // Their workers run in their own session and outlived the crash: kill them before their dirs
+  // go. Only the temp dirs of this store's rows are matched, so another daemon's bakes are safe.
+  std::vector<std::string> interrupted_dirs;
   for (const store::BakeRecord& b : interrupted) {
     if (absl::StrContains(b.temp_dir, kTempPrefix)) {
-      RemoveTree(b.temp_dir);
+      interrupted_dirs.push_back(b.temp_dir);
     }
+  }
+  vm::ProcFs proc_fs;
+  vm::ProcessTable& procs = o.procs != nullptr ? *o.procs : proc_fs;
+  OrphanSweepReport swept = KillOrphanBakeWorkers(
+      procs, FindOrphanBakeWorkers(procs, interrupted_dirs), absl::Seconds(10));
+  impl->recovery = {.interrupted_bakes = interrupted.size(),
+                    .killed_workers = std::move(swept.killed),
+                    .problems = std::move(swept.problems)};
+  for (const std::string& dir : interrupted_dirs) {
+    RemoveTree(dir);
   }
   // Leftovers in the default snapshots dir whose row is gone (or a rename-aside never undone).
   if (DIR* d = ::opendir(o.snapshots_dir.c_str())) {
@@ -373,6 +387,8 @@ absl::StatusOr<std::unique_ptr<Baker>> Baker::Create(BakerOptions options) {
   }
   return std::unique_ptr<Baker>(new Baker(std::move(impl)));
 }
+
+const BakeRecovery& Baker::recovery() const { return impl_->recovery; }
 
 absl::StatusOr<BakeResult> Baker::Bake(const BakeRequest& request_in, const ProgressFn& progress,
                                        absl::Time deadline) {

@@ -12,7 +12,7 @@
 //
 // A failed bake leaves a 'failed' bake row with the error and no dir under the snapshot's name;
 // a crash leaves a 'running' row that the next Baker::Create marks failed (its temp dir is
-// removed). Docs: docs/bake.md ("Pipeline").
+// removed, its worker killed if it outlived the crash: orphan_sweep.h). Docs: docs/bake.md ("Pipeline").
 //
 // Every call writes a bakes row (cache hits too: 'succeeded' with the old snapshot's timings).
 // Thread safety: Bake() may run concurrently from several threads; every store call goes through
@@ -32,9 +32,11 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "daemon/bake/metadata.h"
+#include "daemon/bake/orphan_sweep.h"
 #include "daemon/bake/request.h"
 #include "daemon/image/image_config.h"
 #include "daemon/store/store.h"
+#include "daemon/vm/process_table.h"
 
 namespace supermachine::bake {
 
@@ -132,14 +134,28 @@ struct BakerOptions {
   // Seams; nullptr = the real ones.
   std::shared_ptr<ImageFetcher> fetcher;
   std::shared_ptr<VmBooter> booter;
+  // The host's processes, for the startup sweep of bake workers a daemon crash orphaned
+  // (orphan_sweep.h); nullptr = /proc.
+  vm::ProcessTable* procs = nullptr;
+};
+
+// What Create found of a previous daemon's crash (logged by the daemon at startup).
+struct BakeRecovery {
+  size_t interrupted_bakes = 0;                // 'running' rows marked failed
+  std::vector<OrphanBakeWorker> killed_workers;  // their workers, still running, killed
+  std::vector<std::string> problems;             // one line each
 };
 
 class Baker {
  public:
   // Checks kernel/agent/worker exist (FailedPrecondition naming the missing one), creates the
   // state dirs, marks interrupted bakes failed and removes every leftover temp dir.
+  // Also kills the workers of those interrupted bakes that outlived the crash (their argv
+  // names the bake's temp dir; other daemons' bake workers are left alone): see recovery().
   static absl::StatusOr<std::unique_ptr<Baker>> Create(BakerOptions options);
   ~Baker();
+
+  const BakeRecovery& recovery() const;
 
   // Runs the pipeline. `progress` may be null; it is called on the calling thread.
   // Errors carry the codes of their cause: InvalidArgument (request), NotFound (image),

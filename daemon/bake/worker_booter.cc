@@ -88,7 +88,7 @@ class WorkerRun {
         progress({.stage = stage, .message = std::move(message)});
       }
     };
-    std::string sock_dir = "/tmp/smbake-XXXXXX";
+    std::string sock_dir = absl::StrCat(kBakeSocketDirPrefix, "XXXXXX");
     if (::mkdtemp(sock_dir.data()) == nullptr) {
       return base::ErrnoToStatus(errno, "bake: mkdtemp /tmp/smbake-*");
     }

@@ -18,6 +18,10 @@ inline constexpr char kBakeKernelCmdline[] =
     "console=ttyS0 reboot=t panic=-1 quiet root=/dev/vda rootfstype=squashfs ro "
     "init=/.supermachine/agent";
 
+// A bake worker's sockets live in mkdtemp(<this>XXXXXX); the startup sweep of orphaned bake
+// workers (orphan_sweep.h) removes only dirs with this prefix.
+inline constexpr char kBakeSocketDirPrefix[] = "/tmp/smbake-";
+
 std::shared_ptr<VmBooter> MakeWorkerBooter(std::string worker_path, std::string kernel_path);
 
 // The last `lines` lines of the file at `path` (reads at most the last 64 KiB; "" if missing).
