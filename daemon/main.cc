@@ -32,6 +32,7 @@
 #include "daemon/api/remote_listener.h"
 #include "daemon/api/status_mapping.h"
 #include "daemon/bake/baker.h"
+#include "daemon/bake/orphan_sweep.h"
 #include "daemon/config/daemon_config.h"
 #include "daemon/config/log.h"
 #include "daemon/metrics/metrics.h"
@@ -320,6 +321,30 @@ int main(int argc, char** argv) {
   if (!recovered.ok()) {
     return Fail(log, "cannot recover interrupted bakes", recovered.status());
   }
+  // Their workers run in their own session and outlived the crash (a guest and its RAM each):
+  // kill them first. Matched by the temp dir their console names, which only this store's rows
+  // hold, so another daemon's bakes are never touched (daemon/bake/orphan_sweep.h).
+  std::vector<std::string> interrupted_dirs;
+  for (const auto& bake : *recovered) {
+    if (bake.temp_dir.find(".tmp-bake-") != std::string::npos) {
+      interrupted_dirs.push_back(bake.temp_dir);
+    }
+  }
+  size_t bake_workers_killed = 0;
+  if (!interrupted_dirs.empty()) {
+    supermachine::vm::ProcFs procs;
+    supermachine::bake::OrphanSweepReport swept = supermachine::bake::KillOrphanBakeWorkers(
+        procs, supermachine::bake::FindOrphanBakeWorkers(procs, interrupted_dirs),
+        absl::Seconds(10));
+    for (const supermachine::bake::OrphanBakeWorker& w : swept.killed) {
+      log.Info("killed orphaned bake worker",
+               {{"pid", std::to_string(w.pid)}, {"temp_dir", w.work_dir}});
+    }
+    for (const std::string& p : swept.problems) {
+      log.Warn("orphaned bake worker", {{"problem", p}});
+    }
+    bake_workers_killed = swept.killed.size();
+  }
   for (const auto& bake : *recovered) {
     // Recovery happens here, before the Baker exists (it may not: no kernel configured), so
     // the half-written snapshot dir goes here too. Only dirs the pipeline named (".tmp-bake-")
@@ -334,7 +359,9 @@ int main(int argc, char** argv) {
              {{"bake_id", std::to_string(bake.id)}, {"bake_key", bake.bake_key},
               {"temp_dir", bake.temp_dir}, {"temp_dir_removed", removed}});
   }
-  log.Info("store opened", {{"path", db_path}, {"interrupted_bakes", std::to_string(recovered->size())}});
+  log.Info("store opened", {{"path", db_path},
+                            {"interrupted_bakes", std::to_string(recovered->size())},
+                            {"bake_workers_killed", std::to_string(bake_workers_killed)}});
 
   st = MakeDirs(config.vm_dir, 0700);
   if (!st.ok()) {
@@ -366,17 +393,6 @@ int main(int argc, char** argv) {
       return Fail(log, "cannot set up the bake pipeline", b.status());
     }
     baker = std::move(*b);
-    // Bakes a crash interrupted: marked failed; their workers that outlived it were killed.
-    const supermachine::bake::BakeRecovery& rec = baker->recovery();
-    for (const supermachine::bake::OrphanBakeWorker& w : rec.killed_workers) {
-      log.Info("killed orphaned bake worker",
-               {{"pid", std::to_string(w.pid)}, {"bake_dir", w.work_dir}});
-    }
-    for (const std::string& p : rec.problems) {
-      log.Warn("bake recovery", {{"problem", p}});
-    }
-    log.Info("bakes recovered", {{"interrupted", std::to_string(rec.interrupted_bakes)},
-                                 {"workers_killed", std::to_string(rec.killed_workers.size())}});
   }
   supermachine::vm::WorkerLauncher launcher({
       .worker_binary = worker_binary,
