@@ -363,9 +363,9 @@ absl::StatusOr<std::unique_ptr<Baker>> Baker::Create(BakerOptions options) {
     }
   }
   vm::ProcFs proc_fs;
-  vm::ProcessTable& procs = o.procs != nullptr ? *o.procs : proc_fs;
+  vm::ProcessTable* procs = o.procs != nullptr ? o.procs : &proc_fs;
   OrphanSweepReport swept = KillOrphanBakeWorkers(
-      procs, FindOrphanBakeWorkers(procs, interrupted_dirs), absl::Seconds(10));
+      *procs, FindOrphanBakeWorkers(*procs, interrupted_dirs), absl::Seconds(10));
   impl->recovery = {.interrupted_bakes = interrupted.size(),
                     .killed_workers = std::move(swept.killed),
                     .problems = std::move(swept.problems)};

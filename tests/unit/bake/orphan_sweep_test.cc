@@ -72,6 +72,7 @@ class FakeProcesses : public vm::ProcessTable {
 
 std::vector<int> Pids(const std::vector<OrphanBakeWorker>& ws) {
   std::vector<int> out;
+  out.reserve(ws.size());
   for (const OrphanBakeWorker& w : ws) {
     out.push_back(w.pid);
   }
