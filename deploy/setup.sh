@@ -64,6 +64,12 @@ if [ "$do_install" = 1 ]; then
   for b in supermachined smctl supermachine-worker; do
     [ -x "$prefix/bin/$b" ] && echo "    $prefix/bin/$b"
   done
+  # deploy/supermachined.socket gives the socket to this group (SocketGroup=): its members may
+  # use smctl without root. Without the group that unit fails to start.
+  if ! getent group supermachine >/dev/null; then
+    as_root groupadd --system supermachine
+    echo "    created system group 'supermachine' (add users: usermod -aG supermachine USER)"
+  fi
 fi
 
 step "setup done"
