@@ -20,6 +20,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/support/temp_dir.h"
+#include "tests/unit/pool/fake_process_table.h"
 
 namespace supermachine::bake {
 namespace {
@@ -29,33 +30,8 @@ using ::testing::IsEmpty;
 using ::testing::UnorderedElementsAre;
 using ::supermachine::test_support::TempDir;
 
-class FakeProcesses : public vm::ProcessTable {
+class FakeProcesses : public vm::testing::FakeProcessTable {
  public:
-  struct Proc {
-    int64_t start = 0;
-    std::vector<std::string> argv;
-  };
-  std::vector<int> Pids() const override {
-    std::vector<int> out;
-    for (const auto& [pid, p] : procs_) {
-      out.push_back(pid);
-    }
-    return out;
-  }
-  std::optional<int64_t> StartTime(int pid) const override {
-    auto it = procs_.find(pid);
-    return it == procs_.end() ? std::nullopt : std::optional<int64_t>(it->second.start);
-  }
-  std::vector<std::string> Argv(int pid) const override {
-    auto it = procs_.find(pid);
-    return it == procs_.end() ? std::vector<std::string>{} : it->second.argv;
-  }
-  void Signal(int pid, int sig) override {
-    signals_.emplace_back(pid, sig);
-    if (sig == SIGKILL && unkillable_.count(pid) == 0) {
-      procs_.erase(pid);
-    }
-  }
   // A bake worker as worker_booter.cc starts it.
   void AddBakeWorker(int pid, int64_t start, const std::string& work_dir,
                      const std::string& sock_dir = "/tmp/smbake-abc123") {
@@ -65,9 +41,6 @@ class FakeProcesses : public vm::ProcessTable {
                     "--serial", "file:" + work_dir + "/console.log", "--vsock", sock_dir + "/vsock",
                     "--control", sock_dir + "/control"}};
   }
-  std::map<int, Proc> procs_;
-  std::set<int> unkillable_;
-  std::vector<std::pair<int, int>> signals_;
 };
 
 std::vector<int> Pids(const std::vector<OrphanBakeWorker>& ws) {

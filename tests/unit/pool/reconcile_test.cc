@@ -15,6 +15,7 @@
 #include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/unit/pool/fake_process_table.h"
 #include "tests/unit/pool/fake_vm.h"
 #include "worker/base/child_process.h"
 
@@ -28,41 +29,14 @@ using testing::FakeJournal;
 
 constexpr char kVmDir[] = "/run/sm/vms";
 
-class FakeProcesses : public ProcessTable {
+class FakeProcesses : public testing::FakeProcessTable {
  public:
-  struct Proc {
-    int64_t start = 0;
-    std::vector<std::string> argv;
-  };
-  std::vector<int> Pids() const override {
-    std::vector<int> out;
-    for (const auto& [pid, p] : procs_) {
-      out.push_back(pid);
-    }
-    return out;
-  }
-  std::optional<int64_t> StartTime(int pid) const override {
-    auto it = procs_.find(pid);
-    return it == procs_.end() ? std::nullopt : std::optional<int64_t>(it->second.start);
-  }
-  std::vector<std::string> Argv(int pid) const override {
-    auto it = procs_.find(pid);
-    return it == procs_.end() ? std::vector<std::string>{} : it->second.argv;
-  }
-  void Signal(int pid, int sig) override {
-    signals_.emplace_back(pid, sig);
-    if (sig == SIGKILL) {
-      procs_.erase(pid);
-    }
-  }
   void AddWorker(int pid, int64_t start, const std::string& vm_dir, const std::string& id) {
     procs_[pid] = {start,
                    {"supermachine-worker", "--restore", "/snap", "--vsock",
                     absl::StrCat(vm_dir, "/", id, "/vsock"), "--control",
                     absl::StrCat(vm_dir, "/", id, "/control")}};
   }
-  std::map<int, Proc> procs_;
-  std::vector<std::pair<int, int>> signals_;
 };
 
 store::VmRecord Row(const std::string& id, const std::string& state, int pid, int64_t start,
