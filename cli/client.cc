@@ -202,6 +202,10 @@ grpc::Status ExplainSocketProblem(const SocketDiagnosis& d, const std::string& p
                       "cannot reach supermachined at " + path + ": " + std::strerror(d.error));
 }
 
+bool IsRemote(const GlobalOptions& options) {
+  return !FlagOrEnv(options.host, "SUPERMACHINE_HOST").empty();
+}
+
 grpc::Status Client::Connect(const GlobalOptions& options, std::unique_ptr<Client>* out) {
   if (std::string host = FlagOrEnv(options.host, "SUPERMACHINE_HOST"); !host.empty()) {
     std::shared_ptr<grpc::ChannelCredentials> creds;

@@ -29,6 +29,9 @@ struct GlobalOptions {
   std::string tls_key;     // --tls-key, $SUPERMACHINE_TLS_KEY
 };
 
+// True when smctl talks to a remote daemon (--host or $SUPERMACHINE_HOST).
+bool IsRemote(const GlobalOptions& options);
+
 // --socket wins, then $SUPERMACHINE_SOCKET, then the daemon's default for this user.
 std::string ResolveSocketPath(const std::string& flag_value);
 

@@ -190,7 +190,9 @@ int Run(const RunOptions& o, const GlobalOptions& globals) {
   for (const std::string& p : o.ports) {
     v1::PortForward* port = req.add_ports();
     grpc::Status st = ParsePortFlag(p, port);
-    if (st.ok()) {
+    // Only a local daemon binds on this machine: with --host the ports are the remote host's,
+    // and a port busy here says nothing about them.
+    if (st.ok() && !IsRemote(globals)) {
       st = CheckHostPortFree(*port);
     }
     if (!st.ok()) {

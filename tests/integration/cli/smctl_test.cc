@@ -276,6 +276,28 @@ TEST_F(SmctlTest, HostPortInUseIsRefusedBeforeAcquire) {
   EXPECT_THAT(r.err, Not(HasSubstr("not found")));  // refused before any Acquire
 }
 
+TEST_F(SmctlTest, HostPortBusyHereIsNotCheckedForARemoteDaemon) {
+  // With --host the forwarded port is the remote host's: a port busy on this machine must not
+  // stop the run; the error is about reaching the remote daemon instead.
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  ASSERT_GE(fd, 0);
+  sockaddr_in sin{};
+  sin.sin_family = AF_INET;
+  sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(::bind(fd, reinterpret_cast<sockaddr*>(&sin), sizeof(sin)), 0);
+  ASSERT_EQ(::listen(fd, 1), 0);
+  socklen_t len = sizeof(sin);
+  ASSERT_EQ(::getsockname(fd, reinterpret_cast<sockaddr*>(&sin), &len), 0);
+  const std::string port = std::to_string(ntohs(sin.sin_port));
+  std::ofstream(dir_.File("token")) << "secret-token\n";
+  CommandResult r = Smctl({"--host", "127.0.0.1:1", "--token-file", dir_.File("token"), "run",
+                           "-d", "-p", port + ":80", "web"});
+  ::close(fd);
+  EXPECT_NE(r.exit.code, 0) << r.err;
+  EXPECT_THAT(r.err, Not(HasSubstr("already in use"))) << r.err;
+  EXPECT_THAT(r.err, HasSubstr("127.0.0.1:1")) << r.err;
+}
+
 TEST_F(SmctlTest, FailedRunExplainsAHostWithoutHardwareVirtualization) {
   // A snapshot whose restore fails (the "worker" is /bin/false). On a host whose KVM is PVM
   // or absent — as on our CI machines — smctl adds the daemon's KVM diagnosis under the
