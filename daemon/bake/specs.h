@@ -86,7 +86,8 @@ struct RestartPolicy {
 };
 
 // "no" | "on-failure" | "on-failure:N" (1 ≤ N ≤ 1000000) | "always"; "" = "no" (Docker's
-// default).
+// default). Also the supervisor's (daemon/vm/supervisor.h re-exports it): Acquire's
+// restart_policy and the store's restart_policy column use this grammar.
 absl::StatusOr<RestartPolicy> ParseRestartPolicy(absl::string_view text);
 std::string ToString(const RestartPolicy& policy);
 

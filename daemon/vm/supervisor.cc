@@ -5,60 +5,22 @@
 
 #include <nlohmann/json.hpp>
 
-#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 
 namespace supermachine::vm {
 namespace {
 
 // Bounds what a persisted or requested check can ask for: a check every millisecond would
-// keep the agent busy, a timeout beyond a day is a typo.
-constexpr absl::Duration kMinCheckInterval = absl::Milliseconds(100);
-constexpr absl::Duration kMaxCheckDuration = absl::Hours(24);
-constexpr uint32_t kMaxRestartRetries = 1'000'000;  // as the bake request's bound
+// keep the agent busy, a timeout beyond a day is a typo. The same bounds as a baked-in health
+// check's interval (daemon/bake/specs.h), so a check that bakes also runs supervised.
+constexpr absl::Duration kMinCheckInterval = absl::Milliseconds(bake::kMinHealthIntervalMs);
+constexpr absl::Duration kMaxCheckDuration = absl::Milliseconds(bake::kMaxHealthIntervalMs);
 
 absl::Status Invalid(absl::string_view what, absl::string_view value, absl::string_view why) {
   return absl::InvalidArgumentError(absl::StrCat(what, " '", value, "': ", why));
 }
 
 }  // namespace
-
-absl::StatusOr<RestartPolicy> ParseRestartPolicy(absl::string_view text) {
-  if (text.empty() || text == "no") {
-    return RestartPolicy{};
-  }
-  if (text == "always") {
-    return RestartPolicy{.kind = RestartPolicy::Kind::kAlways};
-  }
-  if (text == "on-failure") {
-    return RestartPolicy{.kind = RestartPolicy::Kind::kOnFailure};
-  }
-  constexpr absl::string_view kPrefix = "on-failure:";
-  if (text.substr(0, kPrefix.size()) == kPrefix) {
-    uint32_t n = 0;
-    const std::string digits(text.substr(kPrefix.size()));
-    if (!absl::SimpleAtoi(digits, &n) || n == 0 || n > kMaxRestartRetries ||
-        digits.find_first_not_of("0123456789") != std::string::npos) {
-      return Invalid("restart policy", text,
-                     "the retry count after on-failure: must be a number from 1 to 1000000");
-    }
-    return RestartPolicy{.kind = RestartPolicy::Kind::kOnFailure, .max_retries = n};
-  }
-  return Invalid("restart policy", text, "expected no, on-failure[:N] or always");
-}
-
-std::string ToString(const RestartPolicy& policy) {
-  switch (policy.kind) {
-    case RestartPolicy::Kind::kNo:
-      return "no";
-    case RestartPolicy::Kind::kAlways:
-      return "always";
-    case RestartPolicy::Kind::kOnFailure:
-      return policy.max_retries == 0 ? "on-failure"
-                                     : absl::StrCat("on-failure:", policy.max_retries);
-  }
-  return "no";
-}
 
 std::string HealthCheckToJson(const HealthCheck& check) {
   if (!check.enabled()) {

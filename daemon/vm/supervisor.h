@@ -25,6 +25,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "daemon/agent/types.h"
+#include "daemon/bake/specs.h"
 
 namespace supermachine::vm {
 
@@ -32,15 +33,13 @@ inline constexpr absl::Duration kRestartBackoffFirst = absl::Milliseconds(100);
 inline constexpr absl::Duration kRestartBackoffMax = absl::Seconds(30);
 inline constexpr absl::Duration kRestartBackoffReset = absl::Seconds(10);
 
-struct RestartPolicy {
-  enum class Kind { kNo, kOnFailure, kAlways };
-  Kind kind = Kind::kNo;
-  uint32_t max_retries = 0;  // kOnFailure only; 0 = unlimited
-  bool operator==(const RestartPolicy&) const = default;
-};
-// "" or "no", "on-failure", "on-failure:N" (N >= 1), "always". InvalidArgument names the value.
-absl::StatusOr<RestartPolicy> ParseRestartPolicy(absl::string_view text);
-std::string ToString(const RestartPolicy& policy);
+// The restart policy is the bake request's (daemon/bake/specs.h): one grammar and one parser
+// for `smctl bake --restart`, `smctl run --restart`, metadata.json and the store's
+// restart_policy column. "" or "no", "on-failure", "on-failure:N" (1 <= N <= 1000000),
+// "always"; InvalidArgument quotes the value.
+using ::supermachine::bake::ParseRestartPolicy;
+using ::supermachine::bake::RestartPolicy;
+using ::supermachine::bake::ToString;
 
 // A health check run through the agent's exec (Docker's HEALTHCHECK semantics): every
 // `interval` the command runs with `timeout`; `retries` consecutive failures make the VM
