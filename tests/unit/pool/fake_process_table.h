@@ -28,6 +28,7 @@ class FakeProcessTable : public ProcessTable {
   };
   std::vector<int> Pids() const override {
     std::vector<int> out;
+    out.reserve(procs_.size());
     for (const auto& [pid, p] : procs_) {
       out.push_back(pid);
     }

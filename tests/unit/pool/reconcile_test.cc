@@ -55,6 +55,7 @@ store::VmRecord Row(const std::string& id, const std::string& state, int pid, in
 
 std::vector<std::string> Ids(const std::vector<store::VmRecord>& rows) {
   std::vector<std::string> out;
+  out.reserve(rows.size());
   for (const auto& r : rows) {
     out.push_back(r.id);
   }
