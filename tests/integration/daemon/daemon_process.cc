@@ -2,10 +2,12 @@
 #include "tests/integration/daemon/daemon_process.h"
 
 #include <arpa/inet.h>
+#include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <stdlib.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -104,6 +106,10 @@ absl::StatusOr<std::string> HttpGet(int port, const std::string& path) {
   if (::connect(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
     return base::ErrnoToStatus(errno, absl::StrCat("connect 127.0.0.1:", port));
   }
+  // A forward that accepts but never answers must fail the test, not hang it until ctest's
+  // timeout; two minutes is far beyond any answer seen, even in the emulated lab.
+  const timeval read_timeout{.tv_sec = 120, .tv_usec = 0};
+  ::setsockopt(fd.get(), SOL_SOCKET, SO_RCVTIMEO, &read_timeout, sizeof(read_timeout));
   const std::string req = absl::StrCat("GET ", path, " HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n");
   if (::write(fd.get(), req.data(), req.size()) != static_cast<ssize_t>(req.size())) {
     return base::ErrnoToStatus(errno, "write HTTP request");
@@ -113,6 +119,14 @@ absl::StatusOr<std::string> HttpGet(int port, const std::string& path) {
   ssize_t n;
   while ((n = ::read(fd.get(), buf, sizeof(buf))) > 0) {
     resp.append(buf, static_cast<size_t>(n));
+  }
+  if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+    return absl::DeadlineExceededError(absl::StrCat("GET 127.0.0.1:", port, path,
+                                                    ": no answer within 120 s (",
+                                                    resp.size(), " bytes received)"));
+  }
+  if (n < 0) {
+    return base::ErrnoToStatus(errno, "read HTTP response");
   }
   return resp;
 }
