@@ -26,6 +26,20 @@ using ::testing::HasSubstr;
 using ::testing::Not;
 using ::testing::StartsWith;
 
+// Something listening on an ephemeral loopback port: its fd and port number.
+void ListenOnLoopback(int* fd, std::string* port) {
+  *fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  ASSERT_GE(*fd, 0);
+  sockaddr_in sin{};
+  sin.sin_family = AF_INET;
+  sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(::bind(*fd, reinterpret_cast<sockaddr*>(&sin), sizeof(sin)), 0);
+  ASSERT_EQ(::listen(*fd, 1), 0);
+  socklen_t len = sizeof(sin);
+  ASSERT_EQ(::getsockname(*fd, reinterpret_cast<sockaddr*>(&sin), &len), 0);
+  *port = std::to_string(ntohs(sin.sin_port));
+}
+
 class SmctlTest : public ::testing::Test {
  protected:
   void StartDaemon() {
@@ -257,16 +271,9 @@ TEST_F(SmctlTest, UnreachableRegistryIsNotReportedAsADeadDaemon) {
 TEST_F(SmctlTest, HostPortInUseIsRefusedBeforeAcquire) {
   // Something listens on a loopback port; `run -p PORT:80` must say so at once, before the
   // daemon bakes or restores anything (the snapshot does not even exist).
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  ASSERT_GE(fd, 0);
-  sockaddr_in sin{};
-  sin.sin_family = AF_INET;
-  sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ASSERT_EQ(::bind(fd, reinterpret_cast<sockaddr*>(&sin), sizeof(sin)), 0);
-  ASSERT_EQ(::listen(fd, 1), 0);
-  socklen_t len = sizeof(sin);
-  ASSERT_EQ(::getsockname(fd, reinterpret_cast<sockaddr*>(&sin), &len), 0);
-  const std::string port = std::to_string(ntohs(sin.sin_port));
+  int fd = -1;
+  std::string port;
+  ASSERT_NO_FATAL_FAILURE(ListenOnLoopback(&fd, &port));
   StartDaemon();
   CommandResult r = Smctl({"run", "-d", "-p", port + ":80", "web"});
   ::close(fd);
@@ -279,16 +286,9 @@ TEST_F(SmctlTest, HostPortInUseIsRefusedBeforeAcquire) {
 TEST_F(SmctlTest, HostPortBusyHereIsNotCheckedForARemoteDaemon) {
   // With --host the forwarded port is the remote host's: a port busy on this machine must not
   // stop the run; the error is about reaching the remote daemon instead.
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  ASSERT_GE(fd, 0);
-  sockaddr_in sin{};
-  sin.sin_family = AF_INET;
-  sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ASSERT_EQ(::bind(fd, reinterpret_cast<sockaddr*>(&sin), sizeof(sin)), 0);
-  ASSERT_EQ(::listen(fd, 1), 0);
-  socklen_t len = sizeof(sin);
-  ASSERT_EQ(::getsockname(fd, reinterpret_cast<sockaddr*>(&sin), &len), 0);
-  const std::string port = std::to_string(ntohs(sin.sin_port));
+  int fd = -1;
+  std::string port;
+  ASSERT_NO_FATAL_FAILURE(ListenOnLoopback(&fd, &port));
   std::ofstream(dir_.File("token")) << "secret-token\n";
   CommandResult r = Smctl({"--host", "127.0.0.1:1", "--token-file", dir_.File("token"), "run",
                            "-d", "-p", port + ":80", "web"});
