@@ -75,9 +75,11 @@ void InheritedListener::Loop() {
       ::poll(fds + 1, 1, 100);
       continue;
     }
+    // Counted before the hand-over: once gRPC has the fd, the client's call can complete
+    // before this thread runs again, and a reader of accepted() must already see it.
+    accepted_.fetch_add(1);
     // gRPC owns `conn` from here and closes it when the transport ends.
     grpc::AddInsecureChannelFromFd(server_, conn);
-    accepted_.fetch_add(1);
   }
 }
 

@@ -20,7 +20,12 @@ namespace supermachine::test_support {
 // receives the raw reply.
 inline grpc::Status CallHealthCheck(const std::string& socket, std::chrono::seconds timeout,
                                     grpc::ByteBuffer* response = nullptr) {
-  auto channel = grpc::CreateChannel("unix:" + socket, grpc::InsecureChannelCredentials());
+  // A local subchannel pool: every check opens its own connection instead of reusing one a
+  // previous channel to the same socket left in gRPC's process-wide pool.
+  grpc::ChannelArguments args;
+  args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
+  auto channel =
+      grpc::CreateCustomChannel("unix:" + socket, grpc::InsecureChannelCredentials(), args);
   grpc::GenericStub stub(channel);
   grpc::ClientContext ctx;
   ctx.set_deadline(std::chrono::system_clock::now() + timeout);
