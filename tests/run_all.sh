@@ -1,13 +1,17 @@
 #!/usr/bin/env bash
 # tests/run_all.sh — runs every test: the whole ctest suite of the main build (unit,
 # integration, and lab tests that boot real guests through tests/lab/run), then the unit tests
-# again in an ASan+UBSan build. Expects deploy/setup.sh to have run (packages, build, kernel).
+# again in an ASan+UBSan build, then every libFuzzer target briefly in a clang fuzz build
+# (SM_FUZZ_SECONDS each, default 20; 0 skips them and says so). Expects deploy/setup.sh to have
+# run (packages, build, kernel).
 # Exits non-zero if anything failed; the last line is "tests: N passed, M failed".
 set -uo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
 build_dir=${SM_BUILD_DIR:-$root/build}
 asan_dir=${SM_ASAN_BUILD_DIR:-$root/build-asan}
+fuzz_dir=${SM_FUZZ_BUILD_DIR:-$root/build-fuzz}
+fuzz_seconds=${SM_FUZZ_SECONDS:-20}
 jobs=${SM_TEST_JOBS:-2}
 passed=0
 failed=0
@@ -95,6 +99,52 @@ ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
 [ "${PIPESTATUS[0]}" -eq 0 ] || rc=1
 count "$log"
 note_failures "$log" asan
+
+section "fuzz build (clang libFuzzer, ASan+UBSan): each target for ${fuzz_seconds} s"
+# Brief runs catch what a change breaks in a parser's hostile-input handling; the long
+# campaigns are tests/fuzz/run_long.sh's job (docs/fuzzing.md). Each target counts as one test.
+if [ "$fuzz_seconds" = 0 ]; then
+  echo "run_all: fuzz targets NOT run (SM_FUZZ_SECONDS=0)"
+else
+  fuzz_scratch=$(mktemp -d)
+  { CC=clang CXX=clang++ cmake -S "$root" -B "$fuzz_dir" -G Ninja \
+      -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSM_FUZZ=ON -DSM_SANITIZE=ON -DSM_ONLY_UNIT=ON; } \
+    >"$log" 2>&1 || { tail -60 "$log"; echo "run_all: fuzz build configure failed" >&2; exit 1; }
+  "$root/tests/fuzz/run_long.sh" --build "$fuzz_dir" --each "${fuzz_seconds}s" \
+    --parallel "$jobs" --scratch "$fuzz_scratch" 2>&1 | tee "$log"
+  fuzz_rc=${PIPESTATUS[0]}
+  # The closing table has one row per target: "| name | execs | ... | result |".
+  fuzz_rows=$(grep -E '^\| [a-z0-9_]+ \|' "$log" | grep -v '^| target |' || true)
+  fuzz_ok=$(grep -cE '\| ok \|$' <<<"$fuzz_rows" || true)
+  fuzz_total=$(grep -c . <<<"$fuzz_rows" || true)
+  if [ "$fuzz_total" -eq 0 ]; then
+    echo "run_all: the fuzz run printed no results (exit $fuzz_rc); counting it as failed" >&2
+    failed=$((failed + 1))
+    echo "[fuzz] no results (run_long.sh exit $fuzz_rc; build or setup failed, see above)" >>"$failures"
+  else
+    passed=$((passed + fuzz_ok))
+    failed=$((failed + fuzz_total - fuzz_ok))
+  fi
+  [ "$fuzz_rc" -eq 0 ] || rc=1
+  # A failing target: the sanitizer's summary and the input that triggered it, in hex, so it
+  # can be replayed from CI's log alone (join the hex lines, unhex them into a file, run the
+  # target on it).
+  while IFS='|' read -r _ t _ _ _ _ _ result; do
+    t=${t// /}
+    [ -n "$t" ] || continue
+    {
+      echo "[fuzz] $t:${result% }"
+      grep -E 'ERROR: |SUMMARY: |==[0-9]+==|Test unit written|Slowest unit|deadly signal' \
+        "$fuzz_scratch/$t/log" 2>/dev/null | head -8 | sed 's/^/      | /'
+      for a in "$fuzz_scratch/$t"/artifacts/*; do
+        [ -f "$a" ] || continue
+        echo "      | input $(basename "$a") ($(stat -c %s "$a") bytes, first 512 in hex):"
+        head -c 512 "$a" | od -An -v -tx1 | tr -d ' \n' | fold -w 64 | sed 's/^/      | /'; echo
+      done
+    } >>"$failures"
+  done < <(grep -vE '\| ok \|$' <<<"$fuzz_rows")
+  rm -rf "$fuzz_scratch"
+fi
 
 if [ -s "$SM_LAB_FLAKE_LOG" ]; then
   section "lab runs that passed only on a retry (emulated-lab flakes; see tests/lab/run --help)"
