@@ -90,7 +90,7 @@ const char* SandboxFlagsHelp() {
   return "Sandbox (docs/seccomp.md, docs/security.md):\n"
          "  --seccomp on|off|trap  seccomp allowlist from the first KVM_RUN on; trap prints the\n"
          "                         offending syscall before dying (default: $SM_WORKER_SECCOMP,\n"
-         "                         else off)\n"
+         "                         else on; off in AddressSanitizer builds)\n"
          "  --jail-dir DIR         after setup: new mount/IPC/UTS/net namespaces, pivot_root\n"
          "                         into a tmpfs on DIR with only the VM's socket directory,\n"
          "                         no capabilities, no_new_privs\n"

@@ -2,7 +2,7 @@
 // The worker's sandbox flags, taken out of argv before the launch config parser sees the rest
 // (the sandbox is process setup, not part of the VM's description):
 //   --seccomp=on|off|trap   seccomp filter from the first KVM_RUN on (default: the environment's
-//                           SM_WORKER_SECCOMP, else off; docs/seccomp.md)
+//                           SM_WORKER_SECCOMP, else kBuiltinSeccompDefault; docs/seccomp.md)
 //   --jail-dir=DIR          enter the jail (jail.h) in DIR after setup; off when absent
 //   --uid=N --gid=N         with --jail-dir: run as this uid/gid from then on
 //   --cgroup=DIR            create and join this cgroup v2 directory first thing; its
@@ -21,8 +21,23 @@
 
 namespace supermachine::jail {
 
+// The filter is on unless told otherwise, except in AddressSanitizer builds: LeakSanitizer's
+// check at exit calls prctl and ptrace, which the filter refuses, so every filtered ASan worker
+// would die by SIGSYS as it exits (docs/seccomp.md "Default").
+#if defined(__SANITIZE_ADDRESS__)
+inline constexpr SeccompMode kBuiltinSeccompDefault = SeccompMode::kOff;
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+inline constexpr SeccompMode kBuiltinSeccompDefault = SeccompMode::kOff;
+#else
+inline constexpr SeccompMode kBuiltinSeccompDefault = SeccompMode::kKill;
+#endif
+#else
+inline constexpr SeccompMode kBuiltinSeccompDefault = SeccompMode::kKill;
+#endif
+
 struct SandboxFlags {
-  SeccompMode seccomp = SeccompMode::kOff;
+  SeccompMode seccomp = kBuiltinSeccompDefault;
   std::string jail_dir;
   std::optional<uid_t> uid;
   std::optional<gid_t> gid;

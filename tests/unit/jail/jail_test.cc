@@ -147,11 +147,22 @@ TEST(SandboxFlags, TakesItsFlagsOutOfArgvAndLeavesTheRest) {
 TEST(SandboxFlags, EnvironmentSetsTheDefaultAndTheFlagWins) {
   std::vector<std::string> args = {"worker"};
   EXPECT_EQ(ExtractSandboxFlags(args, "on")->seccomp, SeccompMode::kKill);
-  EXPECT_EQ(ExtractSandboxFlags(args, nullptr)->seccomp, SeccompMode::kOff);
+  EXPECT_EQ(ExtractSandboxFlags(args, "off")->seccomp, SeccompMode::kOff);
+  EXPECT_EQ(ExtractSandboxFlags(args, nullptr)->seccomp, kBuiltinSeccompDefault);
   args = {"worker", "--seccomp", "off"};
   EXPECT_EQ(ExtractSandboxFlags(args, "on")->seccomp, SeccompMode::kOff);
   args = {"worker"};
   EXPECT_FALSE(ExtractSandboxFlags(args, "maybe").ok());
+}
+
+// Workers are filtered unless asked not to be; only sanitizer builds (whose exit-time leak
+// check the filter would kill) start unfiltered.
+TEST(SandboxFlags, TheFilterIsOnByDefaultOutsideAsanBuilds) {
+#if defined(__SANITIZE_ADDRESS__)
+  EXPECT_EQ(kBuiltinSeccompDefault, SeccompMode::kOff);
+#else
+  EXPECT_EQ(kBuiltinSeccompDefault, SeccompMode::kKill);
+#endif
 }
 
 TEST(SandboxFlags, RejectsRootIdsAndHalfPairs) {
