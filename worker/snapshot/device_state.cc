@@ -132,4 +132,18 @@ absl::StatusOr<devices::SerialState> SerialFromProto(const v1::SerialState& prot
   return state;
 }
 
+v1::BalloonDeviceState BalloonToProto(const devices::virtio::BalloonState& state) {
+  v1::BalloonDeviceState out;
+  out.set_num_pages(state.num_pages);
+  out.set_actual(state.actual);
+  return out;
+}
+
+devices::virtio::BalloonState BalloonFromProto(const v1::BalloonDeviceState& proto) {
+  devices::virtio::BalloonState state;
+  state.num_pages = proto.num_pages();
+  state.actual = proto.actual();
+  return state;
+}
+
 }  // namespace supermachine::snapshot

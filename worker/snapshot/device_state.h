@@ -11,6 +11,7 @@
 #include "absl/status/statusor.h"
 #include "proto/snapshot.pb.h"
 #include "worker/devices/legacy/serial.h"
+#include "worker/devices/virtio/balloon.h"
 #include "worker/devices/virtio/mmio.h"
 
 namespace supermachine::snapshot {
@@ -27,5 +28,12 @@ absl::StatusOr<devices::virtio::MmioState> TransportFromProto(
 ::supermachine::snapshot::v1::SerialState SerialToProto(const devices::SerialState& state);
 absl::StatusOr<devices::SerialState> SerialFromProto(
     const ::supermachine::snapshot::v1::SerialState& proto);
+
+// The balloon's config space (counters are per worker and not saved). Any values are accepted:
+// both fields are page counts the guest reads or wrote, and a 1.0/1.1 snapshot has no balloon.
+::supermachine::snapshot::v1::BalloonDeviceState BalloonToProto(
+    const devices::virtio::BalloonState& state);
+devices::virtio::BalloonState BalloonFromProto(
+    const ::supermachine::snapshot::v1::BalloonDeviceState& proto);
 
 }  // namespace supermachine::snapshot

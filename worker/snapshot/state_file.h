@@ -21,7 +21,7 @@ namespace supermachine::snapshot {
 // "SMSNAPST": a supermachine snapshot state file.
 inline constexpr char kStateMagic[8] = {'S', 'M', 'S', 'N', 'A', 'P', 'S', 'T'};
 inline constexpr uint16_t kFormatMajor = 1;
-inline constexpr uint16_t kFormatMinor = 1;  // 1: DeviceState.net.
+inline constexpr uint16_t kFormatMinor = 2;  // 1: DeviceState.net. 2: DeviceState.balloon.
 // magic(8) major(2) minor(2) flags(4) payload length(8) sha256(32).
 inline constexpr size_t kStateHeaderSize = 56;
 // A state holds registers and device state, never RAM: even 256 vCPUs stay far below this.

@@ -44,7 +44,8 @@ absl::Status Queue::Validate(const memory::GuestMemory& mem) const {
 }
 
 absl::StatusOr<DescriptorChain> Queue::WalkChain(const memory::GuestMemory& mem,
-                                                 uint16_t head) const {
+                                                 uint16_t head,
+                                                 uint64_t max_chain_bytes) const {
   DescriptorChain chain;
   chain.head = head;
   uint16_t index = head;
@@ -69,9 +70,9 @@ absl::StatusOr<DescriptorChain> Queue::WalkChain(const memory::GuestMemory& mem,
           "descriptor %u: buffer [0x%x, +0x%x) outside guest memory", index, raw.addr, raw.len));
     }
     total += raw.len;
-    if (total > kMaxChainBytes) {
+    if (total > max_chain_bytes) {
       return absl::InvalidArgumentError(
-          absl::StrCat("descriptor chain longer than ", kMaxChainBytes, " bytes"));
+          absl::StrCat("descriptor chain longer than ", max_chain_bytes, " bytes"));
     }
     chain.descriptors.push_back(
         {.addr = raw.addr, .len = raw.len, .write_only = (raw.flags & kDescFlagWrite) != 0});
@@ -83,7 +84,8 @@ absl::StatusOr<DescriptorChain> Queue::WalkChain(const memory::GuestMemory& mem,
   return chain;
 }
 
-absl::StatusOr<std::optional<DescriptorChain>> Queue::Pop(const memory::GuestMemory& mem) {
+absl::StatusOr<std::optional<DescriptorChain>> Queue::Pop(const memory::GuestMemory& mem,
+                                                          uint64_t max_chain_bytes) {
   SM_ASSIGN_OR_RETURN(uint8_t * avail_idx_ptr, mem.HostSlice(state_.avail_ring + 2, 2));
   // Acquire: the ring entries the driver wrote before bumping idx must be visible to us.
   const uint16_t avail_idx =
@@ -99,7 +101,7 @@ absl::StatusOr<std::optional<DescriptorChain>> Queue::Pop(const memory::GuestMem
   const uint64_t slot = state_.avail_ring + 4 + 2ull * (state_.next_avail % state_.size);
   SM_ASSIGN_OR_RETURN(uint16_t head, mem.ReadObj<uint16_t>(slot));
   state_.next_avail++;
-  absl::StatusOr<DescriptorChain> chain = WalkChain(mem, head);
+  absl::StatusOr<DescriptorChain> chain = WalkChain(mem, head, max_chain_bytes);
   if (!chain.ok()) {
     DescriptorChain bad;
     bad.head = head;

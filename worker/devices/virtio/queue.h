@@ -60,13 +60,17 @@ class Queue {
   // The next available chain, nullopt when the driver has published nothing new. A malformed
   // chain comes back with `error` set (see DescriptorChain). An error Status means the rings
   // themselves are unusable (the queue is broken until the driver resets the device).
-  absl::StatusOr<std::optional<DescriptorChain>> Pop(const memory::GuestMemory& mem);
+  // `max_chain_bytes` replaces kMaxChainBytes for devices that never copy the buffers (the
+  // balloon only madvises reported ranges, each of which Linux may make up to 4 MiB).
+  absl::StatusOr<std::optional<DescriptorChain>> Pop(const memory::GuestMemory& mem,
+                                                     uint64_t max_chain_bytes = kMaxChainBytes);
 
   // Publishes `len` bytes written for chain `head` in the used ring.
   absl::Status PushUsed(const memory::GuestMemory& mem, uint16_t head, uint32_t len);
 
  private:
-  absl::StatusOr<DescriptorChain> WalkChain(const memory::GuestMemory& mem, uint16_t head) const;
+  absl::StatusOr<DescriptorChain> WalkChain(const memory::GuestMemory& mem, uint16_t head,
+                                            uint64_t max_chain_bytes) const;
 
   QueueState state_;
 };
