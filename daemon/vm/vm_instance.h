@@ -5,6 +5,7 @@
 // release) is unit-tested with fakes and no KVM; worker_launcher.h is the real implementation.
 #pragma once
 
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -55,6 +56,10 @@ struct LaunchRequest {
   // Egress policy override (canonical text, worker/net/egress_policy.h); empty: the policy
   // saved in the snapshot. Non-empty needs a snapshot with a network device.
   std::string egress_policy;
+  // Named volumes bound to volume slots: disk id ("v0") -> the volume's file. Every other
+  // volume slot of the snapshot gets a private copy of its clean template for this VM alone
+  // (volume_files.h); named volumes skip the pool (only fresh restores carry them).
+  std::map<std::string, std::string> volume_files;
 };
 
 class VmLauncher {

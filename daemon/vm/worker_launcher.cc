@@ -14,11 +14,13 @@
 #include <system_error>
 #include <vector>
 
+#include "absl/cleanup/cleanup.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "daemon/agent/dialer.h"
 #include "daemon/vm/identity.h"
 #include "daemon/vm/process_table.h"
+#include "daemon/vm/volume_files.h"
 #include "guest-agent/protocol/frame.h"
 #include "worker/base/status_macros.h"
 #include "worker/base/unique_fd.h"
@@ -163,6 +165,8 @@ void WorkerVm::Stop(absl::Duration grace) {
   std::error_code ec;
   std::filesystem::remove(vsock_, ec);
   std::filesystem::remove(control_, ec);
+  // The VM's private volume copies end with it (named volumes live in the state dir).
+  std::filesystem::remove_all(dir_ + "/volumes", ec);
   if (!cgroup_.empty()) {
     (void)jail::RemoveCgroup(cgroup_);  // Empty now that the worker is gone.
   }
@@ -264,6 +268,15 @@ absl::StatusOr<std::unique_ptr<WorkerVm>> WorkerLauncher::Spawn(const LaunchRequ
   if (!cgroup.empty()) {
     argv.push_back("--cgroup=" + cgroup);
   }
+  // Volumes: one --disk per saved disk, each volume slot at a file of this VM alone; the
+  // snapshot's own templates are never opened by a restore (clones would share them).
+  SM_ASSIGN_OR_RETURN(RestoreDisks disks,
+                      PrepareRestoreDisks(request.snapshot_dir, dir, request.volume_files));
+  absl::Cleanup drop_copies = [&] { std::filesystem::remove_all(dir + "/volumes", ec); };
+  for (const std::string& d : disks.disk_args) {
+    argv.push_back("--disk");
+    argv.push_back(d);
+  }
   if (!request.egress_policy.empty()) {
     // The restore keeps the snapshot's network device (fresh MAC, new passt) and takes this
     // policy instead of the saved one; a snapshot without one refuses (docs/networking.md).
@@ -278,6 +291,7 @@ absl::StatusOr<std::unique_ptr<WorkerVm>> WorkerLauncher::Spawn(const LaunchRequ
                           // Own session: the worker outlives the daemon and our signals.
                           .new_session = true,
                       }));
+  std::move(drop_copies).Cancel();  // the VM's Stop removes them from here on
   auto vm = std::unique_ptr<WorkerVm>(new WorkerVm(request.vm_id, dir, std::move(child)));
   vm->vsock_ = vsock;
   vm->control_ = control;

@@ -6,8 +6,9 @@
 // vsock socket, sends Restored (fresh entropy, wall clock, VM id, machine-id, generation) and
 // marks the VM running once the agent acknowledged it.
 //
-// Each VM's files live in <runtime_dir>/<vm id>/: vsock, control, console.log, worker.log.
-// The directory stays after the VM ends (its logs), the sockets are removed.
+// Each VM's files live in <runtime_dir>/<vm id>/: vsock, control, console.log, worker.log,
+// volumes/ (private copies of the snapshot's volume templates, volume_files.h). The directory
+// stays after the VM ends (its logs); the sockets and volumes/ are removed.
 //
 // Adopt (daemon restart, daemon/vm/reconcile.h) takes over a journaled worker that is not our
 // child: it is watched through /proc (pid + start time, its exit status is not ours to reap)
