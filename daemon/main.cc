@@ -388,6 +388,7 @@ int main(int argc, char** argv) {
             .kernel_path = config.kernel,
             .agent_path = config.guest_agent,
             .worker_path = worker_binary,
+            .worker_balloon = config.worker_balloon,
         });
     if (!b.ok()) {
       return Fail(log, "cannot set up the bake pipeline", b.status());

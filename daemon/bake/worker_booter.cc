@@ -79,8 +79,8 @@ absl::StatusOr<std::string> ControlCommand(const std::string& socket, const std:
 // concurrent bakes).
 class WorkerRun {
  public:
-  WorkerRun(std::string worker, std::string kernel)
-      : worker_(std::move(worker)), kernel_(std::move(kernel)) {}
+  WorkerRun(std::string worker, std::string kernel, bool balloon)
+      : worker_(std::move(worker)), kernel_(std::move(kernel)), balloon_(balloon) {}
 
   absl::StatusOr<BootTimings> BootAndSnapshot(const BootPlan& plan, const ProgressFn& progress) {
     auto report = [&](BakeProgress::Stage stage, std::string message) {
@@ -115,6 +115,9 @@ class WorkerRun {
                   {"--disk", absl::StrCat(plan.volume_images[i], ",rw,id=", VolumeDiskId(i))});
     }
     argv.insert(argv.end(), {"--serial", "file:" + console_, "--vsock", vsock, "--control", control});
+    if (balloon_) {
+      argv.push_back("--balloon");
+    }
 
     base::UniqueFd log(::open(worker_log.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
     if (!log.valid()) {
@@ -319,20 +322,22 @@ class WorkerRun {
   base::ChildProcess* child_ = nullptr;  // the worker of this run, while it runs
   std::string console_;
   std::string worker_log_;
+  const bool balloon_;
 };
 
 class WorkerBooter final : public VmBooter {
  public:
-  WorkerBooter(std::string worker, std::string kernel)
-      : worker_(std::move(worker)), kernel_(std::move(kernel)) {}
+  WorkerBooter(std::string worker, std::string kernel, bool balloon)
+      : worker_(std::move(worker)), kernel_(std::move(kernel)), balloon_(balloon) {}
   absl::StatusOr<BootTimings> BootAndSnapshot(const BootPlan& plan,
                                               const ProgressFn& progress) override {
-    return WorkerRun(worker_, kernel_).BootAndSnapshot(plan, progress);
+    return WorkerRun(worker_, kernel_, balloon_).BootAndSnapshot(plan, progress);
   }
 
  private:
   const std::string worker_;
   const std::string kernel_;
+  const bool balloon_;
 };
 
 }  // namespace
@@ -364,8 +369,9 @@ std::string FileTail(const std::string& path, size_t lines) {
   return absl::StrJoin(all, "\n");
 }
 
-std::shared_ptr<VmBooter> MakeWorkerBooter(std::string worker_path, std::string kernel_path) {
-  return std::make_shared<WorkerBooter>(std::move(worker_path), std::move(kernel_path));
+std::shared_ptr<VmBooter> MakeWorkerBooter(std::string worker_path, std::string kernel_path,
+                                           bool balloon) {
+  return std::make_shared<WorkerBooter>(std::move(worker_path), std::move(kernel_path), balloon);
 }
 
 }  // namespace supermachine::bake

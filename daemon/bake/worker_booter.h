@@ -22,7 +22,10 @@ inline constexpr char kBakeKernelCmdline[] =
 // workers (orphan_sweep.h) removes only dirs with this prefix.
 inline constexpr char kBakeSocketDirPrefix[] = "/tmp/smbake-";
 
-std::shared_ptr<VmBooter> MakeWorkerBooter(std::string worker_path, std::string kernel_path);
+// `balloon`: boot with --balloon, so the snapshot (and every VM restored from it) carries a
+// virtio-balloon with free page reporting (docs/balloon.md).
+std::shared_ptr<VmBooter> MakeWorkerBooter(std::string worker_path, std::string kernel_path,
+                                           bool balloon = false);
 
 // The last `lines` lines of the file at `path` (reads at most the last 64 KiB; "" if missing).
 std::string FileTail(const std::string& path, size_t lines);

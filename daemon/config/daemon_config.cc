@@ -160,6 +160,12 @@ absl::Status ApplyJsonConfig(const std::string& json_text, DaemonConfig* config)
       } else {
         st = absl::InvalidArgumentError("config file: 'worker_jail' must be true or false");
       }
+    } else if (key == "worker_balloon") {
+      if (value.is_boolean()) {
+        config->worker_balloon = value.get<bool>();
+      } else {
+        st = absl::InvalidArgumentError("config file: 'worker_balloon' must be true or false");
+      }
     } else if (key == "worker_uid" || key == "worker_gid") {
       if (value.is_number_unsigned() && value.get<uint64_t>() > 0 &&
           value.get<uint64_t>() < 0xffffffffu) {
@@ -200,7 +206,7 @@ absl::Status ApplyJsonConfig(const std::string& json_text, DaemonConfig* config)
           "' (known: socket, socket_mode, socket_group, state_dir, snapshots_dir, "
           "metrics_address, log_level, worker_binary, vm_dir, kernel, guest_agent, pools, default_pool, "
           "tcp, tls_cert, tls_key, tls_client_ca, token_file, worker_seccomp, worker_jail, "
-          "worker_uid, worker_gid, worker_cgroup_parent)"));
+          "worker_uid, worker_gid, worker_cgroup_parent, worker_balloon)"));
     }
     if (!st.ok()) {
       return st;

@@ -52,6 +52,9 @@ struct DaemonConfig {
   uint32_t worker_uid = 0;
   uint32_t worker_gid = 0;
   std::string worker_cgroup_parent;
+  // Bake workers boot with a virtio-balloon (free page reporting), so VMs restored from new
+  // snapshots give freed memory back (docs/balloon.md). Off until it has run in CI a while.
+  bool worker_balloon = false;
 };
 
 // Result of parsing the command line: either a config to run with, or text to print and an
@@ -70,7 +73,7 @@ ParsedFlags ParseDaemonFlags(int argc, const char* const* argv, const UserEnviro
 // not be silently ignored). Fields: socket, socket_mode ("0660" octal string or number),
 // socket_group, state_dir, snapshots_dir, metrics_address, log_level, worker_binary, vm_dir,
 // kernel, guest_agent, tcp, tls_cert, tls_key, tls_client_ca, token_file, worker_seccomp,
-// worker_jail (bool), worker_uid, worker_gid (numbers), worker_cgroup_parent,
+// worker_jail (bool), worker_uid, worker_gid (numbers), worker_cgroup_parent, worker_balloon (bool),
 // pools ({"NAME": {min, max, idle_timeout_s, acquire_timeout_s}}), default_pool ({...}).
 absl::Status ApplyJsonConfig(const std::string& json_text, DaemonConfig* config);
 

@@ -34,7 +34,8 @@ SeccompPolicy WorkerRunPolicy() {
       // /proc/self/pagemap to skip untouched pages, SEEK_DATA over the sparse result.
       {"openat"}, {"mkdir"}, {"mkdirat"}, {"unlink"}, {"unlinkat"}, {"rename"}, {"renameat"},
       {"renameat2"}, {"ftruncate"}, {"fallocate"}, {"getdents64"},
-      // Memory: allocator, thread stacks.
+      // Memory: allocator, thread stacks; virtio-balloon drops guest pages with madvise
+      // (restored VMs) or fallocate(PUNCH_HOLE) on the RAM memfd (booted VMs).
       {"mmap"}, {"munmap"}, {"mprotect"}, {"madvise"}, {"mremap"}, {"brk"},
       // Threads (vCPU threads start right before their first KVM_RUN), their kick signal,
       // synchronisation and clocks.

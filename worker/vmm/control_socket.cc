@@ -56,9 +56,12 @@ absl::StatusOr<ControlCommand> ParseControlCommand(absl::string_view line) {
     v = ControlVerb::kExit;
   } else if (verb == "stats") {
     v = ControlVerb::kStats;  // docs/networking.md "Metrics".
+  } else if (verb == "balloon") {
+    v = ControlVerb::kBalloon;  // docs/balloon.md.
   } else {
     return absl::InvalidArgumentError(absl::StrCat(
-        "unknown command '", verb, "' (commands: pause, resume, snapshot DIR, exit, stats)"));
+        "unknown command '", verb,
+        "' (commands: pause, resume, snapshot DIR, exit, stats, balloon)"));
   }
   if (!arg.empty()) {
     return absl::InvalidArgumentError(absl::StrCat("'", verb, "' takes no argument"));

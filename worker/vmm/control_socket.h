@@ -19,14 +19,14 @@
 
 namespace supermachine::vmm {
 
-enum class ControlVerb { kPause, kResume, kSnapshot, kExit, kStats };
+enum class ControlVerb { kPause, kResume, kSnapshot, kExit, kStats, kBalloon };
 
 struct ControlCommand {
   ControlVerb verb = ControlVerb::kPause;
   std::string argument;  // kSnapshot: the directory.
 };
 
-// "pause", "resume", "snapshot DIR", "exit", "stats" (surrounding blanks ignored). Errors are the text
+// "pause", "resume", "snapshot DIR", "exit", "stats", "balloon" (surrounding blanks ignored). Errors are the text
 // for the "ERR" reply.
 absl::StatusOr<ControlCommand> ParseControlCommand(absl::string_view line);
 

@@ -137,6 +137,8 @@ absl::StatusOr<LaunchConfig> ParseLaunchConfigJson(absl::string_view text) {
         c.vcpus = v.get<uint32_t>();
       } else if (key == "rng") {
         c.rng = v.get<bool>();
+      } else if (key == "balloon") {
+        c.balloon = v.get<bool>();
       } else if (key == "pvh") {
         c.pvh = v.get<bool>();
       } else if (key == "vsock") {
@@ -226,7 +228,7 @@ absl::StatusOr<CommandLine> ParseCommandLine(int argc, const char* const* argv) 
   std::string config_file, kernel, cmdline, serial, vsock, net;
   uint32_t mem_mib = 0, vcpus = 0, vsock_cid = 0;
   std::vector<std::string> disks, passt_args;
-  bool no_rng = false, no_pvh = false;
+  bool no_rng = false, no_pvh = false, balloon = false;
   app.add_option("--config", config_file, "JSON launch config; flags given too override it");
   app.add_option("--kernel", kernel, "ELF vmlinux (PVH entry) or bzImage");
   app.add_option("--cmdline", cmdline,
@@ -253,6 +255,9 @@ absl::StatusOr<CommandLine> ParseCommandLine(int argc, const char* const* argv) 
                  "cannot create a user namespace)")
       ->type_name("ARG");
   app.add_flag("--no-rng", no_rng, "do not add a virtio-rng device");
+  app.add_flag("--balloon", balloon,
+               "add a virtio-balloon device with free page reporting: memory the guest frees "
+               "goes back to the host about 2 s later (docs/balloon.md)");
   std::string control_socket, restore_dir;
   app.add_option("--control", control_socket,
                  "Unix socket for line commands: pause, resume, snapshot DIR, exit "
@@ -331,6 +336,9 @@ absl::StatusOr<CommandLine> ParseCommandLine(int argc, const char* const* argv) 
   c.net.passt_args.insert(c.net.passt_args.end(), passt_args.begin(), passt_args.end());
   if (no_rng) {
     c.rng = false;
+  }
+  if (balloon) {
+    c.balloon = true;
   }
   if (no_pvh) {
     c.pvh = false;

@@ -64,6 +64,9 @@ struct LaunchConfig {
   VsockConfig vsock;
   NetConfig net;
   bool rng = true;
+  // virtio-balloon with free page reporting (docs/balloon.md): freed guest pages go back to the
+  // host. Off by default; the device sits after every other one so no slot moves.
+  bool balloon = false;
   // Use the ELF's PVH entry when it has one (else the 64-bit Linux entry).
   bool pvh = true;
   // Guest identity for snapshots (docs/snapshot.md): recorded when booting, required to match
@@ -82,6 +85,7 @@ absl::StatusOr<NetConfig> ParseNetSpec(absl::string_view spec);
 absl::StatusOr<SerialConfig> ParseSerialSpec(absl::string_view spec);
 // {"kernel": ..., "cmdline": ..., "mem_mib": N, "vcpus": N, "disks": [{"path":..,"read_only":..}],
 //  "serial": "stdout", "vsock": {"path": PATH, "cid": N} (or "vsock": PATH), "rng": true,
+//  "balloon": false,
 //  "net": "passt,mac=..,egress=.." (or {"backend": "passt", "mac": .., "egress": ..}),
 //  "pvh": true}. Unknown keys are errors (a typo must not be
 // silently ignored).

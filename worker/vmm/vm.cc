@@ -24,6 +24,7 @@
 #include "worker/arch/x86_64/mptable.h"
 #include "worker/arch/x86_64/regs.h"
 #include "worker/base/status_macros.h"
+#include "worker/devices/virtio/balloon.h"
 #include "worker/devices/virtio/block.h"
 #include "worker/devices/virtio/net/net.h"
 #include "worker/devices/virtio/rng.h"
@@ -304,6 +305,12 @@ absl::Status Vm::SetupDevices() {
     net_ = net.get();
     devs.push_back(std::move(net));
   }
+  // After net, so a VM without a balloon keeps every slot it had before the balloon existed
+  // (older snapshots restore into the same layout).
+  const size_t balloon_index = devs.size();
+  if (c.balloon) {
+    devs.push_back(std::make_unique<devices::virtio::Balloon>());
+  }
   if (devs.size() > arch::kMaxVirtioDevices) {
     return absl::InvalidArgumentError(absl::StrCat(devs.size(), " virtio devices: at most ",
                                                    arch::kMaxVirtioDevices));
@@ -330,6 +337,9 @@ absl::Status Vm::SetupDevices() {
         }
         s.ioeventfds.push_back(std::move(fd));
       }
+    }
+    if (c.balloon && i == balloon_index) {
+      balloon_ = s.transport.get();
     }
     virtio_.push_back(std::move(s));
   }
@@ -562,6 +572,10 @@ VmEnd Vm::Run() {
   if (options_.report_timing_from.has_value()) {
     ReportMemoryUse();
   }
+  if (balloon_ != nullptr) {
+    // What the guest gave back over this worker's life, for worker.log (docs/balloon.md).
+    std::fprintf(stderr, "supermachine-worker: balloon: %s\n", BalloonStatsLine().c_str());
+  }
   std::lock_guard lock(end_mu_);
   return end_.value_or(VmEnd{.exit_code = kExitVmmError, .message = "VM ended without a cause"});
 }
@@ -588,6 +602,20 @@ void Vm::ReportMemoryUse() const {
     }
   }
   std::fprintf(stderr, "%s\n", out.c_str());
+}
+
+std::string Vm::BalloonStatsLine() {
+  if (balloon_ == nullptr) {
+    return "";
+  }
+  std::string line;
+  (void)balloon_->WithDevice(
+      [&line](devices::virtio::VirtioDevice& d, absl::Span<devices::virtio::Queue>,
+              const memory::GuestMemory&) -> absl::StatusOr<bool> {
+        line = static_cast<devices::virtio::Balloon&>(d).StatsLine();
+        return false;
+      });
+  return line;
 }
 
 std::string Vm::NetStatsLine() {

@@ -81,6 +81,8 @@ class Vm {
   const std::string& boot_summary() const { return summary_; }
   // virtio-net counters and identity ("mac=.. egress=.. rx_packets=.. ..."), "" without --net.
   std::string NetStatsLine();
+  // virtio-balloon counters ("reported_ranges=.. reported_bytes=.. ..."), "" without --balloon.
+  std::string BalloonStatsLine();
 
  private:
   struct VirtioSlot {
@@ -126,6 +128,9 @@ class Vm {
   devices::I8042 i8042_;
   std::vector<VirtioSlot> virtio_;
   devices::virtio::net::VirtioNet* net_ = nullptr;  // In virtio_ (owned by its transport).
+  // The balloon's transport in virtio_, or null; its counters are read under the transport's
+  // lock (a queue may be processed on a vCPU thread when ioeventfds are unavailable).
+  devices::virtio::MmioTransport* balloon_ = nullptr;
 
   std::vector<std::unique_ptr<kvm::VcpuFd>> vcpus_;
   std::vector<kvm::CpuidList> vcpu_cpuid_;  // What each vCPU got with KVM_SET_CPUID2.

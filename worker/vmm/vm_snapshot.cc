@@ -15,6 +15,7 @@
 #include "worker/arch/x86_64/cpuid.h"
 #include "worker/arch/x86_64/layout.h"
 #include "worker/base/status_macros.h"
+#include "worker/devices/virtio/balloon.h"
 #include "worker/devices/virtio/block.h"
 #include "worker/devices/virtio/net/net.h"
 #include "worker/devices/virtio/vsock/vsock.h"
@@ -146,6 +147,10 @@ absl::StatusOr<std::string> Vm::Snapshot(const std::string& dir) {
       case devices::virtio::kDeviceTypeRng:
         d->mutable_rng();
         break;
+      case devices::virtio::kDeviceTypeBalloon:
+        *d->mutable_balloon() = snapshot::BalloonToProto(
+            static_cast<devices::virtio::Balloon&>(dev).state());
+        break;
       case devices::virtio::net::kDeviceTypeNet:
         // The policy only: MAC and passt are per worker (a restore gets new ones), and the
         // device holds no guest buffer between calls, so the queues above are all its state.
@@ -194,6 +199,10 @@ std::string Vm::HandleControl(absl::string_view line) {
       const std::string net = NetStatsLine();  // vm.cc; docs/networking.md "Metrics".
       return net.empty() ? "OK net=none" : absl::StrCat("OK net ", net);
     }
+    case ControlVerb::kBalloon: {
+      const std::string balloon = BalloonStatsLine();  // docs/balloon.md.
+      return balloon.empty() ? "OK balloon=none" : absl::StrCat("OK balloon ", balloon);
+    }
   }
   return "ERR unreachable";
 }
@@ -241,6 +250,8 @@ absl::StatusOr<std::unique_ptr<Vm>> Vm::Restore(VmOptions options, const std::st
   c.kernel_sha256 = state->guest().kernel_sha256();
   c.agent_version = state->guest().agent_version();
   c.rng = false;
+  // The snapshot decides (a caller's --balloon neither adds nor removes one).
+  c.balloon = false;
   std::vector<DiskConfig> saved_disks;
   bool has_vsock = false;
   bool has_net = false;
@@ -251,6 +262,8 @@ absl::StatusOr<std::unique_ptr<Vm>> Vm::Restore(VmOptions options, const std::st
           {.path = d.block().path(), .read_only = d.block().read_only(), .id = d.block().id()});
     } else if (d.has_rng()) {
       c.rng = true;
+    } else if (d.has_balloon()) {
+      c.balloon = true;
     } else if (d.has_vsock()) {
       has_vsock = true;
       c.vsock.guest_cid = static_cast<uint32_t>(d.vsock().guest_cid());
@@ -364,6 +377,10 @@ absl::Status Vm::BuildFromSnapshot(const v1::SnapshotState& state, const std::st
                                                      dev.features(), s.transport->num_queues()));
     SM_RETURN_IF_ERROR(base::Annotate(s.transport->RestoreState(want),
                                       "the saved transport state cannot be re-established"));
+    if (saved.has_balloon()) {
+      const devices::virtio::BalloonState b = snapshot::BalloonFromProto(saved.balloon());
+      static_cast<devices::virtio::Balloon&>(dev).RestoreConfig(b.num_pages, b.actual);
+    }
     if (saved.has_vsock() && (want.device_status & devices::virtio::status::kDriverOk) != 0) {
       // Connections are not saved: tell the guest its transport was reset, so it drops them
       // and the host connects anew.

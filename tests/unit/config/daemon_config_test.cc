@@ -137,6 +137,14 @@ TEST(ApplyJsonConfig, ReadsRemoteAccessFields) {
   EXPECT_EQ(c.token_file, "/t");
 }
 
+TEST(ApplyJsonConfig, WorkerBalloonIsOffByDefaultAndMustBeABool) {
+  DaemonConfig c;
+  EXPECT_FALSE(c.worker_balloon);
+  ASSERT_TRUE(ApplyJsonConfig(R"({"worker_balloon": true})", &c).ok());
+  EXPECT_TRUE(c.worker_balloon);
+  EXPECT_FALSE(ApplyJsonConfig(R"({"worker_balloon": 1})", &c).ok());
+}
+
 TEST(ParseDaemonFlags, TlsWithoutTcpIsRefused) {
   ParsedFlags p = Parse({"--tls-cert", "/c"});
   EXPECT_EQ(p.exit_code, 2);

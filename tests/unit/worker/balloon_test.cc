@@ -176,9 +176,11 @@ TEST(Balloon, MalformedReportsTouchNothing) {
       {{.addr = (4 << 20) - kPage, .len = 2 * kPage, .write = true}},  // Past the end of RAM.
       {{.addr = 1ull << 40, .len = kPage, .write = true}},             // Nowhere.
       // Good then bad: the good range must not be dropped either.
-      {{.addr = kBuf, .len = kPage, .write = true}, {.addr = kBuf + 7, .len = kPage, .write = true}},
+      {{.addr = kBuf, .len = kPage, .write = true},
+       {.addr = kBuf + 7, .len = kPage, .write = true}},
       // Ranges adding up to more than all of RAM.
-      {{.addr = kBuf, .len = 3 << 20, .write = true}, {.addr = kBuf, .len = 3 << 20, .write = true}},
+      {{.addr = kBuf, .len = 3 << 20, .write = true},
+       {.addr = kBuf, .len = 3 << 20, .write = true}},
   };
   uint64_t rejected = 0;
   for (const auto& chain : bad) {

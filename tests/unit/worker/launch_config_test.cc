@@ -131,6 +131,19 @@ TEST(LaunchConfigJson, ParsesAllFields) {
   EXPECT_EQ(c->serial.path, "/s");
 }
 
+TEST(LaunchConfig, BalloonIsOffByDefaultAndOnWithTheFlagOrJson) {
+  auto c = Parse({"--kernel", "/k"});
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_FALSE(c->config.balloon);
+  c = Parse({"--kernel", "/k", "--balloon"});
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_TRUE(c->config.balloon);
+  auto j = ParseLaunchConfigJson(R"({"balloon": true})");
+  ASSERT_TRUE(j.ok()) << j.status();
+  EXPECT_TRUE(j->balloon);
+  EXPECT_FALSE(ParseLaunchConfigJson(R"({"balloon": "yes"})").ok());
+}
+
 TEST(LaunchConfigJson, UnknownKeyIsAnError) {
   auto c = ParseLaunchConfigJson(R"({"kernel": "/k", "memory": 5})");
   EXPECT_EQ(c.status().code(), absl::StatusCode::kInvalidArgument);

@@ -1,0 +1,127 @@
+// File: balloon_check_init.cc
+// A static PID 1 for the balloon lab test (balloon_lab_test.cc). The host drives it through
+// the first 512 bytes of /dev/vdb, which it rewrites while the guest polls them (O_DIRECT, so
+// every read reaches the host file) — no timing on either side:
+//   1. print whether the virtio_balloon driver is bound, fill /dev/shm/fill with 128 MiB,
+//      print "sm-balloon: filled";
+//   2. on "DROP": delete the file (the freed pages are reported ~2 s later), print
+//      "sm-balloon: deleted";
+//   3. on "DONE": write and check 96 MiB of fresh memory (reported pages must come back
+//      usable and keep what is written to them), print "sm-balloon: alive verify=ok|bad", and
+//      reset the VM (the worker boots guests with reboot=t).
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/mount.h>
+#include <sys/reboot.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+#include <vector>
+
+namespace {
+
+void Say(const std::string& line) {
+  std::string out = "sm-balloon: " + line + "\n";
+  (void)!write(1, out.data(), out.size());
+}
+
+// Waits until /dev/vdb starts with `word`.
+void WaitFor(const char* word) {
+  void* buf = nullptr;
+  if (posix_memalign(&buf, 4096, 4096) != 0) {
+    Say("posix_memalign failed");
+    return;
+  }
+  for (;;) {
+    int fd = open("/dev/vdb", O_RDONLY | O_DIRECT | O_CLOEXEC);
+    if (fd >= 0) {
+      ssize_t n = pread(fd, buf, 512, 0);
+      close(fd);
+      if (n == 512 && std::memcmp(buf, word, std::strlen(word)) == 0) {
+        break;
+      }
+    }
+    usleep(100 * 1000);
+  }
+  free(buf);
+}
+
+bool Fill() {
+  mkdir("/dev/shm", 01777);
+  if (mount("tmpfs", "/dev/shm", "tmpfs", 0, "size=200m") != 0) {
+    Say(std::string("mount /dev/shm: ") + strerror(errno));
+    return false;
+  }
+  int fd = open("/dev/shm/fill", O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  if (fd < 0) {
+    Say(std::string("open /dev/shm/fill: ") + strerror(errno));
+    return false;
+  }
+  std::vector<uint8_t> chunk(1 << 20);
+  for (int mib = 0; mib < 128; ++mib) {
+    std::memset(chunk.data(), 0x5a ^ mib, chunk.size());
+    if (write(fd, chunk.data(), chunk.size()) != static_cast<ssize_t>(chunk.size())) {
+      Say(std::string("write /dev/shm/fill: ") + strerror(errno));
+      close(fd);
+      return false;
+    }
+  }
+  close(fd);
+  return true;
+}
+
+bool Verify() {
+  constexpr size_t kBytes = 96u << 20;
+  auto* p = static_cast<uint8_t*>(malloc(kBytes));
+  if (p == nullptr) {
+    return false;
+  }
+  for (size_t i = 0; i < kBytes; i += 4096) {
+    std::memset(p + i, static_cast<int>((i >> 12) & 0xff), 4096);
+  }
+  bool ok = true;
+  for (size_t i = 0; i < kBytes && ok; i += 4096) {
+    ok = p[i] == ((i >> 12) & 0xff) && p[i + 4095] == ((i >> 12) & 0xff);
+  }
+  free(p);
+  return ok;
+}
+
+// Whether a virtio device is bound to the balloon driver (the driver alone is built in).
+bool BalloonBound() {
+  DIR* d = opendir("/sys/bus/virtio/drivers/virtio_balloon");
+  if (d == nullptr) {
+    return false;
+  }
+  bool bound = false;
+  while (dirent* e = readdir(d)) {
+    bound = bound || std::strncmp(e->d_name, "virtio", 6) == 0;
+  }
+  closedir(d);
+  return bound;
+}
+
+}  // namespace
+
+int main() {
+  mount("proc", "/proc", "proc", 0, nullptr);
+  mount("sysfs", "/sys", "sysfs", 0, nullptr);
+  mount("devtmpfs", "/dev", "devtmpfs", 0, nullptr);  // EBUSY if the kernel mounted it: fine.
+  Say(std::string("device=") + (BalloonBound() ? "bound" : "unbound"));
+  if (Fill()) {
+    Say("filled");
+    WaitFor("DROP");
+    unlink("/dev/shm/fill");
+    Say("deleted");
+  }
+  WaitFor("DONE");
+  Say(std::string("alive verify=") + (Verify() ? "ok" : "bad"));
+  sync();
+  reboot(RB_AUTOBOOT);
+  return 0;
+}
