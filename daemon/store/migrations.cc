@@ -117,11 +117,28 @@ ALTER TABLE vms ADD COLUMN last_exit_signal INTEGER;
 ALTER TABLE vms ADD COLUMN last_exit_ms INTEGER;
 )sql";
 
+// Migration 5: named volumes (daemon/vm/named_volumes.h, docs/volumes.md). A named volume is an
+// ext4 file in <state>/volumes/ that outlives VMs; attached_vm is the VM it is bound to (NULL:
+// free; a VM whose row has ended counts as free too, so a crash never strands a volume) and
+// guest_path the snapshot slot it is mounted at there.
+constexpr char kVolumes[] = R"sql(
+CREATE TABLE volumes (
+  name TEXT PRIMARY KEY,
+  path TEXT NOT NULL,
+  size_bytes INTEGER NOT NULL,
+  created_ms INTEGER NOT NULL,
+  attached_vm TEXT,
+  guest_path TEXT NOT NULL DEFAULT ''
+);
+CREATE INDEX volumes_by_vm ON volumes (attached_vm);
+)sql";
+
 constexpr Migration kMigrations[] = {
     {1, "initial schema", kInitialSchema},
     {2, "bake cache keys", kBakeCacheKeys},
     {3, "vm hand-out", kVmAcquired},
     {4, "vm supervision", kVmSupervision},
+    {5, "named volumes", kVolumes},
 };
 
 }  // namespace

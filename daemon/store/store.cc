@@ -423,4 +423,99 @@ absl::StatusOr<std::vector<VmRecord>> Store::ListVms(bool include_ended) {
   return CollectRows(s, ReadVm);
 }
 
+// --- named volumes
+
+namespace {
+
+// The VM holding a volume, "" when free: a row that ended holds nothing (a crash between the
+// VM's end and its detach never strands a volume). A VM without a row yet is being restored.
+constexpr char kVolumeColumns[] =
+    "name, path, size_bytes, created_ms, "
+    "CASE WHEN attached_vm IS NULL OR attached_vm IN (SELECT id FROM vms WHERE state = 'ended') "
+    "THEN '' ELSE attached_vm END, guest_path";
+
+VolumeRecord ReadVolume(const Statement& row) {
+  VolumeRecord v{.name = row.ColumnText(0),
+                 .path = row.ColumnText(1),
+                 .size_bytes = row.ColumnInt(2),
+                 .created_ms = row.ColumnInt(3),
+                 .attached_vm = row.ColumnText(4),
+                 .guest_path = row.ColumnText(5)};
+  if (v.attached_vm.empty()) {
+    v.guest_path.clear();
+  }
+  return v;
+}
+
+}  // namespace
+
+absl::Status Store::CreateVolume(const VolumeRecord& volume) {
+  SM_ASSIGN_OR_RETURN(Statement s, db_.Prepare(
+      "INSERT OR IGNORE INTO volumes (name, path, size_bytes, created_ms) VALUES (?, ?, ?, ?)"));
+  s.Bind(1, volume.name).Bind(2, volume.path).Bind(3, volume.size_bytes).Bind(4, now_ms_());
+  SM_RETURN_IF_ERROR(s.Run());
+  if (db_.Changes() == 0) {
+    return absl::AlreadyExistsError(absl::StrCat("volume '", volume.name, "' exists already"));
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<VolumeRecord> Store::GetVolume(const std::string& name) {
+  SM_ASSIGN_OR_RETURN(Statement s, db_.Prepare(
+      absl::StrCat("SELECT ", kVolumeColumns, " FROM volumes WHERE name = ?")));
+  s.Bind(1, name);
+  SM_ASSIGN_OR_RETURN(bool row, s.Step());
+  if (!row) {
+    return absl::NotFoundError(
+        absl::StrCat("volume '", name, "' not found (list volumes with `smctl volume ls`)"));
+  }
+  return ReadVolume(s);
+}
+
+absl::StatusOr<std::vector<VolumeRecord>> Store::ListVolumes() {
+  SM_ASSIGN_OR_RETURN(Statement s, db_.Prepare(
+      absl::StrCat("SELECT ", kVolumeColumns, " FROM volumes ORDER BY name")));
+  return CollectRows(s, ReadVolume);
+}
+
+absl::Status Store::AttachVolume(const std::string& name, const std::string& vm_id,
+                                 const std::string& guest_path, const std::string& replacing) {
+  SM_ASSIGN_OR_RETURN(Statement s, db_.Prepare(
+      "UPDATE volumes SET attached_vm = ?1, guest_path = ?2 WHERE name = ?3 AND "
+      "(attached_vm IS NULL OR attached_vm = ?1 OR (?4 != '' AND attached_vm = ?4) OR "
+      "attached_vm IN (SELECT id FROM vms WHERE state = 'ended'))"));
+  s.Bind(1, vm_id).Bind(2, guest_path).Bind(3, name).Bind(4, replacing);
+  SM_RETURN_IF_ERROR(s.Run());
+  if (db_.Changes() == 1) {
+    return absl::OkStatus();
+  }
+  SM_ASSIGN_OR_RETURN(VolumeRecord v, GetVolume(name));
+  return absl::FailedPreconditionError(absl::StrCat(
+      "volume '", name, "' is attached to VM ", v.attached_vm, " (at ", v.guest_path,
+      "); a volume serves one VM at a time: release that VM first (smctl rm ", v.attached_vm,
+      ")"));
+}
+
+absl::Status Store::DetachVolumes(const std::string& vm_id, const std::string& name) {
+  SM_ASSIGN_OR_RETURN(Statement s, db_.Prepare(
+      "UPDATE volumes SET attached_vm = NULL, guest_path = '' WHERE attached_vm = ?1 AND "
+      "(?2 = '' OR name = ?2)"));
+  s.Bind(1, vm_id).Bind(2, name);
+  return s.Run();
+}
+
+absl::Status Store::RemoveVolume(const std::string& name) {
+  SM_ASSIGN_OR_RETURN(Transaction tx, Transaction::Begin(db_));
+  SM_ASSIGN_OR_RETURN(VolumeRecord v, GetVolume(name));
+  if (!v.attached_vm.empty()) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "volume '", name, "' is attached to VM ", v.attached_vm,
+        "; release that VM first (smctl rm ", v.attached_vm, ")"));
+  }
+  SM_ASSIGN_OR_RETURN(Statement s, db_.Prepare("DELETE FROM volumes WHERE name = ?"));
+  s.Bind(1, name);
+  SM_RETURN_IF_ERROR(s.Run());
+  return tx.Commit();
+}
+
 }  // namespace supermachine::store

@@ -87,6 +87,16 @@ struct VmRecord {
   std::optional<int64_t> last_exit_ms;
 };
 
+// A named volume (migration 5, daemon/vm/named_volumes.h).
+struct VolumeRecord {
+  std::string name;
+  std::string path;
+  int64_t size_bytes = 0;
+  int64_t created_ms = 0;
+  std::string attached_vm;  // "" = free (a VM whose row ended holds nothing)
+  std::string guest_path;   // where it is mounted in attached_vm ("" when free)
+};
+
 class Store {
  public:
   using Clock = std::function<int64_t()>;  // milliseconds since the Unix epoch
@@ -131,6 +141,23 @@ class Store {
   absl::StatusOr<VmRecord> GetVm(const std::string& id);
   // Non-ended VMs, or all with `include_ended`.
   absl::StatusOr<std::vector<VmRecord>> ListVms(bool include_ended);
+
+  // --- named volumes. A volume is attached to at most one live VM; a VM row that has ended
+  // (or a daemon crash between) frees its volumes without any call.
+  // AlreadyExists if the name is taken. created_ms is set here.
+  absl::Status CreateVolume(const VolumeRecord& volume);
+  // NotFound naming the volume.
+  absl::StatusOr<VolumeRecord> GetVolume(const std::string& name);
+  absl::StatusOr<std::vector<VolumeRecord>> ListVolumes();
+  // Binds `name` to `vm_id` at `guest_path`. Allowed when the volume is free, already bound
+  // to `vm_id`, or bound to `replacing` (a supervised VM's previous run handing it over);
+  // FailedPrecondition naming the VM that holds it otherwise, NotFound for an unknown name.
+  absl::Status AttachVolume(const std::string& name, const std::string& vm_id,
+                            const std::string& guest_path, const std::string& replacing = "");
+  // Frees what `vm_id` holds (all its volumes, or just `name`). No error when it holds none.
+  absl::Status DetachVolumes(const std::string& vm_id, const std::string& name = "");
+  // Deletes the row; FailedPrecondition naming the VM while attached, NotFound if unknown.
+  absl::Status RemoveVolume(const std::string& name);
 
  private:
   Store(Database db, Clock now_ms) : db_(std::move(db)), now_ms_(std::move(now_ms)) {}

@@ -116,6 +116,26 @@ TEST(Migrations, SecondRunIsANoOp) {
   EXPECT_TRUE(Migrate(*db).ok());
 }
 
+// Migration 5: a version-4 store with a VM gains the volumes table (empty); the VM row stays.
+TEST(Migrations, Migration5AddsVolumesKeepingVmRows) {
+  TempDir dir;
+  auto db = Database::Open(dir.Join("s.db"));
+  ASSERT_TRUE(Migrate(*db, SchemaMigrations().first(4)).ok());
+  ASSERT_TRUE(db->Exec("INSERT INTO vms (id, name, state, created_ms) "
+                       "VALUES ('vm-1', 'n', 'running', 1)").ok());
+  EXPECT_FALSE(HasTable(*db, "volumes"));
+  ASSERT_TRUE(Migrate(*db, SchemaMigrations().first(5)).ok());
+  EXPECT_EQ(SchemaVersion(*db).value(), 5);
+  EXPECT_TRUE(HasTable(*db, "volumes"));
+  ASSERT_TRUE(db->Exec("INSERT INTO volumes (name, path, size_bytes, created_ms, attached_vm) "
+                       "VALUES ('v', '/p', 1, 2, 'vm-1')").ok());
+  auto s = db->Prepare("SELECT guest_path, (SELECT count(*) FROM vms) FROM volumes");
+  ASSERT_TRUE(s.ok());
+  ASSERT_TRUE(s->Step().value());
+  EXPECT_EQ(s->ColumnText(0), "");
+  EXPECT_EQ(s->ColumnInt(1), 1);
+}
+
 TEST(Migrations, RefusesNewerSchema) {
   TempDir dir;
   auto db = Database::Open(dir.Join("s.db"));

@@ -250,5 +250,54 @@ TEST_F(StoreTest, DuplicateVmIdIsRejected) {
   EXPECT_EQ(store().JournalVm(vm).code(), absl::StatusCode::kAlreadyExists);
 }
 
+// Named volumes: create, one live VM at a time, handed over to a restarted run, freed when
+// the holding VM's row ends or on detach, removable only while free.
+TEST_F(StoreTest, VolumeAttachesToOneLiveVmAtATime) {
+  ASSERT_TRUE(store().CreateVolume({.name = "db", .path = "/v/db.ext4", .size_bytes = 1 << 20}).ok());
+  EXPECT_EQ(store().CreateVolume({.name = "db", .path = "/x"}).code(),
+            absl::StatusCode::kAlreadyExists);
+  EXPECT_EQ(store().AttachVolume("nope", "vm-1", "/data").code(), absl::StatusCode::kNotFound);
+
+  ASSERT_TRUE(store().JournalVm({.id = "vm-1"}).ok());
+  ASSERT_TRUE(store().AttachVolume("db", "vm-1", "/data").ok());
+  EXPECT_TRUE(store().AttachVolume("db", "vm-1", "/data").ok()) << "idempotent";
+  absl::Status second = store().AttachVolume("db", "vm-2", "/data");
+  EXPECT_EQ(second.code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_NE(second.message().find("vm-1"), std::string::npos) << second.message();
+  EXPECT_EQ(store().RemoveVolume("db").code(), absl::StatusCode::kFailedPrecondition);
+
+  auto got = store().GetVolume("db");
+  ASSERT_TRUE(got.ok());
+  EXPECT_EQ(got->attached_vm, "vm-1");
+  EXPECT_EQ(got->guest_path, "/data");
+  EXPECT_EQ(got->size_bytes, 1 << 20);
+  EXPECT_EQ(got->created_ms, 1000);
+
+  // A supervised restart hands it over to the next run.
+  ASSERT_TRUE(store().AttachVolume("db", "vm-3", "/data", /*replacing=*/"vm-1").ok());
+  EXPECT_EQ(store().GetVolume("db")->attached_vm, "vm-3");
+  ASSERT_TRUE(store().DetachVolumes("vm-3").ok());
+  EXPECT_EQ(store().GetVolume("db")->attached_vm, "");
+  EXPECT_EQ(store().GetVolume("db")->guest_path, "");
+
+  // The holder's row ending frees it without a detach (a crash in between strands nothing).
+  ASSERT_TRUE(store().AttachVolume("db", "vm-1", "/data").ok());
+  ASSERT_TRUE(store().EndVm("vm-1", EndCause::kReleased, std::nullopt, std::nullopt).ok());
+  EXPECT_EQ(store().GetVolume("db")->attached_vm, "");
+  ASSERT_TRUE(store().AttachVolume("db", "vm-2", "/srv").ok());
+  ASSERT_TRUE(store().DetachVolumes("vm-2", "other").ok());
+  EXPECT_EQ(store().GetVolume("db")->attached_vm, "vm-2") << "detach of another name";
+  ASSERT_TRUE(store().DetachVolumes("vm-2", "db").ok());
+
+  ASSERT_TRUE(store().CreateVolume({.name = "a", .path = "/v/a.ext4"}).ok());
+  auto all = store().ListVolumes();
+  ASSERT_TRUE(all.ok());
+  ASSERT_EQ(all->size(), 2u);
+  EXPECT_EQ((*all)[0].name, "a");
+  ASSERT_TRUE(store().RemoveVolume("db").ok());
+  EXPECT_EQ(store().GetVolume("db").status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(store().RemoveVolume("db").code(), absl::StatusCode::kNotFound);
+}
+
 }  // namespace
 }  // namespace supermachine::store
