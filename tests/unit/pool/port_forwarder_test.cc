@@ -1,10 +1,12 @@
 // File: port_forwarder_test.cc
 // PortForwarder against a local TCP echo peer standing in for the guest: bytes go both ways,
-// many connections at once, half-close, a port in use is a clear error.
+// many connections at once, half-close, both directions at once under backpressure, resets
+// and closes passed on, a bounded connect, a port in use is a clear error.
 #include "daemon/vm/port_forwarder.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -123,6 +125,129 @@ TEST(PortForwarderTest, NoGuestListenerClosesTheClient) {
   base::UniqueFd c = ConnectTcp((*fwd)->port());
   ASSERT_TRUE(c);
   EXPECT_EQ(ReadAll(c.get()), "");
+}
+
+// The "guest" sends a large answer before it reads the client's large request (a server
+// streaming while the client uploads). A forward that blocks writing one direction stops
+// reading the other and deadlocks against it; both directions must flow independently.
+TEST(PortForwarderTest, LargeTransfersBothWaysAtOnceDoNotDeadlock) {
+  constexpr size_t kBytes = size_t{8} << 20;
+  int sv[2];
+  ASSERT_EQ(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+  base::UniqueFd forwarder_end(sv[0]);
+  std::thread guest([fd = base::UniqueFd(sv[1])] {
+    const std::string answer(kBytes, 'g');
+    size_t off = 0;
+    while (off < answer.size()) {
+      ssize_t n = ::send(fd.get(), answer.data() + off, answer.size() - off, MSG_NOSIGNAL);
+      if (n <= 0) {
+        return;
+      }
+      off += static_cast<size_t>(n);
+    }
+    const std::string count = std::to_string(ReadAll(fd.get()).size());
+    (void)!::write(fd.get(), count.data(), count.size());
+  });
+  absl::StatusOr<std::unique_ptr<PortForwarder>> fwd = PortForwarder::Start(
+      "127.0.0.1", 0, [&](absl::Time) -> absl::StatusOr<base::UniqueFd> {
+        return std::move(forwarder_end);
+      });
+  ASSERT_TRUE(fwd.ok()) << fwd.status();
+  base::UniqueFd c = ConnectTcp((*fwd)->port());
+  ASSERT_TRUE(c);
+  // A deadlock fails the read after a generous wait instead of hanging the test.
+  timeval tv{.tv_sec = 120, .tv_usec = 0};
+  ::setsockopt(c.get(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+  const std::string upload(kBytes, 'c');
+  std::thread writer([&] {
+    size_t off = 0;
+    while (off < upload.size()) {
+      ssize_t n = ::send(c.get(), upload.data() + off, upload.size() - off, MSG_NOSIGNAL);
+      if (n <= 0) {
+        return;
+      }
+      off += static_cast<size_t>(n);
+    }
+    ::shutdown(c.get(), SHUT_WR);
+  });
+  const std::string got = ReadAll(c.get());
+  ::shutdown(c.get(), SHUT_RDWR);  // wakes the writer if the read gave up
+  writer.join();
+  fwd->reset();  // wakes the guest thread (its connection closes) if the transfer stalled
+  guest.join();
+  EXPECT_EQ(got.size(), kBytes + std::to_string(kBytes).size());
+  EXPECT_EQ(got, std::string(kBytes, 'g') + std::to_string(kBytes));
+}
+
+// A client that resets its connection can take nothing more: the guest connection is closed
+// (both directions) at once, not left half-open waiting for a guest that may never close.
+TEST(PortForwarderTest, ClientResetClosesTheGuestConnection) {
+  int sv[2];
+  ASSERT_EQ(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+  base::UniqueFd guest_end(sv[1]);
+  base::UniqueFd forwarder_end(sv[0]);
+  absl::StatusOr<std::unique_ptr<PortForwarder>> fwd = PortForwarder::Start(
+      "127.0.0.1", 0, [&](absl::Time) -> absl::StatusOr<base::UniqueFd> {
+        return std::move(forwarder_end);
+      });
+  ASSERT_TRUE(fwd.ok()) << fwd.status();
+  base::UniqueFd c = ConnectTcp((*fwd)->port());
+  ASSERT_TRUE(c);
+  ASSERT_EQ(::write(c.get(), "x", 1), 1);
+  char byte = 0;
+  ASSERT_EQ(::read(guest_end.get(), &byte, 1), 1);  // the splice is up
+  linger lg{.l_onoff = 1, .l_linger = 0};
+  ::setsockopt(c.get(), SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+  c.Reset();  // RST
+  pollfd p{.fd = guest_end.get(), .events = POLLIN, .revents = 0};
+  ASSERT_EQ(::poll(&p, 1, 60'000), 1);
+  EXPECT_NE(p.revents & POLLHUP, 0) << "guest connection still open (revents " << p.revents << ")";
+}
+
+// The guest answers and closes; the client sees the answer, then EOF; its connection is then
+// closed both ways by the forwarder once the client closes too.
+TEST(PortForwarderTest, GuestCloseAfterAnswerEndsTheClientConnection) {
+  int sv[2];
+  ASSERT_EQ(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+  base::UniqueFd guest_end(sv[1]);
+  base::UniqueFd forwarder_end(sv[0]);
+  absl::StatusOr<std::unique_ptr<PortForwarder>> fwd = PortForwarder::Start(
+      "127.0.0.1", 0, [&](absl::Time) -> absl::StatusOr<base::UniqueFd> {
+        return std::move(forwarder_end);
+      });
+  ASSERT_TRUE(fwd.ok()) << fwd.status();
+  base::UniqueFd c = ConnectTcp((*fwd)->port());
+  ASSERT_TRUE(c);
+  timeval tv{.tv_sec = 60, .tv_usec = 0};
+  ::setsockopt(c.get(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+  ASSERT_EQ(::write(c.get(), "GET", 3), 3);
+  char buf[3];
+  ASSERT_EQ(::read(guest_end.get(), buf, 3), 3);
+  ASSERT_EQ(::write(guest_end.get(), "200", 3), 3);
+  guest_end.Reset();
+  EXPECT_EQ(ReadAll(c.get()), "200");
+}
+
+// The connector is given a deadline: a guest that cannot be reached ends the client's
+// connection within a bounded time (PortForwarder::kConnectTimeout).
+TEST(PortForwarderTest, ConnectorGetsTheBoundedConnectDeadline) {
+  std::mutex mu;
+  absl::Time deadline = absl::InfinitePast();
+  absl::Time called = absl::InfinitePast();
+  absl::StatusOr<std::unique_ptr<PortForwarder>> fwd = PortForwarder::Start(
+      "127.0.0.1", 0, [&](absl::Time d) -> absl::StatusOr<base::UniqueFd> {
+        std::lock_guard<std::mutex> lock(mu);
+        deadline = d;
+        called = absl::Now();
+        return absl::DeadlineExceededError("guest did not answer");
+      });
+  ASSERT_TRUE(fwd.ok()) << fwd.status();
+  base::UniqueFd c = ConnectTcp((*fwd)->port());
+  ASSERT_TRUE(c);
+  EXPECT_EQ(ReadAll(c.get()), "");
+  std::lock_guard<std::mutex> lock(mu);
+  EXPECT_GT(deadline, called);
+  EXPECT_LE(deadline - called, PortForwarder::kConnectTimeout);
 }
 
 TEST(PortForwarderTest, BadAddressIsInvalidArgument) {
