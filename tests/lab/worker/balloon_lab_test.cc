@@ -1,16 +1,22 @@
 // File: balloon_lab_test.cc
-// Memory give-back end to end, one boot inside the KVM lab (tests/lab/run): a guest with
-// --balloon fills 128 MiB of tmpfs, the host notes the worker's RSS, the guest deletes the file,
-// and free page reporting must bring the worker's RSS down by more than 64 MiB; then the guest
+// Memory give-back end to end inside the KVM lab (tests/lab/run), one boot and one restore: a
+// guest with --balloon fills 128 MiB of tmpfs, the host notes the worker's RSS, the guest
+// deletes the file, and free page reporting must bring the worker's RSS down by more than
+// 64 MiB — first in the booted worker (memfd RAM: holes punched), then again in a worker
+// restored from its snapshot (MAP_PRIVATE RAM: copy-on-write pages dropped). Then the guest
 // must still run and use fresh memory correctly. The host steers the guest through a small
 // read-write disk (guest/balloon_check_init.cc). Generous deadlines, no timing asserts: under
 // TCG page reporting's 2 s delay can stretch to minutes.
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
+#include <optional>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -31,6 +37,7 @@ namespace {
 namespace fs = std::filesystem;
 using supermachine::base::ChildProcess;
 using ::testing::HasSubstr;
+using ::testing::StartsWith;
 
 constexpr uint64_t kMiB = 1 << 20;
 
@@ -79,13 +86,110 @@ void Command(const fs::path& disk, const std::string& word) {
   ASSERT_EQ(fsync(fd.get()), 0);
 }
 
-TEST(BalloonLab, FreedGuestMemoryLeavesTheWorker) {
+struct Worker {
+  std::optional<ChildProcess> process;
+  fs::path serial;
+  fs::path err;
+  std::string control;
+  std::string Diagnostics() const {
+    return absl::StrCat("\nserial:\n", ReadFile(serial), "\nworker stderr:\n", ReadFile(err));
+  }
+};
+
+Worker Start(const fs::path& dir, const std::string& name, std::vector<std::string> args) {
+  Worker w;
+  w.serial = dir / (name + ".serial");
+  w.err = dir / (name + ".stderr");
+  w.control = (dir / (name + ".ctl")).string();
+  supermachine::base::UniqueFd err_fd(
+      open(w.err.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
+  std::vector<std::string> argv = {SM_WORKER_BIN, "--serial", "file:" + w.serial.string(),
+                                   "--control", w.control};
+  argv.insert(argv.end(), args.begin(), args.end());
+  auto child = ChildProcess::Spawn({.argv = argv, .stderr_fd = err_fd.get()});
+  EXPECT_TRUE(child.ok()) << child.status();
+  if (child.ok()) {
+    w.process.emplace(std::move(*child));
+  }
+  return w;
+}
+
+std::vector<std::string> Control(const Worker& w, const std::vector<std::string>& lines) {
+  supermachine::base::UniqueFd fd(socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  std::memcpy(addr.sun_path, w.control.data(),
+              std::min(w.control.size(), sizeof(addr.sun_path) - 1));
+  EXPECT_EQ(connect(fd.get(), reinterpret_cast<const sockaddr*>(&addr), sizeof(addr)), 0)
+      << strerror(errno);
+  std::vector<std::string> replies;
+  for (const std::string& line : lines) {
+    const std::string out = line + "\n";
+    EXPECT_EQ(write(fd.get(), out.data(), out.size()), static_cast<ssize_t>(out.size()));
+    std::string reply;
+    char ch;
+    while (read(fd.get(), &ch, 1) == 1 && ch != '\n') {
+      reply.push_back(ch);
+    }
+    replies.push_back(reply);
+  }
+  return replies;
+}
+
+// The value of `key=` in a "k=v k=v" line (0 if absent).
+uint64_t Field(const std::string& line, const std::string& key) {
+  const size_t at = line.find(key + "=");
+  uint64_t v = 0;
+  if (at != std::string::npos) {
+    const size_t from = at + key.size() + 1;
+    (void)absl::SimpleAtoi(line.substr(from, line.find(' ', from) - from), &v);
+  }
+  return v;
+}
+
+// One round: the guest fills 128 MiB of tmpfs, the worker's RSS must hold it; the guest deletes
+// it, and the RSS must fall by more than 64 MiB.
+void FillAndDrop(const Worker& w, const fs::path& control, int round, const char* what) {
+  const std::string n = std::to_string(round);
+  const pid_t pid = w.process->pid();
+  Command(control, "FILL" + n);
+  ASSERT_TRUE(WaitForSerial(w.serial, "sm-balloon: filled" + n, absl::Minutes(10)))
+      << w.Diagnostics();
+  const uint64_t rss_filled = SmapsRollup(pid, "Rss");
+  std::printf("balloon lab (%s): worker Rss with 128 MiB in guest tmpfs: %llu MiB\n", what,
+              static_cast<unsigned long long>(rss_filled / kMiB));
+  ASSERT_GT(rss_filled, 128 * kMiB) << "the guest's tmpfs file should be in the worker's RSS"
+                                    << w.Diagnostics();
+  Command(control, "DROP" + n);
+  ASSERT_TRUE(WaitForSerial(w.serial, "sm-balloon: deleted" + n, absl::Minutes(5)))
+      << w.Diagnostics();
+  // Page reporting runs ~2 s after pages are freed; under TCG give it minutes.
+  uint64_t rss_now = rss_filled;
+  const absl::Time deadline = absl::Now() + absl::Minutes(5);
+  while (absl::Now() < deadline && rss_now + 64 * kMiB > rss_filled) {
+    absl::SleepFor(absl::Seconds(1));
+    rss_now = SmapsRollup(pid, "Rss");
+  }
+  absl::SleepFor(absl::Seconds(5));  // Let the rest of the report land, for the printed figure.
+  rss_now = SmapsRollup(pid, "Rss");
+  std::printf("balloon lab (%s): worker Rss after the guest deleted the file: %llu MiB "
+              "(-%lld MiB)\n",
+              what, static_cast<unsigned long long>(rss_now / kMiB),
+              static_cast<long long>((static_cast<int64_t>(rss_filled) -
+                                      static_cast<int64_t>(rss_now)) /
+                                     static_cast<int64_t>(kMiB)));
+  EXPECT_LT(rss_now + 64 * kMiB, rss_filled)
+      << "freed guest memory did not leave the worker" << w.Diagnostics();
+}
+
+TEST(BalloonLab, FreedGuestMemoryLeavesBootedAndRestoredWorkers) {
   const std::string kernel_dir = supermachine::lab::KernelDir(SM_SOURCE_DIR);
   ASSERT_FALSE(kernel_dir.empty())
       << "guest kernel not built: run kernel/build.sh (kernel/README.md) or set SM_KERNEL_DIR";
   ASSERT_TRUE(fs::exists("/dev/kvm")) << "no /dev/kvm: this test must run via tests/lab/run";
+  // sun_path is short: keep the directory short.
   const fs::path dir =
-      fs::path(getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp") / absl::StrCat("sm-balloon-", getpid());
+      fs::path(getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp") / absl::StrCat("smb-", getpid());
   fs::remove_all(dir);
   fs::create_directories(dir / "root");
   for (const char* d : {"dev", "proc", "sys", "tmp", "run"}) {
@@ -104,73 +208,53 @@ TEST(BalloonLab, FreedGuestMemoryLeavesTheWorker) {
   const fs::path control = dir / "control.img";
   std::ofstream(control, std::ios::binary).close();
   fs::resize_file(control, kMiB);
-  const fs::path serial = dir / "serial.log";
-  const fs::path err = dir / "stderr.log";
-  supermachine::base::UniqueFd err_fd(
-      open(err.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
 
-  auto child = ChildProcess::Spawn(
-      {.argv = {SM_WORKER_BIN, "--serial", "file:" + serial.string(), "--kernel",
-                kernel_dir + "/vmlinux", "--mem-mib", "512", "--balloon", "--disk",
-                image.string() + ",ro", "--disk", control.string(), "--cmdline",
-                "console=ttyS0 reboot=t panic=-1 root=/dev/vda rootfstype=squashfs ro init=/init "
-                "quiet"},
-       .stderr_fd = err_fd.get()});
-  ASSERT_TRUE(child.ok()) << child.status();
-  const pid_t pid = child->pid();
-  auto diagnostics = [&] {
-    return absl::StrCat("\nserial:\n", ReadFile(serial), "\nworker stderr:\n", ReadFile(err));
-  };
-
-  ASSERT_TRUE(WaitForSerial(serial, "sm-balloon: filled", absl::Minutes(10))) << diagnostics();
-  EXPECT_THAT(ReadFile(serial), HasSubstr("sm-balloon: device=bound"));
-  const uint64_t rss_filled = SmapsRollup(pid, "Rss");
-  std::printf("balloon lab: worker Rss with 128 MiB in guest tmpfs: %llu MiB (Shared %llu MiB)\n",
-              static_cast<unsigned long long>(rss_filled / kMiB),
-              static_cast<unsigned long long>(
-                  (SmapsRollup(pid, "Shared_Clean") + SmapsRollup(pid, "Shared_Dirty")) / kMiB));
-  ASSERT_GT(rss_filled, 128 * kMiB) << "the guest's tmpfs file should be in the worker's RSS"
-                                    << diagnostics();
-
-  Command(control, "DROP");
-  ASSERT_TRUE(WaitForSerial(serial, "sm-balloon: deleted", absl::Minutes(5))) << diagnostics();
-  // Page reporting runs ~2 s after pages are freed; under TCG give it minutes.
-  uint64_t rss_now = rss_filled;
-  const absl::Time deadline = absl::Now() + absl::Minutes(5);
-  while (absl::Now() < deadline && rss_now + 64 * kMiB > rss_filled) {
-    absl::SleepFor(absl::Seconds(1));
-    rss_now = SmapsRollup(pid, "Rss");
+  // Round 1 in the booted worker.
+  Worker a = Start(dir, "a",
+                   {"--kernel", kernel_dir + "/vmlinux", "--mem-mib", "512", "--balloon",
+                    "--disk", image.string() + ",ro", "--disk", control.string(), "--cmdline",
+                    "console=ttyS0 reboot=t panic=-1 root=/dev/vda rootfstype=squashfs ro "
+                    "init=/init quiet"});
+  ASSERT_TRUE(a.process.has_value());
+  FillAndDrop(a, control, 1, "booted");
+  if (::testing::Test::HasFatalFailure()) {
+    (void)a.process->Terminate(absl::Seconds(5));
+    return;
   }
-  absl::SleepFor(absl::Seconds(5));  // Let the rest of the report land, for the printed figure.
-  rss_now = SmapsRollup(pid, "Rss");
-  std::printf("balloon lab: worker Rss after the guest deleted the file: %llu MiB (-%lld MiB)\n",
-              static_cast<unsigned long long>(rss_now / kMiB),
-              static_cast<long long>((static_cast<int64_t>(rss_filled) -
-                                      static_cast<int64_t>(rss_now)) /
-                                     static_cast<int64_t>(kMiB)));
-  EXPECT_LT(rss_now + 64 * kMiB, rss_filled)
-      << "freed guest memory did not leave the worker" << diagnostics();
+  EXPECT_THAT(ReadFile(a.serial), HasSubstr("sm-balloon: device=bound"));
+
+  // Snapshot, then round 2 in a worker restored from it.
+  const fs::path snap = dir / "snap";
+  std::vector<std::string> r = Control(a, {"snapshot " + snap.string(), "exit"});
+  ASSERT_EQ(r.size(), 2u);
+  ASSERT_THAT(r[0], StartsWith("OK snapshot")) << a.Diagnostics();
+  std::printf("balloon lab: %s\n", r[0].c_str());
+  auto ended = a.process->WaitFor(absl::Seconds(120));
+  ASSERT_TRUE(ended.ok()) << ended.status();
+  Worker b = Start(dir, "b", {"--restore", snap.string()});
+  ASSERT_TRUE(b.process.has_value());
+  FillAndDrop(b, control, 2, "restored");
+  if (::testing::Test::HasFatalFailure()) {
+    (void)b.process->Terminate(absl::Seconds(5));
+    return;
+  }
+  // The control socket's counters for the restored worker.
+  const std::string stats = Control(b, {"balloon"})[0];
+  std::printf("balloon lab (restored): %s\n", stats.c_str());
+  EXPECT_THAT(stats, StartsWith("OK balloon reported_ranges="));
+  EXPECT_GE(Field(stats, "reported_bytes"), 64 * kMiB);
+  EXPECT_EQ(Field(stats, "rejected_chains"), 0u);
 
   Command(control, "DONE");
-  auto st = child->WaitFor(absl::Minutes(5));
+  auto st = b.process->WaitFor(absl::Minutes(5));
   if (!st.ok()) {
-    ADD_FAILURE() << "worker did not finish" << diagnostics();
-    (void)child->Terminate(absl::Seconds(5));
+    ADD_FAILURE() << "restored worker did not finish" << b.Diagnostics();
+    (void)b.process->Terminate(absl::Seconds(5));
   } else {
-    EXPECT_EQ(st->ToString(), "exited 0") << diagnostics();
+    EXPECT_EQ(st->ToString(), "exited 0") << b.Diagnostics();
   }
-  EXPECT_THAT(ReadFile(serial), HasSubstr("sm-balloon: alive verify=ok")) << diagnostics();
-  // The worker's exit line: reported_bytes=N, N at least what RSS fell by.
-  const std::string text = ReadFile(err);
-  const size_t at = text.find("balloon: reported_ranges=");
-  ASSERT_NE(at, std::string::npos) << diagnostics();
-  const size_t b = text.find("reported_bytes=", at);
-  ASSERT_NE(b, std::string::npos);
-  uint64_t reported = 0;
-  ASSERT_TRUE(absl::SimpleAtoi(
-      text.substr(b + 15, text.find(' ', b) - (b + 15)), &reported));
-  std::printf("balloon lab: %s", text.substr(at, text.find('\n', at) - at + 1).c_str());
-  EXPECT_GE(reported, 64 * kMiB);
+  EXPECT_THAT(ReadFile(b.serial), HasSubstr("sm-balloon: alive verify=ok")) << b.Diagnostics();
+  EXPECT_THAT(ReadFile(b.err), HasSubstr("supermachine-worker: balloon: reported_ranges="));
   fs::remove_all(dir);
 }
 

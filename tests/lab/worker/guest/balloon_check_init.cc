@@ -1,14 +1,14 @@
 // File: balloon_check_init.cc
 // A static PID 1 for the balloon lab test (balloon_lab_test.cc). The host drives it through
 // the first 512 bytes of /dev/vdb, which it rewrites while the guest polls them (O_DIRECT, so
-// every read reaches the host file) — no timing on either side:
-//   1. print whether the virtio_balloon driver is bound, fill /dev/shm/fill with 128 MiB,
-//      print "sm-balloon: filled";
-//   2. on "DROP": delete the file (the freed pages are reported ~2 s later), print
-//      "sm-balloon: deleted";
-//   3. on "DONE": write and check 96 MiB of fresh memory (reported pages must come back
-//      usable and keep what is written to them), print "sm-balloon: alive verify=ok|bad", and
-//      reset the VM (the worker boots guests with reboot=t).
+// every read reaches the host file) — no timing on either side. Two rounds, the host
+// snapshots and restores the VM between them (the guest just keeps polling):
+//   "FILL<n>": fill /dev/shm/fill with 128 MiB, print "sm-balloon: filled<n>";
+//   "DROP<n>": delete the file (the freed pages are reported ~2 s later), print
+//              "sm-balloon: deleted<n>";
+//   "DONE":    write and check 96 MiB of fresh memory (reported pages must come back usable
+//              and keep what is written to them), print "sm-balloon: alive verify=ok|bad", and
+//              reset the VM (the worker boots guests with reboot=t).
 #include <dirent.h>
 #include <fcntl.h>
 #include <sys/mount.h>
@@ -52,11 +52,6 @@ void WaitFor(const char* word) {
 }
 
 bool Fill() {
-  mkdir("/dev/shm", 01777);
-  if (mount("tmpfs", "/dev/shm", "tmpfs", 0, "size=200m") != 0) {
-    Say(std::string("mount /dev/shm: ") + strerror(errno));
-    return false;
-  }
   int fd = open("/dev/shm/fill", O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
   if (fd < 0) {
     Say(std::string("open /dev/shm/fill: ") + strerror(errno));
@@ -113,11 +108,20 @@ int main() {
   mount("sysfs", "/sys", "sysfs", 0, nullptr);
   mount("devtmpfs", "/dev", "devtmpfs", 0, nullptr);  // EBUSY if the kernel mounted it: fine.
   Say(std::string("device=") + (BalloonBound() ? "bound" : "unbound"));
-  if (Fill()) {
-    Say("filled");
-    WaitFor("DROP");
+  mkdir("/dev/shm", 01777);
+  if (mount("tmpfs", "/dev/shm", "tmpfs", 0, "size=200m") != 0) {
+    Say(std::string("mount /dev/shm: ") + strerror(errno));
+  }
+  for (int round = 1; round <= 2; ++round) {
+    const std::string n = std::to_string(round);
+    WaitFor(("FILL" + n).c_str());
+    if (!Fill()) {
+      break;
+    }
+    Say("filled" + n);
+    WaitFor(("DROP" + n).c_str());
     unlink("/dev/shm/fill");
-    Say("deleted");
+    Say("deleted" + n);
   }
   WaitFor("DONE");
   Say(std::string("alive verify=") + (Verify() ? "ok" : "bad"));
