@@ -251,6 +251,59 @@ TEST_F(MuxerTest, GuestThatNeverClosesAfterHostCloseIsReset) {
   EXPECT_EQ(mux_->num_connections(), 0u);
 }
 
+// A guest that gives no credit (its reader is stuck) cannot even be sent the EOF: the host
+// client's full close must still bound the connection, or it and the guest socket stay open
+// forever with nobody on the host side (issue #9).
+TEST_F(MuxerTest, HostCloseWhileTheGuestGivesNoCreditIsResetAfterTheCloseTimeout) {
+  base::UniqueFd client;
+  std::optional<Header> req = HostConnect(client, 5000);
+  ASSERT_TRUE(req.has_value());
+  Header resp = FromGuest(Op::kResponse, 5000, req->src_port);
+  resp.buf_alloc = 0;
+  mux_->HandleGuestPacket(resp, {});
+  EXPECT_EQ(ReadSome(client.get()).substr(0, 3), "OK ");
+  ASSERT_EQ(write(client.get(), "unsent", 6), 6);
+  client.Reset();
+  std::optional<Header> rst;
+  for (int i = 0; i < 20 && !rst.has_value(); ++i) {
+    Pump();
+    rst = Produce();
+  }
+  ASSERT_TRUE(rst.has_value());
+  EXPECT_EQ(rst->op_code(), Op::kRst);
+  EXPECT_EQ(mux_->num_connections(), 0u);
+}
+
+// The close timeout bounds a guest that stops taking data, not a slow one: every packet the
+// guest takes after the host closed restarts it.
+TEST_F(MuxerTest, DataDeliveredAfterHostCloseRestartsTheCloseTimeout) {
+  base::UniqueFd client;
+  std::optional<Header> req = HostConnect(client, 5000);
+  ASSERT_TRUE(req.has_value());
+  Header resp = FromGuest(Op::kResponse, 5000, req->src_port);
+  resp.buf_alloc = 1 << 20;  // credit for all of it
+  mux_->HandleGuestPacket(resp, {});
+  EXPECT_EQ(ReadSome(client.get()).substr(0, 3), "OK ");
+  const std::string tail(size_t{64} * 1024, 'x');  // 16 rx buffers of 4 KiB
+  ASSERT_EQ(write(client.get(), tail.data(), tail.size()), static_cast<ssize_t>(tail.size()));
+  client.Reset();
+  Pump();
+  // One buffer every 50 ms or more: 0.8 s at least, far past close_timeout (300 ms).
+  size_t delivered = 0;
+  for (int i = 0; i < 16; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    Pump();
+    std::optional<Header> h = Produce();
+    ASSERT_TRUE(h.has_value()) << "after " << delivered << " bytes";
+    ASSERT_EQ(h->op_code(), Op::kRw) << "after " << delivered << " bytes";
+    delivered += h->len;
+  }
+  EXPECT_EQ(delivered, tail.size());
+  std::optional<Header> sd = Produce();
+  ASSERT_TRUE(sd.has_value());
+  EXPECT_EQ(sd->op_code(), Op::kShutdown);
+}
+
 TEST_F(MuxerTest, GuestConnectReachesPathUnderscorePort) {
   base::UniqueFd listener = UnixListen(path_ + "_6000");
   mux_->HandleGuestPacket(FromGuest(Op::kRequest, 1025, 6000), {});

@@ -83,9 +83,11 @@ class Connection {
   uint32_t fwd_cnt() const { return fwd_cnt_; }
   // Guest bytes waiting for the host socket.
   uint32_t buffered() const;
-  // The host client closed both directions: only the guest's RST (or its full SHUTDOWN) is
-  // still expected, and the owner should not wait for it forever.
-  bool host_gone() const { return host_eof_ && host_hup_; }
+  // The host client closed both directions: only delivering what it sent before, then the
+  // guest's RST (or its full SHUTDOWN), is still expected, and the owner must not wait for
+  // that forever. Not gated on having read the host's EOF: a guest that gives no credit would
+  // never let us read that far (issue #9: such a connection stayed open with no host side).
+  bool host_gone() const { return host_hup_; }
   // A RST is queued: the connection ends as soon as the guest takes it.
   bool resetting() const { return pending_rst_; }
   // Host-initiated, while connecting: when the guest must have answered. Once host_gone():

@@ -362,6 +362,10 @@ std::optional<Header> Muxer::ProduceRx(absl::Span<const iovec> space) {
     }
     Connection* c = it->second.get();
     std::optional<Header> h = c->ProduceRx(space);
+    if (h.has_value() && h->op_code() == Op::kRw && closing_.count(key) > 0) {
+      // The host side is gone but the guest is still taking its last bytes: not stuck.
+      c->set_deadline(std::chrono::steady_clock::now() + options_.close_timeout);
+    }
     Update(c);  // Back of the line if it wants more, gone if closed.
     if (h.has_value()) {
       return h;

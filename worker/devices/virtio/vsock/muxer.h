@@ -41,9 +41,10 @@ struct MuxerOptions {
   // A host-initiated connection the guest has not answered by then is reset and closed, and a
   // host client that has not sent its CONNECT line by then is closed.
   std::chrono::milliseconds connect_timeout{5000};
-  // After the host client closed a connection, the guest has this long to close its end (Linux
-  // does at once unless its reader still has data); then we reset it, so a guest that never
-  // closes cannot pin connection slots.
+  // After the host client closed a connection, the guest has this long to take what is left
+  // and close its end (Linux does at once unless its reader still has data); then we reset it,
+  // so a guest that never closes (or never gives credit) cannot pin connection slots. Each
+  // data packet the guest takes meanwhile restarts it: a slow guest is not cut off.
   std::chrono::milliseconds close_timeout{10000};
   size_t max_connections = 1024;  // Established + connecting + awaiting a CONNECT line.
 };
