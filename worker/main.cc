@@ -17,6 +17,7 @@
 #include "worker/jail/cgroup.h"
 #include "worker/jail/flags.h"
 #include "worker/jail/jail.h"
+#include "worker/jail/pid_namespace.h"
 #include "worker/jail/seccomp_filter.h"
 #include "worker/vmm/exit_codes.h"
 #include "worker/vmm/launch_config.h"
@@ -89,6 +90,14 @@ int main(int argc, char** argv) {
       return Fail(st);
     }
     if (absl::Status st = supermachine::jail::JoinCgroup(sandbox->cgroup, getpid()); !st.ok()) {
+      return Fail(st);
+    }
+  }
+  // A jailed worker runs as PID 1 of its own PID namespace below a keeper process, the pid the
+  // daemon spawned and tracks (worker/jail/pid_namespace.h). Forked before anything of the VM
+  // exists, so the keeper holds none of it.
+  if (!sandbox->jail_dir.empty()) {
+    if (absl::Status st = supermachine::jail::EnterNewPidNamespace(); !st.ok()) {
       return Fail(st);
     }
   }

@@ -5,6 +5,8 @@
 // holds only the bind mounts listed (at their host paths, so no path changes meaning), a
 // pid-only /proc (hidepid=invisible,subset=pid: the snapshot reads /proc/self/pagemap), then an
 // unprivileged uid/gid, no capabilities, no_new_privs, close-on-exec on every descriptor.
+// The PID namespace cannot be entered this late (it needs a fork): a jailed worker forks into
+// it first thing (pid_namespace.h).
 //
 // Entering after setup, not before exec as Firecracker's jailer does, means nothing has to be
 // copied or linked into the jail: what the worker opened during setup stays open, and what it
