@@ -10,10 +10,12 @@
 #include <unistd.h>
 
 #include <cstring>
+#include <fstream>
 #include <optional>
 #include <string>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -100,6 +102,28 @@ TEST_F(WorkerSandbox, TinyGuestRunsToItsEndUnderTheFilter) {
   EXPECT_EQ(test_support::ReadFileOrDie(dir_.Join("serial")), "OK\n");
 }
 
+// The pid, in its own (innermost) PID namespace, of `keeper`'s only child: the last field of
+// the child's NSpid line. "" when `keeper` has not exactly one child.
+std::string NamespacePidOfOnlyChild(int keeper) {
+  std::ifstream children(absl::StrCat("/proc/", keeper, "/task/", keeper, "/children"));
+  std::vector<std::string> pids;
+  std::string pid;
+  while (children >> pid) {
+    pids.push_back(pid);
+  }
+  if (pids.size() != 1) {
+    return "";
+  }
+  std::ifstream status("/proc/" + pids[0] + "/status");
+  std::string line;
+  while (std::getline(status, line)) {
+    if (line.rfind("NSpid:", 0) == 0) {
+      return line.substr(line.find_last_of(" \t") + 1);
+    }
+  }
+  return "";
+}
+
 TEST_F(WorkerSandbox, SnapshotAndRestoreUnderTheFilterAndTheJail) {
   testing::WriteBytes(dir_.Join("kernel"),
                       testing::MakeElfKernel({0xeb, 0xfe}, 0x1000000, true));  // jmp $
@@ -126,6 +150,8 @@ TEST_F(WorkerSandbox, SnapshotAndRestoreUnderTheFilterAndTheJail) {
   restore.insert(restore.end(), {"--restore", vm_dir_ + "/snap", "--serial", "none",
                                  "--control", vm_dir_ + "/c2", "--vsock", vm_dir_ + "/vsock"});
   Start(restore);
+  // The VMM itself is PID 1 of its own PID namespace, the only child of the process started.
+  EXPECT_EQ(NamespacePidOfOnlyChild(child_->pid()), "1");
   EXPECT_EQ(Command(vm_dir_ + "/c2", "pause"), "OK paused");
   EXPECT_EQ(Command(vm_dir_ + "/c2", "resume"), "OK resumed");
   EXPECT_EQ(Command(vm_dir_ + "/c2", "exit"), "OK exiting");
