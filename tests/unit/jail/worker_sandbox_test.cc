@@ -150,9 +150,10 @@ TEST_F(WorkerSandbox, SnapshotAndRestoreUnderTheFilterAndTheJail) {
   restore.insert(restore.end(), {"--restore", vm_dir_ + "/snap", "--serial", "none",
                                  "--control", vm_dir_ + "/c2", "--vsock", vm_dir_ + "/vsock"});
   Start(restore);
-  // The VMM itself is PID 1 of its own PID namespace, the only child of the process started.
-  EXPECT_EQ(NamespacePidOfOnlyChild(child_->pid()), "1");
   EXPECT_EQ(Command(vm_dir_ + "/c2", "pause"), "OK paused");
+  // The VMM that answered is PID 1 of its own PID namespace, the only child of the process
+  // started.
+  EXPECT_EQ(NamespacePidOfOnlyChild(child_->pid()), "1");
   EXPECT_EQ(Command(vm_dir_ + "/c2", "resume"), "OK resumed");
   EXPECT_EQ(Command(vm_dir_ + "/c2", "exit"), "OK exiting");
   std::string end = Finish();
