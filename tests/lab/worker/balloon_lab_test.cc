@@ -210,11 +210,12 @@ TEST(BalloonLab, FreedGuestMemoryLeavesBootedAndRestoredWorkers) {
   fs::resize_file(control, kMiB);
 
   // Round 1 in the booted worker.
+  const std::string cmdline =
+      "console=ttyS0 reboot=t panic=-1 root=/dev/vda rootfstype=squashfs ro init=/init quiet";
   Worker a = Start(dir, "a",
                    {"--kernel", kernel_dir + "/vmlinux", "--mem-mib", "512", "--balloon",
                     "--disk", image.string() + ",ro", "--disk", control.string(), "--cmdline",
-                    "console=ttyS0 reboot=t panic=-1 root=/dev/vda rootfstype=squashfs ro "
-                    "init=/init quiet"});
+                    cmdline});
   ASSERT_TRUE(a.process.has_value());
   FillAndDrop(a, control, 1, "booted");
   if (::testing::Test::HasFatalFailure()) {
