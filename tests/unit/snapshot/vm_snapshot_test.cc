@@ -345,5 +345,39 @@ TEST_F(VmSnapshotTest, RestoreCannotAddANetDevice) {
   EXPECT_THAT(restored.status().message(), HasSubstr("no network device"));
 }
 
+TEST_F(VmSnapshotTest, BalloonIsSavedAndTheSnapshotDecidesOnRestore) {
+  VmOptions o = Options(dir_.Join("serial1"), dir_.Join("ctl1"));
+  o.config.balloon = true;
+  absl::StatusOr<std::unique_ptr<Vm>> booted = Vm::Create(std::move(o));
+  ASSERT_TRUE(booted.ok()) << booted.status();
+  EXPECT_THAT((*booted)->kernel_cmdline(), HasSubstr("virtio_mmio.device=4K@0xd0000000:5"));
+  RunAndSnapshot(**booted, dir_.Join("serial1"), dir_.Join("ctl1"), dir_.Join("snap1"));
+  absl::StatusOr<snapshot::v1::SnapshotState> state =
+      snapshot::ReadStateFile(dir_.Join("snap1/state"));
+  ASSERT_TRUE(state.ok()) << state.status();
+  ASSERT_EQ(state->devices_size(), 1);
+  ASSERT_TRUE(state->devices(0).has_balloon());
+  EXPECT_EQ(state->devices(0).transport().device_type(), 5u);
+  // Restored without --balloon: the snapshot's device comes back, and the guest runs on.
+  absl::StatusOr<std::unique_ptr<Vm>> restored =
+      Vm::Restore(Options(dir_.Join("serial2"), dir_.Join("ctl2")), dir_.Join("snap1"));
+  ASSERT_TRUE(restored.ok()) << restored.status();
+  EXPECT_THAT((*restored)->BalloonStatsLine(), HasSubstr("reported_ranges=0"));
+  const uint32_t saved = CounterIn(dir_.Join("snap1/memory"));
+  RunAndSnapshot(**restored, dir_.Join("serial2"), dir_.Join("ctl2"), dir_.Join("snap2"));
+  EXPECT_GT(CounterIn(dir_.Join("snap2/memory")), saved);
+
+  // A snapshot without one (any 1.0/1.1 snapshot) restores without one, --balloon or not.
+  absl::StatusOr<std::unique_ptr<Vm>> plain =
+      Vm::Create(Options(dir_.Join("serial3"), dir_.Join("ctl3")));
+  ASSERT_TRUE(plain.ok()) << plain.status();
+  RunAndSnapshot(**plain, dir_.Join("serial3"), dir_.Join("ctl3"), dir_.Join("snap3"));
+  VmOptions want = Options(dir_.Join("serial4"), dir_.Join("ctl4"));
+  want.config.balloon = true;
+  absl::StatusOr<std::unique_ptr<Vm>> none = Vm::Restore(std::move(want), dir_.Join("snap3"));
+  ASSERT_TRUE(none.ok()) << none.status();
+  EXPECT_EQ((*none)->BalloonStatsLine(), "");
+}
+
 }  // namespace
 }  // namespace supermachine::vmm
