@@ -372,6 +372,13 @@ int main(int argc, char** argv) {
   // VMs: the store is one SQLite connection; the API and the VM journal share its mutex.
   absl::Mutex store_mu;
   supermachine::vm::StoreJournal journal(&*store, &store_mu);
+  // Named volumes (docs/volumes.md): files in <state>/volumes, rows in the store.
+  supermachine::vm::NamedVolumes volumes(
+      config.state_dir + "/volumes",
+      [&store_mu, &store](const std::function<absl::Status(supermachine::store::Store&)>& fn) {
+        absl::MutexLock lock(&store_mu);
+        return fn(*store);
+      });
   const std::string worker_binary = FindWorkerBinary(config.worker_binary);
 
   // The bake pipeline needs the guest kernel and agent; without them the daemon still serves
@@ -432,6 +439,7 @@ int main(int argc, char** argv) {
                    {{"vm", old_id}, {"error", std::string(new_id.status().message())}});
         }
       },
+      .volumes = &volumes,
   };
   for (const auto& [name, settings] : config.pools) {
     vm_options.pools[name] = ToPoolConfig(settings);
@@ -478,6 +486,7 @@ int main(int argc, char** argv) {
       .vms = &vms,
       .baker = baker.get(),
       .store_mu = &store_mu,
+      .volumes = &volumes,
   });
 
   grpc::EnableDefaultHealthCheckService(true);

@@ -37,6 +37,8 @@ struct ServiceOptions {
   // Serialises store calls; shared with the VM journal (vm/store_journal.h). Null: the
   // service's own.
   absl::Mutex* store_mu = nullptr;
+  // Named volumes (ListVolumes, RemoveVolume); null: those RPCs answer UNIMPLEMENTED.
+  vm::NamedVolumes* volumes = nullptr;
 };
 
 class SupermachineService final : public v1::Supermachine::Service {
@@ -78,6 +80,10 @@ class SupermachineService final : public v1::Supermachine::Service {
                       v1::HealthResponse* resp) override;
   grpc::Status Version(grpc::ServerContext* ctx, const v1::VersionRequest* req,
                        v1::VersionResponse* resp) override;
+  grpc::Status ListVolumes(grpc::ServerContext* ctx, const v1::ListVolumesRequest* req,
+                           v1::ListVolumesResponse* resp) override;  // volume_rpcs.cc
+  grpc::Status RemoveVolume(grpc::ServerContext* ctx, const v1::RemoveVolumeRequest* req,
+                            v1::RemoveVolumeResponse* resp) override;  // volume_rpcs.cc
 
  private:
   // Maps and records the result of `method`: the single exit of every handler.

@@ -107,6 +107,10 @@ absl::StatusOr<vm::AcquireOptions> AcquireOptionsFromProto(const v1::AcquireRequ
     return restart.status();
   }
   out.restart = *restart;
+  for (const std::string& v : req.volumes()) {
+    SM_ASSIGN_OR_RETURN(vm::VolumeBinding binding, vm::ParseVolumeBinding(v));
+    out.volumes.push_back(std::move(binding));
+  }
   if (req.has_health_check()) {
     SM_ASSIGN_OR_RETURN(out.health, HealthCheckFromProto(req.health_check()));
   }
@@ -190,6 +194,10 @@ void VmViewToProto(const vm::VmView& view, v1::VM* out) {
   out->set_worker_pid(view.vm->pid());
   if (out->created_unix_ms() == 0) {
     out->set_created_unix_ms(absl::ToUnixMillis(view.acquired));
+  }
+  out->clear_volumes();
+  for (const vm::VolumeBinding& v : view.volumes) {
+    out->add_volumes(vm::ToString(v));
   }
   out->clear_ports();
   for (const vm::PortSpec& p : view.ports) {

@@ -145,6 +145,7 @@ VmManager::~VmManager() {
     if (!a.ended) {
       options_.journal->End(id, VmEnd{.cause = store::EndCause::kReleased}).IgnoreError();
     }
+    DetachVolumes(a.view);
   }
   pools.clear();  // each pool stops its ready VMs
 }
@@ -226,8 +227,21 @@ absl::StatusOr<VmView> VmManager::Acquire(const AcquireOptions& options) {
     }
     return dir.status();
   }
-  SM_ASSIGN_OR_RETURN(Pool * pool, PoolFor(snapshot, *dir, options.egress_policy));
-  SM_ASSIGN_OR_RETURN(Acquired got, pool->Acquire(options.deadline));
+  Pool* pool = nullptr;
+  Acquired got;
+  if (options.volumes.empty()) {
+    SM_ASSIGN_OR_RETURN(pool, PoolFor(snapshot, *dir, options.egress_policy));
+    SM_ASSIGN_OR_RETURN(got, pool->Acquire(options.deadline));
+  } else {
+    // Named volumes: a fresh restore with their files; pooled VMs hold private copies.
+    auto cfg = options_.pools.find(snapshot);
+    const PoolConfig& config = cfg != options_.pools.end() ? cfg->second : options_.default_pool;
+    const absl::Time deadline = options.deadline == absl::InfiniteFuture()
+                                    ? absl::Now() + config.acquire_timeout
+                                    : options.deadline;
+    SM_ASSIGN_OR_RETURN(got.vm, LaunchWithVolumes(snapshot, *dir, options.egress_policy,
+                                                  options.volumes, "", deadline));
+  }
   std::shared_ptr<VmInstance> vm = std::move(got.vm);
 
   Active active{.view = {.id = vm->id(),
@@ -237,7 +251,8 @@ absl::StatusOr<VmView> VmManager::Acquire(const AcquireOptions& options) {
                          .pool_hit = got.pool_hit,
                          .acquired = absl::Now(),
                          .egress_policy = options.egress_policy,
-                         .labels_json = options.labels_json},
+                         .labels_json = options.labels_json,
+                         .volumes = options.volumes},
                 .pool = pool};
   for (const PortSpec& p : options.ports) {
     absl::StatusOr<std::unique_ptr<PortForwarder>> fwd = StartForwarder(*vm, p);
@@ -245,8 +260,11 @@ absl::StatusOr<VmView> VmManager::Acquire(const AcquireOptions& options) {
       // The VM was never handed out: destroy it rather than leak it.
       active.forwarders.clear();
       vm->Stop(options_.stop_grace);
-      pool->Done();
+      if (pool != nullptr) {
+        pool->Done();
+      }
       options_.journal->End(vm->id(), VmEnd{.cause = store::EndCause::kReleased}).IgnoreError();
+      DetachVolumes(active.view);
       return fwd.status();
     }
     active.view.ports.push_back(PortSpec{.host_address = (*fwd)->address(),
@@ -267,8 +285,11 @@ absl::StatusOr<VmView> VmManager::Acquire(const AcquireOptions& options) {
       !st.ok()) {
     active.forwarders.clear();
     vm->Stop(options_.stop_grace);
-    pool->Done();
+    if (pool != nullptr) {
+      pool->Done();
+    }
     options_.journal->End(vm->id(), VmEnd{.cause = store::EndCause::kReleased}).IgnoreError();
+    DetachVolumes(active.view);
     return base::Annotate(st, "record the acquired VM in the store");
   }
   Supervise(active, SuperviseSpec{.policy = options.restart, .health = options.health},
@@ -282,6 +303,41 @@ absl::StatusOr<VmView> VmManager::Acquire(const AcquireOptions& options) {
     options_.on_acquire(snapshot, view.pool_hit, absl::Now() - start);
   }
   return view;
+}
+
+absl::StatusOr<std::unique_ptr<VmInstance>> VmManager::LaunchWithVolumes(
+    const std::string& snapshot, const std::string& dir, const std::string& egress_policy,
+    const std::vector<VolumeBinding>& bindings, const std::string& replacing,
+    absl::Time deadline) {
+  if (options_.volumes == nullptr) {
+    return absl::FailedPreconditionError("this daemon has no named volumes configured");
+  }
+  SM_ASSIGN_OR_RETURN(std::string id, RandomHexId());
+  id.resize(kVmIdLength);
+  SM_ASSIGN_OR_RETURN(auto files,
+                      options_.volumes->Attach(id, bindings, snapshot, dir, replacing));
+  absl::StatusOr<std::unique_ptr<VmInstance>> vm =
+      options_.launcher->Launch(LaunchRequest{.vm_id = id,
+                                              .snapshot_name = snapshot,
+                                              .snapshot_dir = dir,
+                                              .egress_policy = egress_policy,
+                                              .volume_files = std::move(files)},
+                                deadline);
+  if (!vm.ok()) {
+    if (replacing.empty()) {
+      options_.volumes->Detach(id).IgnoreError();
+    } else {
+      // Back to the run they came from, which a later restart attempt replaces again.
+      options_.volumes->Attach(replacing, bindings, snapshot, dir, id).IgnoreError();
+    }
+  }
+  return vm;
+}
+
+void VmManager::DetachVolumes(const VmView& view) {
+  if (!view.volumes.empty() && options_.volumes != nullptr) {
+    options_.volumes->Detach(view.id).IgnoreError();
+  }
 }
 
 absl::StatusOr<std::unique_ptr<PortForwarder>> VmManager::StartForwarder(VmInstance& vm,
@@ -302,9 +358,22 @@ absl::StatusOr<std::vector<std::string>> VmManager::Adopt(std::unique_ptr<VmInst
                                                           const store::VmRecord& row) {
   SM_ASSIGN_OR_RETURN(std::vector<PortSpec> ports, PortsFromJson(row.ports_json));
   std::vector<std::string> warnings;
+  // Named volumes it held before the daemon restart stay with it (and skip the pool).
+  std::vector<VolumeBinding> volumes;
+  if (options_.volumes != nullptr) {
+    absl::StatusOr<std::vector<VolumeBinding>> held = options_.volumes->HeldBy(row.id);
+    if (held.ok()) {
+      volumes = *held;
+    } else {
+      warnings.push_back(absl::StrCat("named volumes unknown: ", held.status().message()));
+    }
+  }
   // The VM counts against its pool's max like any handed-out VM (Release frees the slot).
   Pool* pool = nullptr;
-  if (absl::StatusOr<std::string> dir = options_.resolve_snapshot(row.snapshot_name); dir.ok()) {
+  if (!volumes.empty()) {
+    // Restored outside the pools; counts against none.
+  } else if (absl::StatusOr<std::string> dir = options_.resolve_snapshot(row.snapshot_name);
+             dir.ok()) {
     SM_ASSIGN_OR_RETURN(pool, PoolFor(row.snapshot_name, *dir, row.egress_policy));
     pool->Adopted();
   } else {
@@ -319,7 +388,8 @@ absl::StatusOr<std::vector<std::string>> VmManager::Adopt(std::unique_ptr<VmInst
                          .pool_hit = false,
                          .acquired = absl::FromUnixMillis(row.acquired_ms.value_or(row.created_ms)),
                          .egress_policy = row.egress_policy,
-                         .labels_json = row.labels_json},
+                         .labels_json = row.labels_json,
+                         .volumes = volumes},
                 .pool = pool};
   for (const PortSpec& p : ports) {
     // The same host port as before the restart: clients of the forward keep their address.
@@ -410,6 +480,7 @@ absl::Status VmManager::Release(const std::string& id_or_name) {
   if (!active.ended) {
     End(active.view.id, VmEnd{.cause = store::EndCause::kReleased});
   }
+  DetachVolumes(active.view);
   return absl::OkStatus();
 }
 
@@ -490,6 +561,7 @@ void VmManager::MonitorLoop() {
         active.pool->Done();
       }
       End(active.view.id, end);
+      DetachVolumes(active.view);
       if (options_.on_worker_crash) {
         options_.on_worker_crash();
       }
@@ -574,20 +646,36 @@ absl::StatusOr<std::string> VmManager::Restart(const std::string& id, const Supe
     End(id, EndOf(next.last_exit.value_or(ExitReport{.cause = "worker_crash"})));
     old.ended = true;
   }
-  if (old.pool == nullptr) {
+  absl::StatusOr<Acquired> got;
+  if (!old.view.volumes.empty()) {
+    // Its named volumes pass to the new run: a fresh restore outside the pools.
     absl::StatusOr<std::string> dir = options_.resolve_snapshot(old.view.snapshot);
     if (!dir.ok()) {
       return put_back(dir.status());
     }
-    absl::StatusOr<Pool*> pool = PoolFor(old.view.snapshot, *dir, old.view.egress_policy);
-    if (!pool.ok()) {
-      return put_back(pool.status());
+    absl::StatusOr<std::unique_ptr<VmInstance>> launched =
+        LaunchWithVolumes(old.view.snapshot, *dir, old.view.egress_policy, old.view.volumes, id,
+                          absl::Now() + options_.restart_timeout);
+    if (!launched.ok()) {
+      return put_back(launched.status());
     }
-    old.pool = *pool;
-  }
-  absl::StatusOr<Acquired> got = old.pool->Acquire(absl::Now() + options_.restart_timeout);
-  if (!got.ok()) {
-    return put_back(got.status());
+    got = Acquired{.vm = std::move(*launched)};
+  } else {
+    if (old.pool == nullptr) {
+      absl::StatusOr<std::string> dir = options_.resolve_snapshot(old.view.snapshot);
+      if (!dir.ok()) {
+        return put_back(dir.status());
+      }
+      absl::StatusOr<Pool*> pool = PoolFor(old.view.snapshot, *dir, old.view.egress_policy);
+      if (!pool.ok()) {
+        return put_back(pool.status());
+      }
+      old.pool = *pool;
+    }
+    got = old.pool->Acquire(absl::Now() + options_.restart_timeout);
+    if (!got.ok()) {
+      return put_back(got.status());
+    }
   }
   std::shared_ptr<VmInstance> vm = std::move(got->vm);
   Active fresh{.view = old.view, .pool = old.pool};
@@ -625,8 +713,11 @@ absl::StatusOr<std::string> VmManager::Restart(const std::string& id, const Supe
   if (absl::Status st = options_.journal->Acquired(row); !st.ok()) {
     fresh.forwarders.clear();
     vm->Stop(options_.stop_grace);
-    fresh.pool->Done();
+    if (fresh.pool != nullptr) {
+      fresh.pool->Done();
+    }
     options_.journal->End(vm->id(), VmEnd{.cause = store::EndCause::kReleased}).IgnoreError();
+    DetachVolumes(fresh.view);
     return put_back(base::Annotate(st, "record the restarted VM in the store"));
   }
   fresh.watch_exit = next.policy.kind != RestartPolicy::Kind::kNo;
@@ -663,6 +754,7 @@ void VmManager::GiveUp(const std::string& id, const ExitReport& exit) {
   if (!active.ended) {
     End(id, EndOf(exit));
   }
+  DetachVolumes(active.view);
 }
 
 absl::StatusOr<agent::ExitInfo> VmManager::RunCheck(const std::string& id,

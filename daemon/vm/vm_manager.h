@@ -23,6 +23,7 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "daemon/vm/named_volumes.h"
 #include "daemon/vm/pool.h"
 #include "daemon/vm/port_forwarder.h"
 #include "daemon/vm/supervisor.h"
@@ -50,6 +51,10 @@ struct AcquireOptions {
   // Supervision (supervisor.h); the defaults leave the VM unsupervised.
   RestartPolicy restart;
   HealthCheck health;
+  // Named volumes bound to the snapshot's volume slots (named_volumes.h). A VM with any skips
+  // the pool: it is a fresh restore with those files (a pooled VM was restored with private
+  // copies). Kept across supervised restarts.
+  std::vector<VolumeBinding> volumes;
 };
 
 // A handed-out VM as callers see it. `vm` stays valid while held, even after Release (its
@@ -70,6 +75,7 @@ struct VmView {
   std::optional<ExitReport> last_exit;
   HealthState health = HealthState::kNone;
   bool restarting = false;  // the workload stopped; a restart is scheduled
+  std::vector<VolumeBinding> volumes;  // named volumes it holds
 };
 
 struct NamedPoolStats {
@@ -99,6 +105,8 @@ struct VmManagerOptions {
   // A restart's restore (and its pool wait) is bounded by this.
   absl::Duration restart_timeout = absl::Minutes(2);
   absl::Duration stop_grace = absl::Seconds(2);
+  // Named volumes; null: Acquire with volumes fails (FailedPrecondition).
+  NamedVolumes* volumes = nullptr;
 };
 
 class VmManager {
@@ -147,6 +155,14 @@ class VmManager {
                                 const std::string& egress_policy = "");
   absl::StatusOr<std::unique_ptr<PortForwarder>> StartForwarder(VmInstance& vm,
                                                                const PortSpec& port);
+  // A fresh restore outside any pool with `bindings` attached to the new VM (passed on from
+  // `replacing`, a restarted VM's previous id). On error nothing new stays attached.
+  absl::StatusOr<std::unique_ptr<VmInstance>> LaunchWithVolumes(
+      const std::string& snapshot, const std::string& dir, const std::string& egress_policy,
+      const std::vector<VolumeBinding>& bindings, const std::string& replacing,
+      absl::Time deadline);
+  // Frees the named volumes of a VM that ended for good.
+  void DetachVolumes(const VmView& view);
   void MonitorLoop();
   void SuperviseLoop();
   void End(const std::string& id, const VmEnd& end);

@@ -109,8 +109,14 @@ class FakeLauncher : public VmLauncher {
     {
       std::lock_guard<std::mutex> lock(mu_);
       states_[request.vm_id] = state;
+      volume_files_[request.vm_id] = request.volume_files;
     }
     return std::make_unique<FakeVm>(request.vm_id, state, agent_);
+  }
+  // The named volume files the launch of `id` was given (disk id -> file).
+  std::map<std::string, std::string> VolumeFiles(const std::string& id) {
+    std::lock_guard<std::mutex> lock(mu_);
+    return volume_files_.at(id);
   }
   std::shared_ptr<FakeVmState> State(const std::string& id) {
     std::lock_guard<std::mutex> lock(mu_);
@@ -126,6 +132,7 @@ class FakeLauncher : public VmLauncher {
   FakeJournal* journal_;
   std::mutex mu_;
   std::map<std::string, std::shared_ptr<FakeVmState>> states_;
+  std::map<std::string, std::map<std::string, std::string>> volume_files_;
 };
 
 // Polls `cond` until true or `timeout`; returns its last value.
