@@ -4,12 +4,9 @@
 // through the control socket works with the filter and the jail (own namespaces, pivot_root,
 // uid/gid 65534) — the run-time paths the allowlist and the jail's bind mounts must cover.
 #include <fcntl.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/un.h>
 #include <unistd.h>
 
-#include <cstring>
 #include <fstream>
 #include <optional>
 #include <string>
@@ -20,6 +17,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/support/temp_dir.h"
+#include "tests/support/worker_control.h"
 #include "tests/unit/worker/test_kernel.h"
 #include "worker/base/child_process.h"
 #include "worker/base/unique_fd.h"
@@ -60,29 +58,8 @@ class WorkerSandbox : public ::testing::Test {
     const std::string err = test_support::ReadFileOrDie(dir_.Join("stderr"));
     return (st.ok() ? st->ToString() : "still running") + "; stderr: " + err;
   }
-  std::string Command(const std::string& control, const std::string& line) {
-    base::UniqueFd fd;
-    for (int i = 0; i < 1000 && !fd.valid(); ++i) {
-      base::UniqueFd s(socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
-      sockaddr_un addr{};
-      addr.sun_family = AF_UNIX;
-      std::memcpy(addr.sun_path, control.data(), control.size());
-      if (connect(s.get(), reinterpret_cast<const sockaddr*>(&addr), sizeof(addr)) == 0) {
-        fd = std::move(s);
-      } else {
-        absl::SleepFor(absl::Milliseconds(10));
-      }
-    }
-    const std::string out = line + "\n";
-    if (write(fd.get(), out.data(), out.size()) != static_cast<ssize_t>(out.size())) {
-      return "(write failed)";
-    }
-    std::string reply;
-    char c;
-    while (read(fd.get(), &c, 1) == 1 && c != '\n') {
-      reply.push_back(c);
-    }
-    return reply;
+  static std::string Command(const std::string& control, const std::string& line) {
+    return test_support::WorkerCommand(control, line);
   }
 
   test_support::TempDir dir_;

@@ -5,11 +5,8 @@
 #include <fcntl.h>
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
-#include <sys/socket.h>
-#include <sys/un.h>
 #include <unistd.h>
 
-#include <cstring>
 #include <fstream>
 #include <optional>
 #include <sstream>
@@ -18,6 +15,7 @@
 
 #include "absl/time/clock.h"
 #include "tests/support/temp_dir.h"
+#include "tests/support/worker_control.h"
 #include "tests/unit/worker/test_kernel.h"
 #include "worker/base/child_process.h"
 #include "worker/base/unique_fd.h"
@@ -57,27 +55,8 @@ class WorkerRestoreCli : public ::testing::Test {
     return WorkerRun{.exit = st.ok() ? *st : base::ExitStatus{}, .err = ReadAll(dir_.Join("stderr"))};
   }
 
-  std::string Command(const std::string& control, const std::string& line) {
-    base::UniqueFd fd;
-    for (int i = 0; i < 500 && !fd.valid(); ++i) {
-      base::UniqueFd s(socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
-      sockaddr_un addr{};
-      addr.sun_family = AF_UNIX;
-      std::memcpy(addr.sun_path, control.data(), control.size());
-      if (connect(s.get(), reinterpret_cast<const sockaddr*>(&addr), sizeof(addr)) == 0) {
-        fd = std::move(s);
-      } else {
-        absl::SleepFor(absl::Milliseconds(10));
-      }
-    }
-    const std::string out = line + "\n";
-    EXPECT_EQ(write(fd.get(), out.data(), out.size()), static_cast<ssize_t>(out.size()));
-    std::string reply;
-    char c;
-    while (read(fd.get(), &c, 1) == 1 && c != '\n') {
-      reply.push_back(c);
-    }
-    return reply;
+  static std::string Command(const std::string& control, const std::string& line) {
+    return test_support::WorkerCommand(control, line);
   }
 
   test_support::TempDir dir_;

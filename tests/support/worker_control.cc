@@ -1,0 +1,46 @@
+// File: worker_control.cc
+#include "tests/support/worker_control.h"
+
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <cstring>
+
+namespace supermachine::test_support {
+
+std::string WorkerCommand(const std::string& control_socket, const std::string& line,
+                          int connect_wait_ms) {
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  if (control_socket.size() >= sizeof(addr.sun_path)) {
+    return "(control socket path too long: " + control_socket + ")";
+  }
+  std::memcpy(addr.sun_path, control_socket.data(), control_socket.size());
+  int fd = -1;
+  for (int waited = 0; fd < 0 && waited <= connect_wait_ms; waited += 10) {
+    fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd >= 0 && connect(fd, reinterpret_cast<const sockaddr*>(&addr), sizeof(addr)) != 0) {
+      close(fd);
+      fd = -1;
+      usleep(10 * 1000);
+    }
+  }
+  if (fd < 0) {
+    return "(no control socket at " + control_socket + ")";
+  }
+  const std::string out = line + "\n";
+  std::string reply;
+  if (write(fd, out.data(), out.size()) != static_cast<ssize_t>(out.size())) {
+    reply = "(write failed)";
+  } else {
+    char c;
+    while (read(fd, &c, 1) == 1 && c != '\n') {
+      reply.push_back(c);
+    }
+  }
+  close(fd);
+  return reply;
+}
+
+}  // namespace supermachine::test_support

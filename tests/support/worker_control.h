@@ -1,0 +1,18 @@
+// File: worker_control.h
+// Test support: one command on a worker's control socket (`supermachine-worker --control`,
+// docs/snapshot.md "Control socket"): connects (retrying while the worker starts up), sends
+// `line`, returns the one-line reply without its newline. Shared by the tests that drive real
+// workers (sandbox, restore CLI, snapshot faults).
+#pragma once
+
+#include <string>
+
+namespace supermachine::test_support {
+
+// Retries the connect every 10 ms for up to `connect_wait_ms` (a worker binds its control
+// socket during start-up). Returns "(no control socket at PATH)" or "(write failed)" instead
+// of a reply when the exchange could not happen, so a test's EXPECT shows why.
+std::string WorkerCommand(const std::string& control_socket, const std::string& line,
+                          int connect_wait_ms = 10000);
+
+}  // namespace supermachine::test_support
