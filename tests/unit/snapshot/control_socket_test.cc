@@ -40,6 +40,13 @@ TEST(ParseControlCommand, RejectsUnknownVerbListingTheKnownOnes) {
   EXPECT_THAT(cmd.status().message(), HasSubstr("pause, resume, snapshot DIR, exit"));
 }
 
+TEST(ParseControlCommand, ReadsBalloonWithoutArgument) {
+  absl::StatusOr<ControlCommand> cmd = ParseControlCommand("balloon\n");
+  ASSERT_TRUE(cmd.ok()) << cmd.status();
+  EXPECT_EQ(cmd->verb, ControlVerb::kBalloon);
+  EXPECT_FALSE(ParseControlCommand("balloon 5").ok());
+}
+
 TEST(ParseControlCommand, RejectsArgumentToPause) {
   EXPECT_FALSE(ParseControlCommand("pause now").ok());
 }
