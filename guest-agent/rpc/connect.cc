@@ -3,6 +3,9 @@
 // bytes both ways. Half-close aware: when one side finishes sending, the other side's write
 // half is shut down once everything before the EOF is delivered, and the other direction keeps
 // flowing. It ends when both directions are done, on an error, or when the host hangs up.
+// The TCP connect is bounded (kConnectTimeoutMs, and the host hanging up meanwhile): a port
+// whose accept queue is full drops SYNs, and a blocking connect would then sit in the kernel's
+// SYN retries for about two minutes, long after the host stopped waiting (issue #9).
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
@@ -11,6 +14,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <string>
 
 #include "guest-agent/rpc/connection.h"
@@ -19,6 +23,9 @@ namespace supermachine::agent::rpc {
 namespace {
 
 constexpr size_t kBufferBytes = size_t{64} * 1024;
+// The host's forwarder waits 10 s for the whole connect operation (PortForwarder::
+// kConnectTimeout); past that nobody reads our answer.
+constexpr int kConnectTimeoutMs = 10'000;
 
 // One direction of the splice: bytes read from `from`, not yet written to `to`.
 struct Pipe {
@@ -67,8 +74,43 @@ bool Drain(Pipe* p) {
   return true;
 }
 
-// A connected TCP socket, or -errno (with *error set when the address itself is bad).
-int Dial(const std::string& address, uint32_t port, std::string* error) {
+// Waits for a non-blocking connect on `fd` to finish: 0 or -errno; -ETIMEDOUT after
+// kConnectTimeoutMs, -ECONNABORTED when the host hangs up first (nobody wants the answer).
+int FinishConnect(int fd, int host, std::string* error) {
+  const auto deadline = Clock::now() + std::chrono::milliseconds(kConnectTimeoutMs);
+  while (true) {
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
+    if (left.count() <= 0) {
+      *error = "no answer within " + std::to_string(kConnectTimeoutMs / 1000) +
+               " s (is the service's accept queue full?)";
+      return -ETIMEDOUT;
+    }
+    pollfd fds[2] = {{fd, POLLOUT, 0}, {host, 0, 0}};  // host: only hang-up and errors
+    const int rc = ::poll(fds, 2, static_cast<int>(left.count()) + 1);
+    if (rc < 0 && errno != EINTR) {
+      return -errno;
+    }
+    if (rc <= 0) {
+      continue;
+    }
+    if ((fds[1].revents & (POLLHUP | POLLERR | POLLNVAL)) != 0) {
+      *error = "the host hung up before the connection was made";
+      return -ECONNABORTED;
+    }
+    if (fds[0].revents != 0) {
+      int err = 0;
+      socklen_t len = sizeof(err);
+      if (::getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0) {
+        return -errno;
+      }
+      return -err;
+    }
+  }
+}
+
+// A connected TCP socket (non-blocking), or -errno (with *error set when the address itself
+// is bad or the connect was given up; see FinishConnect).
+int Dial(const std::string& address, uint32_t port, int host, std::string* error) {
   sockaddr_storage addr{};
   socklen_t len = 0;
   int family = AF_INET;
@@ -87,16 +129,15 @@ int Dial(const std::string& address, uint32_t port, std::string* error) {
     *error = "not an IPv4 or IPv6 address";
     return -EINVAL;
   }
-  int fd = ::socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  int fd = ::socket(family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
   if (fd < 0) {
     return -errno;
   }
-  int rc;
-  do {
-    rc = ::connect(fd, reinterpret_cast<const sockaddr*>(&addr), len);
-  } while (rc != 0 && errno == EINTR);
-  if (rc != 0) {
-    int err = errno;
+  int err = 0;
+  if (::connect(fd, reinterpret_cast<const sockaddr*>(&addr), len) != 0) {
+    err = errno == EINPROGRESS || errno == EINTR ? -FinishConnect(fd, host, error) : errno;
+  }
+  if (err != 0) {
     ::close(fd);
     return -err;
   }
@@ -108,6 +149,8 @@ int Dial(const std::string& address, uint32_t port, std::string* error) {
 void Splice(int host, int tcp) {
   Pipe up{host, tcp};    // host → guest service
   Pipe down{tcp, host};  // guest service → host
+  bool host_hup = false;
+  bool tcp_hup = false;
   while (!(up.shut && down.shut)) {
     pollfd fds[2] = {{host, 0, 0}, {tcp, 0, 0}};
     // Read a side only while its buffer is empty (backpressure); else wait to write it out.
@@ -123,6 +166,16 @@ void Splice(int host, int tcp) {
     }
     if (up.shut && down.eof) {
       fds[1].fd = -1;  // Nothing left to do with the service; do not wake on its POLLHUP.
+    }
+    // A side that hung up keeps reporting POLLHUP unasked: while we want nothing from it
+    // (e.g. its last bytes wait for the other side to take them), leave it out, or the loop
+    // spins at full CPU until then. Both cannot be left out: a hung-up host with up.eof ended
+    // the loop below, and otherwise up's bytes wait on the service.
+    if (host_hup && fds[0].events == 0) {
+      fds[0].fd = -1;
+    }
+    if (tcp_hup && fds[1].events == 0) {
+      fds[1].fd = -1;
     }
     int rc = ::poll(fds, 2, -1);
     if (rc < 0) {
@@ -148,10 +201,12 @@ void Splice(int host, int tcp) {
     // POLLHUP is reported unasked, so a side that is fully closed must be retired here or the
     // loop would spin. Host fully gone: nothing more can be delivered to it. Service fully
     // gone: it takes no more bytes; what it sent is still flushed to the host.
-    if ((fds[0].revents & POLLHUP) && up.eof) {
+    host_hup = host_hup || (fds[0].revents & POLLHUP) != 0;
+    tcp_hup = tcp_hup || (fds[1].revents & POLLHUP) != 0;
+    if (host_hup && up.eof) {
       return;
     }
-    if ((fds[1].revents & POLLHUP) && down.eof && !up.shut) {
+    if (tcp_hup && down.eof && !up.shut) {
       up.eof = true;
       up.shut = true;
       up.buf.clear();
@@ -171,7 +226,7 @@ void HandleConnect(const Connection& conn, const v1::ConnectRequest& request) {
     return;
   }
   std::string error;
-  const int tcp = Dial(address, request.port(), &error);
+  const int tcp = Dial(address, request.port(), conn.fd, &error);
   if (tcp < 0) {
     SendError(conn, ErrnoToCode(-tcp),
               error.empty() ? ErrnoMessage(what, -tcp) : what + ": " + error);

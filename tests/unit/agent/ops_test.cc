@@ -266,6 +266,41 @@ TEST_F(OpsTest, ConnectToClosedPortIsUnavailable) {
   EXPECT_THAT(r.error().message(), HasSubstr("127.0.0.1"));
 }
 
+// A service whose accept queue is full drops SYNs, so a connect to it neither succeeds nor
+// fails for about two minutes. When the host stops waiting (the daemon's forward gives up
+// after 10 s and closes), the agent must let go at once rather than sit in the kernel's SYN
+// retries: the server then stops promptly, which it cannot while a handler is stuck.
+TEST_F(OpsTest, ConnectThatCannotCompleteEndsWhenTheHostHangsUp) {
+  int listener = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(::bind(listener, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+  ASSERT_EQ(::listen(listener, 0), 0);
+  socklen_t len = sizeof(addr);
+  ::getsockname(listener, reinterpret_cast<sockaddr*>(&addr), &len);
+  // Fill the accept queue (nobody accepts): later SYNs are dropped.
+  std::vector<int> fillers;
+  for (int i = 0; i < 3; ++i) {
+    fillers.push_back(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
+    (void)::connect(fillers.back(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
+  }
+  Conn conn = Connect();
+  v1::Request request;
+  request.mutable_connect()->set_port(ntohs(addr.sin_port));
+  conn.Send(request);
+  EXPECT_FALSE(Readable(conn.fd(), 500)) << "answered although the port cannot accept";
+  conn.Close();  // the host gives up
+  const auto start = std::chrono::steady_clock::now();
+  server_->Stop();
+  run_.join();
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(30));
+  for (int fd : fillers) {
+    ::close(fd);
+  }
+  ::close(listener);
+}
+
 TEST_F(OpsTest, ConnectRejectsBadAddress) {
   v1::Request request;
   request.mutable_connect()->set_port(80);
