@@ -34,7 +34,7 @@ int main(int argc, char** argv) {
       AddRunCommand(app, globals),    AddBakeCommand(app, globals),   AddExecCommand(app, globals),
       AddPsCommand(app, globals),     AddImagesCommand(app, globals), AddRmCommand(app, globals),
       AddLogsCommand(app, globals),   AddHealthCommand(app, globals), AddVersionCommand(app, globals),
-      AddGcCommand(app, globals),     AddInspectCommand(app, globals),
+      AddGcCommand(app, globals),     AddInspectCommand(app, globals), AddVolumeCommand(app, globals),
   };
   try {
     app.parse(argc, argv);

@@ -32,6 +32,9 @@ Verb AddGcCommand(CLI::App& root, const GlobalOptions& globals);
 // `smctl gc`'s text form: a KIND/SIZE/PATH table and the bytes freed (gc.cc).
 std::string GcText(const v1::GcResponse& resp);
 Verb AddInspectCommand(CLI::App& root, const GlobalOptions& globals);
+Verb AddVolumeCommand(CLI::App& root, const GlobalOptions& globals);
+// `smctl volume ls`'s table: NAME SIZE CREATED ATTACHED (vm:/path or -) PATH (volume.cc).
+std::string VolumesTable(const v1::ListVolumesResponse& resp, int64_t now_ms);
 
 // `smctl inspect`'s text form of a VM and its network (inspect.cc).
 std::string InspectVmText(const v1::InspectVMResponse& resp);

@@ -5,6 +5,7 @@
 //  - with CMD: run CMD in the VM (env from -e), exit with its status, release the VM;
 //  - otherwise: stream the workload's console until Ctrl-C, then release the VM.
 // Each step is the daemon's; smctl prints the daemon's message when a step is refused.
+// -v NAME:/guest/path binds a named volume to the snapshot's volume slot there (docs/volumes.md).
 // --restart and --health-* ask the daemon to supervise the VM (docs/supervision.md); they
 // matter for -d, since without it smctl releases the VM when it is done.
 #include <arpa/inet.h>
@@ -34,6 +35,7 @@ struct RunOptions {
   bool detach = false;
   std::vector<std::string> ports;
   std::vector<std::string> env;
+  std::vector<std::string> volumes;
   std::string name;
   std::string image;
   std::vector<std::string> cmd;
@@ -213,6 +215,9 @@ int Run(const RunOptions& o, const GlobalOptions& globals) {
   }
   req.set_name(o.name);
   req.set_snapshot(o.image);
+  for (const std::string& v : o.volumes) {
+    req.add_volumes(v);  // NAME:/guest/path; the daemon checks it against the snapshot's slots
+  }
   req.set_restart_policy(o.restart);
   if (grpc::Status st = HealthFlags(o, &req); !st.ok()) {
     return ReportError(st);
@@ -272,6 +277,10 @@ Verb AddRunCommand(CLI::App& root, const GlobalOptions& globals) {
   app->add_option("-p,--publish", o->ports, "Forward HOST_PORT:GUEST_PORT (or ADDR:HOST:GUEST); repeatable")
       ->allow_extra_args(false);
   app->add_option("-e,--env", o->env, "Set KEY=VALUE for CMD; repeatable")
+      ->allow_extra_args(false);
+  app->add_option("-v,--volume", o->volumes,
+                  "Bind named volume NAME to the snapshot's volume at GUEST_PATH (NAME:GUEST_PATH; "
+                  "made on first use, kept after the VM; see `smctl volume ls`); repeatable")
       ->allow_extra_args(false);
   app->add_option("--name", o->name, "Name for the VM");
   app->add_option("--restart", o->restart,
