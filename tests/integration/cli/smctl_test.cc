@@ -13,6 +13,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "daemon/bake/metadata.h"
 #include "daemon/store/store.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -322,8 +323,64 @@ TEST_F(SmctlTest, FailedRunExplainsAHostWithoutHardwareVirtualization) {
   }
 }
 
+// Named volumes (docs/volumes.md) as smctl shows them. A volume held by a VM whose worker did
+// not survive the daemon restart is free again; rm deletes the file; a path the snapshot has no
+// volume at is refused naming the paths it has, before any restore.
+TEST_F(SmctlTest, VolumeLsAndRmAndRunWithAPathWithoutASlot) {
+  SeedStore();
+  {
+    absl::StatusOr<store::Store> s =
+        store::Store::Open(dir_.File("state/store.db"), [] { return int64_t{2'000}; });
+    ASSERT_TRUE(s.ok()) << s.status();
+    ASSERT_TRUE(s->CreateVolume({.name = "db", .path = dir_.File("state/volumes/db.ext4"),
+                                 .size_bytes = 16 << 20}).ok());
+    ASSERT_TRUE(s->JournalVm({.id = "vm-gone", .snapshot_name = "redis"}).ok());
+    ASSERT_TRUE(s->AttachVolume("db", "vm-gone", "/data").ok());
+  }
+  std::filesystem::create_directories(dir_.File("state/volumes"));
+  { std::ofstream(dir_.File("state/volumes/db.ext4")) << "ext4"; }
+  // The snapshot's metadata declares one volume slot, at /data.
+  bake::SnapshotMetadata md;
+  md.name = "redis";
+  const image::Digest d = *image::Digest::Parse("sha256:" + std::string(64, 'a'));
+  md.image_digest = md.cheap_key = md.delta_key = md.bake_key = md.kernel_digest =
+      md.agent_digest = d;
+  md.launch.argv = {"redis-server"};
+  md.readiness = *bake::ParseReadiness("parked");
+  md.volumes = {{.name = "data", .guest_path = "/data", .size_bytes = 16 << 20}};
+  std::filesystem::create_directories(dir_.File("state/snapshots/redis"));
+  ASSERT_TRUE(bake::WriteMetadata(dir_.File("state/snapshots/redis"), md).ok());
+  StartDaemon();
+
+  CommandResult ls = Smctl({"volume", "ls", "--json"});
+  ASSERT_EQ(ls.exit.code, 0) << ls.err;
+  nlohmann::json j = nlohmann::json::parse(ls.out);
+  ASSERT_EQ(j["volumes"].size(), 1u);
+  EXPECT_EQ(j["volumes"][0]["name"], "db");
+  EXPECT_EQ(j["volumes"][0]["attached_vm"], "") << "its VM did not survive the restart";
+  CommandResult table = Smctl({"volume", "ls"});
+  EXPECT_THAT(table.out, StartsWith("NAME   SIZE     CREATED"));
+
+  CommandResult run = Smctl({"run", "-d", "-v", "db:/x", "redis"});
+  EXPECT_EQ(run.exit.code, 2) << run.err;
+  EXPECT_THAT(run.err, HasSubstr("snapshot 'redis' declares volumes at /data; bake with -v "
+                                 "NAME:/x to have one at /x"));
+  CommandResult bad = Smctl({"run", "-d", "-v", "no/slash:/data", "redis"});
+  EXPECT_EQ(bad.exit.code, 2) << bad.err;
+  EXPECT_THAT(bad.err, HasSubstr("volume name 'no/slash' is invalid"));
+
+  CommandResult rm = Smctl({"volume", "rm", "db"});
+  EXPECT_EQ(rm.exit.code, 0) << rm.err;
+  EXPECT_EQ(rm.out, "db\n");
+  EXPECT_FALSE(std::filesystem::exists(dir_.File("state/volumes/db.ext4")));
+  CommandResult again = Smctl({"volume", "rm", "db"});
+  EXPECT_EQ(again.exit.code, 3) << again.err;
+  EXPECT_THAT(again.err, HasSubstr("volume 'db' not found"));
+}
+
 TEST_F(SmctlTest, HelpWorksOnEveryVerb) {
-  for (const char* verb : {"run", "bake", "exec", "ps", "images", "rm", "logs", "health", "version"}) {
+  for (const char* verb :
+       {"run", "bake", "exec", "ps", "images", "rm", "logs", "health", "version", "volume"}) {
     CommandResult r = Smctl({verb, "--help"});
     EXPECT_EQ(r.exit.code, 0) << verb << ": " << r.err;
     EXPECT_THAT(r.out, HasSubstr("Usage")) << verb;
