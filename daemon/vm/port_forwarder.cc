@@ -168,9 +168,8 @@ void PortForwarder::AcceptLoop() {
     absl::MutexLock lock(&mu_);
     ReapLocked();
     Conn& conn = conns_.emplace_back();
-    conn.thread = std::thread([this, &conn, fd = std::make_shared<base::UniqueFd>(
-                                                std::move(client))]() mutable {
-      Splice(std::move(*fd));
+    conn.thread = std::thread([this, &conn, fd = std::move(client)]() mutable {
+      Splice(std::move(fd));
       conn.done = true;
     });
   }
