@@ -268,6 +268,7 @@ TEST_F(ExecStorm, EightThreadsOfShortAndStreamingExecsAllSucceedAndFdsAndThreads
   // belong to the baseline, not to a leak.
   {
     std::vector<std::thread> warm;
+    warm.reserve(kThreads);
     for (int t = 0; t < kThreads; ++t) {
       warm.emplace_back([&, t] {
         ExecOutcome r = RunExec(stub_.get(), vm_id_, {"echo", "warm", std::to_string(t)}, "");
@@ -297,6 +298,7 @@ TEST_F(ExecStorm, EightThreadsOfShortAndStreamingExecsAllSucceedAndFdsAndThreads
   std::atomic<int> failures{0};
   const absl::Time start = absl::Now();
   std::vector<std::thread> threads;
+  threads.reserve(kThreads);
   for (int t = 0; t < kThreads; ++t) {
     threads.emplace_back([&, t] { StormThread(t, &execs, &failures); });
   }
