@@ -22,6 +22,7 @@ constexpr char kVolumeSuffix[] = ".ext4";
 
 std::string SlotPaths(const std::vector<VolumeSlot>& slots) {
   std::vector<std::string> paths;
+  paths.reserve(slots.size());
   for (const VolumeSlot& s : slots) {
     paths.push_back(s.guest_path);
   }
