@@ -107,6 +107,13 @@ ReconcileReport Reconcile(const std::vector<store::VmRecord>& rows, const std::s
     (void)deps.journal->End(row.id, VmEnd{.cause = store::EndCause::kWorkerCrash});
     report.ended.push_back(row.id);
   }
+  // An ended VM's private volume copies (volume_files.h) go with it; its logs stay.
+  if (!vm_dir.empty()) {
+    for (const std::string& id : report.ended) {
+      std::error_code ec;
+      std::filesystem::remove_all(absl::StrCat(vm_dir, "/", id, "/volumes"), ec);
+    }
+  }
   return report;
 }
 

@@ -222,6 +222,12 @@ TEST(ReconcileTest, RealProcesses) {
     return r;
   };
   FakeJournal journal;
+  // Private volume copies: the ended VM's go, the adopted VM's stay.
+  for (const char* id : {"handed", "pooled"}) {
+    std::filesystem::create_directories(absl::StrCat(vm_dir, "/", id, "/volumes"));
+    std::ofstream(absl::StrCat(vm_dir, "/", id, "/volumes/v0.img")) << "ext4";
+    std::ofstream(absl::StrCat(vm_dir, "/", id, "/console.log")) << "log";
+  }
   ReconcileReport report =
       Reconcile({row("handed", handed.pid(), true), row("pooled", pooled.pid(), false)}, vm_dir,
                 {.procs = &procs,
@@ -232,6 +238,9 @@ TEST(ReconcileTest, RealProcesses) {
   EXPECT_EQ(report.killed, 2u);
   EXPECT_THAT(report.problems, IsEmpty());
   EXPECT_EQ(journal.EndOf("pooled"), store::EndCause::kReleased);
+  EXPECT_FALSE(std::filesystem::exists(vm_dir + "/pooled/volumes"));
+  EXPECT_TRUE(std::filesystem::exists(vm_dir + "/pooled/console.log"));
+  EXPECT_TRUE(std::filesystem::exists(vm_dir + "/handed/volumes/v0.img"));
   auto killed = [](base::ChildProcess& c) {
     absl::StatusOr<base::ExitStatus> st = c.WaitFor(absl::Seconds(10));
     return st.ok() && st->signaled && st->signal == SIGKILL;
