@@ -32,7 +32,7 @@ absl::StatusOr<ProcStat> ParseProcStat(const std::string& line) {
       absl::StrSplit(line.substr(close + 2), ' ', absl::SkipEmpty());
   // fields[0] is field 3 (state), so field 22 is fields[19].
   ProcStat out;
-  if (fields.size() < 20 || fields[0].size() != 1 ||
+  if (fields.size() < 20 || fields[0].size() != 1 || !absl::SimpleAtoi(fields[1], &out.ppid) ||
       !absl::SimpleAtoi(fields[19], &out.start_time)) {
     return absl::InternalError("unparsable /proc/<pid>/stat line");
   }
@@ -76,6 +76,19 @@ std::optional<int64_t> ProcFs::StartTime(int pid) const {
     return std::nullopt;
   }
   return st->start_time;
+}
+
+std::optional<int> ProcFs::ParentPid(int pid) const {
+  std::ifstream in(absl::StrCat(root_, "/", pid, "/stat"));
+  std::string line;
+  if (!std::getline(in, line)) {
+    return std::nullopt;
+  }
+  absl::StatusOr<ProcStat> st = ParseProcStat(line);
+  if (!st.ok()) {
+    return std::nullopt;
+  }
+  return st->ppid;
 }
 
 std::vector<std::string> ProcFs::Argv(int pid) const {

@@ -28,6 +28,9 @@ class ProcessTable {
   virtual std::optional<int64_t> StartTime(int pid) const = 0;
   // Its argv (empty when gone or unreadable, e.g. a kernel thread).
   virtual std::vector<std::string> Argv(int pid) const = 0;
+  // Its parent's pid; nullopt when gone. A jailed worker's VMM is the child of the journaled
+  // process (worker/jail/pid_namespace.h) and runs with the same argv.
+  virtual std::optional<int> ParentPid(int pid) const = 0;
   // Sends `sig` to the process — to its whole process group when it leads one (a worker runs
   // in its own session and may have helpers, e.g. passt).
   virtual void Signal(int pid, int sig) = 0;
@@ -39,6 +42,7 @@ class ProcFs final : public ProcessTable {
   std::vector<int> Pids() const override;
   std::optional<int64_t> StartTime(int pid) const override;
   std::vector<std::string> Argv(int pid) const override;
+  std::optional<int> ParentPid(int pid) const override;
   void Signal(int pid, int sig) override;
 
  private:
@@ -47,6 +51,7 @@ class ProcFs final : public ProcessTable {
 
 struct ProcStat {
   char state = '?';         // field 3: R, S, D, Z, X, ...
+  int ppid = 0;             // field 4
   int64_t start_time = 0;   // field 22: clock ticks after boot
 };
 // Parses one /proc/<pid>/stat line (comm, field 2, may hold spaces and parentheses).

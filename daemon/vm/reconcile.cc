@@ -56,6 +56,11 @@ ReconcilePlan PlanReconcile(const std::vector<store::VmRecord>& rows, const Proc
     if (kept.count(pid) != 0 || to_kill.count(pid) != 0) {
       continue;
     }
+    // A jailed worker's VMM runs, with the same argv, as the only child of the journaled
+    // process (its PID namespace keeper, worker/jail/pid_namespace.h): it belongs to that VM.
+    if (std::optional<int> parent = procs.ParentPid(pid); parent && kept.count(*parent) != 0) {
+      continue;
+    }
     const std::string dir = WorkerVmDirOf(procs.Argv(pid));
     if (dir.empty() || Normal(dir) != ours) {
       continue;

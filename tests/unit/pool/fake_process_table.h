@@ -25,6 +25,7 @@ class FakeProcessTable : public ProcessTable {
   struct Proc {
     int64_t start = 0;
     std::vector<std::string> argv;
+    int ppid = 1;
   };
   std::vector<int> Pids() const override {
     std::vector<int> out;
@@ -41,6 +42,10 @@ class FakeProcessTable : public ProcessTable {
   std::vector<std::string> Argv(int pid) const override {
     auto it = procs_.find(pid);
     return it == procs_.end() ? std::vector<std::string>{} : it->second.argv;
+  }
+  std::optional<int> ParentPid(int pid) const override {
+    auto it = procs_.find(pid);
+    return it == procs_.end() ? std::nullopt : std::optional<int>(it->second.ppid);
   }
   void Signal(int pid, int sig) override {
     signals_.emplace_back(pid, sig);

@@ -103,6 +103,25 @@ TEST(PlanReconcileTest, EachRowStateAndWorkerFate) {
   EXPECT_EQ(killed, (std::set<int>{101, 102, 103, 104}));
 }
 
+// A jailed worker is two processes with one argv: the journaled keeper and, as its child, the
+// VMM in its own PID namespace. Adopting the VM keeps both; an unclaimed pair goes.
+TEST(PlanReconcileTest, TheJailedVmmBelowAnAdoptedKeeperIsKept) {
+  FakeProcesses procs;
+  procs.AddWorker(100, 5000, kVmDir, "jailed");
+  procs.AddWorker(101, 5001, kVmDir, "jailed");
+  procs.procs_[101].ppid = 100;
+  procs.AddWorker(102, 5002, kVmDir, "stray");
+  procs.AddWorker(103, 5003, kVmDir, "stray");
+  procs.procs_[103].ppid = 102;
+  ReconcilePlan plan = PlanReconcile({Row("jailed", "running", 100, 5000, true)}, procs, kVmDir);
+  EXPECT_THAT(Ids(plan.adopt), ElementsAre("jailed"));
+  std::set<int> killed;
+  for (const auto& [pid, start] : plan.kill) {
+    killed.insert(pid);
+  }
+  EXPECT_EQ(killed, (std::set<int>{102, 103}));
+}
+
 TEST(PlanReconcileTest, RowWithoutStartTimeIsNeverTrusted) {
   FakeProcesses procs;
   procs.AddWorker(100, 5000, kVmDir, "a");
@@ -175,6 +194,8 @@ TEST(ProcFsTest, ParsesAFakeProcTree) {
   std::sort(pids.begin(), pids.end());
   EXPECT_THAT(pids, ElementsAre(41, 42));
   EXPECT_EQ(procs.StartTime(41), 123456);
+  EXPECT_EQ(procs.ParentPid(41), 1);
+  EXPECT_FALSE(procs.ParentPid(43).has_value());
   EXPECT_FALSE(procs.StartTime(42).has_value());  // zombie
   EXPECT_FALSE(procs.StartTime(43).has_value());  // absent
   EXPECT_THAT(procs.Argv(41), ElementsAre("supermachine-worker", "--control", "/v/x/control"));
