@@ -15,7 +15,8 @@ Verb AddLogsCommand(CLI::App& root, const GlobalOptions& globals) {
   };
   auto o = std::make_shared<Options>();
   CLI::App* app = root.add_subcommand("logs", "Show a VM's output");
-  app->add_flag("-f,--follow", o->follow, "Keep streaming new output");
+  app->add_flag("-f,--follow", o->follow,
+                "Keep streaming new output, across the VM's supervised restarts, until it ends");
   app->add_option("VM", o->vm, "VM id or name")->required();
   return {app, [o, &globals]() {
             std::unique_ptr<Client> client;

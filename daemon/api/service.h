@@ -6,6 +6,7 @@
 #pragma once
 
 #include <functional>
+#include <optional>
 #include <string>
 
 #include "absl/base/thread_annotations.h"
@@ -111,6 +112,10 @@ class SupermachineService final : public v1::Supermachine::Service {
                       grpc::ServerWriter<v1::LogChunk>* writer);
   // The handed-out VM (NotFound saying why not), or Unimplemented without a VM manager.
   absl::StatusOr<vm::VmView> FindVm(const std::string& id) const;
+  // For Logs with follow, once VM `id` has ended: the running VM that replaced it through
+  // supervised restarts (waiting while one is under way); nullopt when none will, or the client
+  // went away.
+  std::optional<vm::VmView> AwaitSuccessor(std::string id, grpc::ServerContext* ctx) const;
 
   ServiceOptions options_;
   // The store wraps one SQLite connection, which is not shared across threads; gRPC runs

@@ -317,10 +317,30 @@ absl::Status SupermachineService::DoReadFile(grpc::ServerContext* ctx,
   return absl::OkStatus();
 }
 
+std::optional<vm::VmView> SupermachineService::AwaitSuccessor(std::string id,
+                                                             grpc::ServerContext* ctx) const {
+  while (!ctx->IsCancelled()) {
+    absl::StatusOr<std::string> next = options_.vms->Successor(id);
+    if (absl::IsUnavailable(next.status())) {
+      absl::SleepFor(kLogPoll);  // a restart is under way
+      continue;
+    }
+    if (!next.ok() || next->empty()) {
+      return std::nullopt;
+    }
+    absl::StatusOr<vm::VmView> view = options_.vms->Get(*next);
+    if (view.ok()) {
+      return *std::move(view);
+    }
+    id = *next;  // It ended already too; it may have been restarted in turn.
+  }
+  return std::nullopt;
+}
+
 absl::Status SupermachineService::DoLogs(grpc::ServerContext* ctx, const v1::LogsRequest& req,
                                          grpc::ServerWriter<v1::LogChunk>* writer) {
   SM_ASSIGN_OR_RETURN(vm::VmView view, FindVm(req.vm_id()));
-  const std::string& path = view.vm->console_log();
+  std::string path = view.vm->console_log();
   base::UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
   if (!fd && errno != ENOENT) {
     return base::ErrnoToStatus(errno, absl::StrCat("open the console log ", path));
@@ -345,8 +365,22 @@ absl::Status SupermachineService::DoLogs(grpc::ServerContext* ctx, const v1::Log
     }
     // At the end of what was written so far. Once the VM has ended, one more pass picks up
     // what its worker wrote last.
-    if (!req.follow() || final_pass) {
+    if (!req.follow()) {
       return absl::OkStatus();
+    }
+    if (final_pass) {
+      // A supervised VM's restart is a new VM under a new id: its console carries on the
+      // stream (docs/supervision.md). Without one, the stream ends with the VM.
+      std::optional<vm::VmView> next = AwaitSuccessor(view.id, ctx);
+      if (!next.has_value()) {
+        return ctx->IsCancelled() ? absl::CancelledError("logs cancelled by the client")
+                                  : absl::OkStatus();
+      }
+      view = std::move(*next);
+      path = view.vm->console_log();
+      fd.Reset(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+      final_pass = false;
+      continue;
     }
     final_pass = !options_.vms->Get(view.id).ok();
     if (!final_pass) {

@@ -495,6 +495,15 @@ absl::StatusOr<VmView> VmManager::Get(const std::string& id_or_name) const {
   return view;
 }
 
+absl::StatusOr<std::string> VmManager::Successor(const std::string& id) const {
+  absl::MutexLock lock(&mu_);
+  if (restarting_.count(id) != 0) {
+    return absl::UnavailableError(absl::StrCat("VM ", id, " is being restarted"));
+  }
+  auto it = successors_.find(id);
+  return it == successors_.end() ? std::string() : it->second;
+}
+
 std::vector<VmView> VmManager::List() const {
   absl::MutexLock lock(&mu_);
   std::vector<VmView> out;
@@ -626,10 +635,12 @@ absl::StatusOr<std::string> VmManager::Restart(const std::string& id, const Supe
     }
     old = std::move(it->second);
     active_.erase(it);
+    restarting_.insert(id);
   }
   auto put_back = [&](absl::Status st) {
     // Listed (and releasable) until a later attempt replaces it or the policy gives up.
     absl::MutexLock lock(&mu_);
+    restarting_.erase(id);
     active_.emplace(id, std::move(old));
     return st;
   };
@@ -724,6 +735,11 @@ absl::StatusOr<std::string> VmManager::Restart(const std::string& id, const Supe
   const std::string new_id = fresh.view.id;
   absl::MutexLock lock(&mu_);
   active_.emplace(new_id, std::move(fresh));
+  restarting_.erase(id);
+  if (successors_.size() >= kEndedMemory) {
+    successors_.erase(successors_.begin());
+  }
+  successors_[id] = new_id;
   if (ended_.size() >= kEndedMemory) {
     ended_.erase(ended_.begin());
   }

@@ -14,6 +14,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <thread>
 #include <utility>
@@ -130,6 +131,10 @@ class VmManager {
   absl::StatusOr<std::vector<std::string>> Adopt(std::unique_ptr<VmInstance> vm,
                                                  const store::VmRecord& row);
   absl::StatusOr<VmView> Get(const std::string& id_or_name) const;
+  // What became of VM `id` once Get no longer finds it: the id of the VM a supervised restart
+  // replaced it with, "" when it ended for good (or is unknown), Unavailable while a restart of
+  // it is under way (ask again). `smctl logs -f` follows a supervised VM across restarts so.
+  absl::StatusOr<std::string> Successor(const std::string& id) const;
   // VM ids and names of handed-out VMs.
   std::vector<VmView> List() const;
   std::vector<NamedPoolStats> PoolStatistics() const;
@@ -188,6 +193,10 @@ class VmManager {
   std::map<std::string, Active> active_ ABSL_GUARDED_BY(mu_);
   // Why recently ended VMs ended, for the message a late caller gets (bounded).
   std::map<std::string, std::string> ended_ ABSL_GUARDED_BY(mu_);
+  // Restarted VMs' successors (old id -> new id, bounded like ended_), and the ids a restart
+  // is replacing right now (out of active_, successor not known yet).
+  std::map<std::string, std::string> successors_ ABSL_GUARDED_BY(mu_);
+  std::set<std::string> restarting_ ABSL_GUARDED_BY(mu_);
   std::thread monitor_;
   Supervisor supervisor_;
   std::thread supervise_;

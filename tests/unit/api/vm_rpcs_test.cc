@@ -4,9 +4,11 @@
 // conversion of AcquireRequest.
 #include <filesystem>
 #include <fstream>
+#include <thread>
 
 #include <grpcpp/grpcpp.h>
 
+#include "absl/synchronization/mutex.h"
 #include "daemon/agent/agent_client.h"
 #include "daemon/api/service.h"
 #include "daemon/api/vm_rpcs.h"
@@ -164,6 +166,60 @@ TEST_F(VmRpcsTest, LogsStreamsTheConsoleFile) {
   v1::LogChunk chunk;
   EXPECT_FALSE(reader->Read(&chunk));
   EXPECT_TRUE(reader->Finish().ok());
+}
+
+// `smctl logs -f` of a supervised VM: its worker dies, the restart is a new VM under a new id,
+// and the same stream carries on with the new run's console; releasing that one ends it.
+TEST_F(VmRpcsTest, LogsFollowCarriesOnAcrossSupervisedRestarts) {
+  launcher_.console_dir_ = dir_.path();
+  v1::AcquireRequest req;
+  req.set_snapshot("web");
+  req.set_restart_policy("always");
+  v1::AcquireResponse resp;
+  ASSERT_TRUE(Acquire(req, &resp).ok());
+  const std::string first = resp.vm().id();
+  test_support::WriteFileOrDie(dir_.Join(first + ".log"), "first run\n");
+
+  grpc::ClientContext ctx;
+  v1::LogsRequest lr;
+  lr.set_vm_id(first);
+  lr.set_follow(true);
+  auto reader = stub_->Logs(&ctx, lr);
+  absl::Mutex mu;
+  std::string seen;
+  std::thread read_all([&] {
+    v1::LogChunk chunk;
+    while (reader->Read(&chunk)) {
+      absl::MutexLock lock(&mu);
+      seen += chunk.data();
+    }
+  });
+  auto saw = [&](const std::string& text) {
+    return vm::testing::Eventually(
+        [&] {
+          absl::MutexLock lock(&mu);
+          return seen.find(text) != std::string::npos;
+        },
+        absl::Seconds(30));
+  };
+  ASSERT_TRUE(saw("first run"));
+
+  launcher_.State(first)->dead = true;  // the worker dies; `always` restarts it
+  std::string second;
+  ASSERT_TRUE(vm::testing::Eventually(
+      [&] {
+        second = vms_->Successor(first).value_or("");
+        return !second.empty();
+      },
+      absl::Seconds(30)));
+  test_support::WriteFileOrDie(dir_.Join(second + ".log"), "second run\n");
+  EXPECT_TRUE(saw("second run"));
+
+  ASSERT_TRUE(vms_->Release(second).ok());  // ended for good: the stream ends
+  read_all.join();
+  EXPECT_TRUE(reader->Finish().ok());
+  absl::MutexLock lock(&mu);
+  EXPECT_EQ(seen, "first run\nsecond run\n");
 }
 
 // A fake agent whose exec upper-cases stdin to stdout until EOF, writes argv[0] to stderr and

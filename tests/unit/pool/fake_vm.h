@@ -25,13 +25,14 @@ struct FakeVmState {
 class FakeVm : public VmInstance {
  public:
   FakeVm(std::string id, std::shared_ptr<FakeVmState> state,
-         const agent::AgentClient* agent = nullptr)
-      : id_(std::move(id)), state_(std::move(state)), agent_(agent) {}
+         const agent::AgentClient* agent = nullptr, std::string console = "/nonexistent")
+      : id_(std::move(id)), console_(std::move(console)), state_(std::move(state)),
+        agent_(agent) {}
   ~FakeVm() override { state_->stopped = true; }
   const std::string& id() const override { return id_; }
   int pid() const override { return 4242; }
   const std::string& vsock_socket() const override { return path_; }
-  const std::string& console_log() const override { return path_; }
+  const std::string& console_log() const override { return console_; }
   const agent::AgentClient* agent() const override { return agent_; }
   std::optional<VmEnd> CheckExited() override {
     if (state_->dead && !state_->stopped) {
@@ -44,6 +45,7 @@ class FakeVm : public VmInstance {
  private:
   std::string id_;
   std::string path_ = "/nonexistent";
+  std::string console_;
   std::shared_ptr<FakeVmState> state_;
   const agent::AgentClient* agent_;
 };
@@ -111,7 +113,9 @@ class FakeLauncher : public VmLauncher {
       states_[request.vm_id] = state;
       volume_files_[request.vm_id] = request.volume_files;
     }
-    return std::make_unique<FakeVm>(request.vm_id, state, agent_);
+    return std::make_unique<FakeVm>(
+        request.vm_id, state, agent_,
+        console_dir_.empty() ? "/nonexistent" : console_dir_ + "/" + request.vm_id + ".log");
   }
   // The named volume files the launch of `id` was given (disk id -> file).
   std::map<std::string, std::string> VolumeFiles(const std::string& id) {
@@ -127,6 +131,8 @@ class FakeLauncher : public VmLauncher {
   std::atomic<bool> fail_{false};
   absl::Duration delay_ = absl::Milliseconds(5);
   const agent::AgentClient* agent_ = nullptr;  // given to every VM (null: none)
+  // When set, VM <id>'s console log is <console_dir_>/<id>.log (written by the test).
+  std::string console_dir_;
 
  private:
   FakeJournal* journal_;

@@ -105,6 +105,9 @@ TEST_F(SupervisedManagerTest, WorkloadKilledUnderAlwaysComesBackWithItsName) {
   EXPECT_EQ(now->last_exit->ToString(), "killed by signal 9");
   EXPECT_EQ(journal_.EndOf(vm->id), store::EndCause::kKilled);
   EXPECT_TRUE(launcher_.State(vm->id)->stopped);
+  // The old id leads to the new one (logs -f follows it so); the running one has none.
+  EXPECT_EQ(manager_->Successor(vm->id).value_or("?"), now->id);
+  EXPECT_EQ(manager_->Successor(now->id).value_or("?"), "");
 }
 
 TEST_F(SupervisedManagerTest, FailingHealthCheckWithoutPolicyShowsUnhealthy) {
