@@ -378,7 +378,7 @@ absl::Status SupermachineService::DoLogs(grpc::ServerContext* ctx, const v1::Log
       }
       view = std::move(*next);
       path = view.vm->console_log();
-      fd.Reset(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+      fd.Reset();  // reopened at the top of the loop, once the new worker has created it
       final_pass = false;
       continue;
     }

@@ -150,6 +150,11 @@ VmManager::~VmManager() {
   pools.clear();  // each pool stops its ready VMs
 }
 
+const PoolConfig& VmManager::PoolConfigOf(const std::string& snapshot) const {
+  auto cfg = options_.pools.find(snapshot);
+  return cfg != options_.pools.end() ? cfg->second : options_.default_pool;
+}
+
 absl::StatusOr<Pool*> VmManager::PoolFor(const std::string& snapshot, const std::string& dir,
                                          const std::string& egress_policy) {
   absl::MutexLock lock(&mu_);
@@ -158,8 +163,7 @@ absl::StatusOr<Pool*> VmManager::PoolFor(const std::string& snapshot, const std:
   if (it != pools_.end()) {
     return it->second.get();
   }
-  auto cfg = options_.pools.find(snapshot);
-  PoolConfig config = cfg != options_.pools.end() ? cfg->second : options_.default_pool;
+  PoolConfig config = PoolConfigOf(snapshot);
   if (!egress_policy.empty()) {
     // A policy override restores on demand: keeping warm VMs for every policy a caller once
     // named would multiply the configured pool.
@@ -234,10 +238,8 @@ absl::StatusOr<VmView> VmManager::Acquire(const AcquireOptions& options) {
     SM_ASSIGN_OR_RETURN(got, pool->Acquire(options.deadline));
   } else {
     // Named volumes: a fresh restore with their files; pooled VMs hold private copies.
-    auto cfg = options_.pools.find(snapshot);
-    const PoolConfig& config = cfg != options_.pools.end() ? cfg->second : options_.default_pool;
     const absl::Time deadline = options.deadline == absl::InfiniteFuture()
-                                    ? absl::Now() + config.acquire_timeout
+                                    ? absl::Now() + PoolConfigOf(snapshot).acquire_timeout
                                     : options.deadline;
     SM_ASSIGN_OR_RETURN(got.vm, LaunchWithVolumes(snapshot, *dir, options.egress_policy,
                                                   options.volumes, "", deadline));

@@ -155,6 +155,8 @@ class VmManager {
     // only because ExitWatcher is defined in the .cc).
     std::shared_ptr<ExitWatcher> watcher;
   };
+  // The snapshot's configured pool settings, else the default pool's.
+  const PoolConfig& PoolConfigOf(const std::string& snapshot) const;
   // One pool per (snapshot, egress override): pooled VMs equal fresh ones.
   absl::StatusOr<Pool*> PoolFor(const std::string& snapshot, const std::string& dir,
                                 const std::string& egress_policy = "");
