@@ -6,15 +6,18 @@
 #include <unistd.h>
 
 #include <cstring>
+#include <utility>
 
 namespace supermachine::test_support {
 
-std::string WorkerCommand(const std::string& control_socket, const std::string& line,
-                          int connect_wait_ms) {
+std::vector<std::string> WorkerCommands(const std::string& control_socket,
+                                        const std::vector<std::string>& lines,
+                                        int connect_wait_ms) {
   sockaddr_un addr{};
   addr.sun_family = AF_UNIX;
   if (control_socket.size() >= sizeof(addr.sun_path)) {
-    return "(control socket path too long: " + control_socket + ")";
+    return std::vector<std::string>(lines.size(),
+                                    "(control socket path too long: " + control_socket + ")");
   }
   std::memcpy(addr.sun_path, control_socket.data(), control_socket.size());
   int fd = -1;
@@ -27,20 +30,29 @@ std::string WorkerCommand(const std::string& control_socket, const std::string& 
     }
   }
   if (fd < 0) {
-    return "(no control socket at " + control_socket + ")";
+    return std::vector<std::string>(lines.size(), "(no control socket at " + control_socket + ")");
   }
-  const std::string out = line + "\n";
-  std::string reply;
-  if (write(fd, out.data(), out.size()) != static_cast<ssize_t>(out.size())) {
-    reply = "(write failed)";
-  } else {
-    char c;
-    while (read(fd, &c, 1) == 1 && c != '\n') {
-      reply.push_back(c);
+  std::vector<std::string> replies;
+  for (const std::string& line : lines) {
+    const std::string out = line + "\n";
+    std::string reply;
+    if (write(fd, out.data(), out.size()) != static_cast<ssize_t>(out.size())) {
+      reply = "(write failed)";
+    } else {
+      char c;
+      while (read(fd, &c, 1) == 1 && c != '\n') {
+        reply.push_back(c);
+      }
     }
+    replies.push_back(std::move(reply));
   }
   close(fd);
-  return reply;
+  return replies;
+}
+
+std::string WorkerCommand(const std::string& control_socket, const std::string& line,
+                          int connect_wait_ms) {
+  return WorkerCommands(control_socket, {line}, connect_wait_ms).front();
 }
 
 }  // namespace supermachine::test_support

@@ -1,11 +1,12 @@
 // File: worker_control.h
-// Test support: one command on a worker's control socket (`supermachine-worker --control`,
+// Test support: commands on a worker's control socket (`supermachine-worker --control`,
 // docs/snapshot.md "Control socket"): connects (retrying while the worker starts up), sends
 // `line`, returns the one-line reply without its newline. Shared by the tests that drive real
 // workers (sandbox, restore CLI, snapshot faults).
 #pragma once
 
 #include <string>
+#include <vector>
 
 namespace supermachine::test_support {
 
@@ -14,5 +15,11 @@ namespace supermachine::test_support {
 // of a reply when the exchange could not happen, so a test's EXPECT shows why.
 std::string WorkerCommand(const std::string& control_socket, const std::string& line,
                           int connect_wait_ms = 10000);
+
+// Several commands over one connection, in order (e.g. "snapshot DIR" then "exit"); one reply
+// per line, each one of the placeholders above when the exchange could not happen.
+std::vector<std::string> WorkerCommands(const std::string& control_socket,
+                                        const std::vector<std::string>& lines,
+                                        int connect_wait_ms = 10000);
 
 }  // namespace supermachine::test_support

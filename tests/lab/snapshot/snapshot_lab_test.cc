@@ -5,16 +5,13 @@
 // the count goes on from where it was, the disk still answers, pause really stops the guest,
 // and a snapshot of the restored guest restores too (chained).
 #include <fcntl.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/un.h>
 #include <unistd.h>
 
 extern char** environ;
 
 #include <cstdio>
 #include <cstdlib>
-#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <optional>
@@ -30,6 +27,7 @@ extern char** environ;
 #include "absl/time/clock.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/support/worker_control.h"
 #include "tests/lab/support/kernel_dir.h"
 #include "worker/base/child_process.h"
 #include "worker/base/unique_fd.h"
@@ -149,24 +147,7 @@ class SnapshotLab : public ::testing::Test {
   }
 
   std::vector<std::string> Control(const Worker& w, const std::vector<std::string>& lines) {
-    UniqueFd fd(socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
-    sockaddr_un addr{};
-    addr.sun_family = AF_UNIX;
-    std::memcpy(addr.sun_path, w.control.data(), std::min(w.control.size(), sizeof(addr.sun_path) - 1));
-    EXPECT_EQ(connect(fd.get(), reinterpret_cast<const sockaddr*>(&addr), sizeof(addr)), 0)
-        << strerror(errno);
-    std::vector<std::string> replies;
-    for (const std::string& line : lines) {
-      const std::string out = line + "\n";
-      EXPECT_EQ(write(fd.get(), out.data(), out.size()), static_cast<ssize_t>(out.size()));
-      std::string reply;
-      char ch;
-      while (read(fd.get(), &ch, 1) == 1 && ch != '\n') {
-        reply.push_back(ch);
-      }
-      replies.push_back(reply);
-    }
-    return replies;
+    return supermachine::test_support::WorkerCommands(w.control, lines);
   }
 
   // Prints the worker's timing line (informational: the lab is emulated, so absolute times

@@ -9,13 +9,10 @@
 // TCG page reporting's 2 s delay can stretch to minutes.
 #include <fcntl.h>
 #include <signal.h>
-#include <sys/socket.h>
-#include <sys/un.h>
 #include <unistd.h>
 
 #include <cstdio>
 #include <cstdlib>
-#include <cstring>
 #include <optional>
 #include <filesystem>
 #include <fstream>
@@ -28,6 +25,7 @@
 #include "absl/time/clock.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/support/worker_control.h"
 #include "tests/lab/support/kernel_dir.h"
 #include "worker/base/child_process.h"
 #include "worker/base/unique_fd.h"
@@ -115,25 +113,7 @@ Worker Start(const fs::path& dir, const std::string& name, std::vector<std::stri
 }
 
 std::vector<std::string> Control(const Worker& w, const std::vector<std::string>& lines) {
-  supermachine::base::UniqueFd fd(socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
-  sockaddr_un addr{};
-  addr.sun_family = AF_UNIX;
-  std::memcpy(addr.sun_path, w.control.data(),
-              std::min(w.control.size(), sizeof(addr.sun_path) - 1));
-  EXPECT_EQ(connect(fd.get(), reinterpret_cast<const sockaddr*>(&addr), sizeof(addr)), 0)
-      << strerror(errno);
-  std::vector<std::string> replies;
-  for (const std::string& line : lines) {
-    const std::string out = line + "\n";
-    EXPECT_EQ(write(fd.get(), out.data(), out.size()), static_cast<ssize_t>(out.size()));
-    std::string reply;
-    char ch;
-    while (read(fd.get(), &ch, 1) == 1 && ch != '\n') {
-      reply.push_back(ch);
-    }
-    replies.push_back(reply);
-  }
-  return replies;
+  return supermachine::test_support::WorkerCommands(w.control, lines);
 }
 
 // The value of `key=` in a "k=v k=v" line (0 if absent).
