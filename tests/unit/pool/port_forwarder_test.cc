@@ -10,6 +10,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <memory>
 #include <mutex>
 #include <thread>
 #include <vector>
@@ -68,6 +69,30 @@ PortForwarder::Connector EchoConnector(EchoThreads* echo) {
     });
     return base::UniqueFd(sv[0]);
   };
+}
+
+// A forwarder whose first connection reaches `guest`, the far end of a socketpair the test
+// plays the guest on.
+struct ForwardToOneGuest {
+  base::UniqueFd guest;
+  std::unique_ptr<PortForwarder> forwarder;
+};
+absl::StatusOr<ForwardToOneGuest> StartForwardToOneGuest() {
+  int sv[2];
+  if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) {
+    return absl::InternalError("socketpair");
+  }
+  ForwardToOneGuest out{.guest = base::UniqueFd(sv[1])};
+  auto forwarder_end = std::make_shared<base::UniqueFd>(sv[0]);
+  absl::StatusOr<std::unique_ptr<PortForwarder>> fwd = PortForwarder::Start(
+      "127.0.0.1", 0, [forwarder_end](absl::Time) -> absl::StatusOr<base::UniqueFd> {
+        return std::move(*forwarder_end);
+      });
+  if (!fwd.ok()) {
+    return fwd.status();
+  }
+  out.forwarder = std::move(*fwd);
+  return out;
 }
 
 std::string ReadAll(int fd) {
@@ -132,10 +157,9 @@ TEST(PortForwarderTest, NoGuestListenerClosesTheClient) {
 // reading the other and deadlocks against it; both directions must flow independently.
 TEST(PortForwarderTest, LargeTransfersBothWaysAtOnceDoNotDeadlock) {
   constexpr size_t kBytes = size_t{8} << 20;
-  int sv[2];
-  ASSERT_EQ(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
-  base::UniqueFd forwarder_end(sv[0]);
-  std::thread guest([fd = base::UniqueFd(sv[1])] {
+  absl::StatusOr<ForwardToOneGuest> fwd = StartForwardToOneGuest();
+  ASSERT_TRUE(fwd.ok()) << fwd.status();
+  std::thread guest([fd = std::move(fwd->guest)] {
     const std::string answer(kBytes, 'g');
     size_t off = 0;
     while (off < answer.size()) {
@@ -148,12 +172,7 @@ TEST(PortForwarderTest, LargeTransfersBothWaysAtOnceDoNotDeadlock) {
     const std::string count = std::to_string(ReadAll(fd.get()).size());
     (void)!::write(fd.get(), count.data(), count.size());
   });
-  absl::StatusOr<std::unique_ptr<PortForwarder>> fwd = PortForwarder::Start(
-      "127.0.0.1", 0, [&](absl::Time) -> absl::StatusOr<base::UniqueFd> {
-        return std::move(forwarder_end);
-      });
-  ASSERT_TRUE(fwd.ok()) << fwd.status();
-  base::UniqueFd c = ConnectTcp((*fwd)->port());
+  base::UniqueFd c = ConnectTcp(fwd->forwarder->port());
   ASSERT_TRUE(c);
   // A deadlock fails the read after a generous wait instead of hanging the test.
   timeval tv{.tv_sec = 120, .tv_usec = 0};
@@ -173,7 +192,7 @@ TEST(PortForwarderTest, LargeTransfersBothWaysAtOnceDoNotDeadlock) {
   const std::string got = ReadAll(c.get());
   ::shutdown(c.get(), SHUT_RDWR);  // wakes the writer if the read gave up
   writer.join();
-  fwd->reset();  // wakes the guest thread (its connection closes) if the transfer stalled
+  fwd->forwarder.reset();  // wakes the guest thread (its connection closes) if the transfer stalled
   guest.join();
   EXPECT_EQ(got.size(), kBytes + std::to_string(kBytes).size());
   EXPECT_EQ(got, std::string(kBytes, 'g') + std::to_string(kBytes));
@@ -182,16 +201,10 @@ TEST(PortForwarderTest, LargeTransfersBothWaysAtOnceDoNotDeadlock) {
 // A client that resets its connection can take nothing more: the guest connection is closed
 // (both directions) at once, not left half-open waiting for a guest that may never close.
 TEST(PortForwarderTest, ClientResetClosesTheGuestConnection) {
-  int sv[2];
-  ASSERT_EQ(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
-  base::UniqueFd guest_end(sv[1]);
-  base::UniqueFd forwarder_end(sv[0]);
-  absl::StatusOr<std::unique_ptr<PortForwarder>> fwd = PortForwarder::Start(
-      "127.0.0.1", 0, [&](absl::Time) -> absl::StatusOr<base::UniqueFd> {
-        return std::move(forwarder_end);
-      });
+  absl::StatusOr<ForwardToOneGuest> fwd = StartForwardToOneGuest();
   ASSERT_TRUE(fwd.ok()) << fwd.status();
-  base::UniqueFd c = ConnectTcp((*fwd)->port());
+  base::UniqueFd& guest_end = fwd->guest;
+  base::UniqueFd c = ConnectTcp(fwd->forwarder->port());
   ASSERT_TRUE(c);
   ASSERT_EQ(::write(c.get(), "x", 1), 1);
   char byte = 0;
@@ -207,16 +220,10 @@ TEST(PortForwarderTest, ClientResetClosesTheGuestConnection) {
 // The guest answers and closes; the client sees the answer, then EOF; its connection is then
 // closed both ways by the forwarder once the client closes too.
 TEST(PortForwarderTest, GuestCloseAfterAnswerEndsTheClientConnection) {
-  int sv[2];
-  ASSERT_EQ(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
-  base::UniqueFd guest_end(sv[1]);
-  base::UniqueFd forwarder_end(sv[0]);
-  absl::StatusOr<std::unique_ptr<PortForwarder>> fwd = PortForwarder::Start(
-      "127.0.0.1", 0, [&](absl::Time) -> absl::StatusOr<base::UniqueFd> {
-        return std::move(forwarder_end);
-      });
+  absl::StatusOr<ForwardToOneGuest> fwd = StartForwardToOneGuest();
   ASSERT_TRUE(fwd.ok()) << fwd.status();
-  base::UniqueFd c = ConnectTcp((*fwd)->port());
+  base::UniqueFd& guest_end = fwd->guest;
+  base::UniqueFd c = ConnectTcp(fwd->forwarder->port());
   ASSERT_TRUE(c);
   timeval tv{.tv_sec = 60, .tv_usec = 0};
   ::setsockopt(c.get(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
