@@ -31,7 +31,9 @@ SeccompPolicy WorkerRunPolicy() {
       {"poll"}, {"ppoll"},
       {"timerfd_settime"}, {"timerfd_gettime"},  // vsock handshake timeouts.
       // Snapshot (control socket `snapshot DIR`): mkdir, temp files renamed into place,
-      // /proc/self/pagemap to skip untouched pages, SEEK_DATA over the sparse result.
+      // /proc/self/pagemap to skip untouched pages, SEEK_DATA over the sparse result. The
+      // console file's rotation (vmm/rotating_log.cc): renameat FILE → FILE.1, openat a new
+      // FILE, ftruncate when the rename is refused.
       {"openat"}, {"mkdir"}, {"mkdirat"}, {"unlink"}, {"unlinkat"}, {"rename"}, {"renameat"},
       {"renameat2"}, {"ftruncate"}, {"fallocate"}, {"getdents64"},
       // Memory: allocator, thread stacks; virtio-balloon drops guest pages with madvise

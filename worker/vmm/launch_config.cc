@@ -139,6 +139,10 @@ absl::StatusOr<LaunchConfig> ParseLaunchConfigJson(absl::string_view text) {
         c.rng = v.get<bool>();
       } else if (key == "balloon") {
         c.balloon = v.get<bool>();
+      } else if (key == "ksm") {
+        c.ksm = v.get<bool>();
+      } else if (key == "serial_max_bytes") {
+        c.serial.max_bytes = v.get<uint64_t>();
       } else if (key == "pvh") {
         c.pvh = v.get<bool>();
       } else if (key == "vsock") {
@@ -185,7 +189,9 @@ absl::StatusOr<LaunchConfig> ParseLaunchConfigJson(absl::string_view text) {
               "\"egress\":..}");
         }
       } else if (key == "serial") {
+        const uint64_t max_bytes = c.serial.max_bytes;  // "serial_max_bytes" may come first
         SM_ASSIGN_OR_RETURN(c.serial, ParseSerialSpec(v.get<std::string>()));
+        c.serial.max_bytes = max_bytes;
       } else if (key == "disks") {
         if (!v.is_array()) {
           return absl::InvalidArgumentError("launch config: 'disks' must be an array");
@@ -227,8 +233,9 @@ absl::StatusOr<CommandLine> ParseCommandLine(int argc, const char* const* argv) 
   CLI::App app{"supermachine-worker: runs one KVM microVM (see docs/worker.md)"};
   std::string config_file, kernel, cmdline, serial, vsock, net;
   uint32_t mem_mib = 0, vcpus = 0, vsock_cid = 0;
+  uint64_t serial_max_bytes = 0;
   std::vector<std::string> disks, passt_args;
-  bool no_rng = false, no_pvh = false, balloon = false;
+  bool no_rng = false, no_pvh = false, balloon = false, ksm = false;
   app.add_option("--config", config_file, "JSON launch config; flags given too override it");
   app.add_option("--kernel", kernel, "ELF vmlinux (PVH entry) or bzImage");
   app.add_option("--cmdline", cmdline,
@@ -239,6 +246,11 @@ absl::StatusOr<CommandLine> ParseCommandLine(int argc, const char* const* argv) 
   app.add_option("--disk", disks, "PATH[,ro|,rw][,id=NAME]; repeat for more disks")
       ->take_all();
   app.add_option("--serial", serial, "stdout (default), none, file:PATH or fd:N");
+  app.add_option("--serial-max-bytes", serial_max_bytes,
+                 absl::StrCat("with file:PATH, rename PATH to PATH.1 (replacing it) and start "
+                              "a new PATH before PATH would grow past N bytes; 0: unbounded "
+                              "(default ", kDefaultSerialMaxBytes, ")"))
+      ->type_name("N");
   app.add_option("--vsock", vsock,
                  "add a virtio-vsock device; host clients connect to the Unix socket PATH and "
                  "send \"CONNECT <port>\\n\" (reply \"OK <hostport>\\n\"); guest connections "
@@ -258,6 +270,10 @@ absl::StatusOr<CommandLine> ParseCommandLine(int argc, const char* const* argv) 
   app.add_flag("--balloon", balloon,
                "add a virtio-balloon device with free page reporting: memory the guest frees "
                "goes back to the host about 2 s later (docs/balloon.md)");
+  app.add_flag("--ksm", ksm,
+               "mark guest RAM mergeable (MADV_MERGEABLE) so the kernel's KSM may share "
+               "identical pages between VMs; only a restored VM's RAM can merge, and "
+               "/sys/kernel/mm/ksm/run must be 1 (docs/memory.md)");
   std::string control_socket, restore_dir;
   app.add_option("--control", control_socket,
                  "Unix socket for line commands: pause, resume, snapshot DIR, exit "
@@ -322,7 +338,12 @@ absl::StatusOr<CommandLine> ParseCommandLine(int argc, const char* const* argv) 
     c.disks.push_back(std::move(disk));
   }
   if (!serial.empty()) {
+    const uint64_t max_bytes = c.serial.max_bytes;  // from --config, if it set one
     SM_ASSIGN_OR_RETURN(c.serial, ParseSerialSpec(serial));
+    c.serial.max_bytes = max_bytes;
+  }
+  if (app.count("--serial-max-bytes") > 0) {
+    c.serial.max_bytes = serial_max_bytes;
   }
   if (!vsock.empty()) {
     c.vsock.path = vsock;
@@ -339,6 +360,9 @@ absl::StatusOr<CommandLine> ParseCommandLine(int argc, const char* const* argv) 
   }
   if (balloon) {
     c.balloon = true;
+  }
+  if (ksm) {
+    c.ksm = true;
   }
   if (no_pvh) {
     c.pvh = false;

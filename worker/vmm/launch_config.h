@@ -20,10 +20,15 @@ struct DiskConfig {
 };
 
 enum class SerialKind { kStdout, kFile, kFd, kNone };
+// kFile's default size bound per file (--serial-max-bytes): at most two files (PATH and
+// PATH.1, worker/vmm/rotating_log.h), so 16 MiB of console on disk per VM.
+inline constexpr uint64_t kDefaultSerialMaxBytes = uint64_t{8} << 20;
 struct SerialConfig {
   SerialKind kind = SerialKind::kStdout;
   std::string path;  // kFile
   int fd = -1;       // kFd (inherited, not owned)
+  // kFile only: rotate PATH to PATH.1 before it would grow past this; 0 = unbounded.
+  uint64_t max_bytes = kDefaultSerialMaxBytes;
   bool operator==(const SerialConfig&) const = default;
 };
 
@@ -67,6 +72,10 @@ struct LaunchConfig {
   // virtio-balloon with free page reporting (docs/balloon.md): freed guest pages go back to the
   // host. Off by default; the device sits after every other one so no slot moves.
   bool balloon = false;
+  // KSM (docs/memory.md): mark guest RAM MADV_MERGEABLE so the kernel may merge identical
+  // pages across VMs. Off by default (CPU cost, cross-VM side channels). Only private RAM can
+  // merge: a restored VM's; a booted VM's RAM is a shared memfd, which KSM skips.
+  bool ksm = false;
   // Use the ELF's PVH entry when it has one (else the 64-bit Linux entry).
   bool pvh = true;
   // Guest identity for snapshots (docs/snapshot.md): recorded when booting, required to match
@@ -85,7 +94,7 @@ absl::StatusOr<NetConfig> ParseNetSpec(absl::string_view spec);
 absl::StatusOr<SerialConfig> ParseSerialSpec(absl::string_view spec);
 // {"kernel": ..., "cmdline": ..., "mem_mib": N, "vcpus": N, "disks": [{"path":..,"read_only":..}],
 //  "serial": "stdout", "vsock": {"path": PATH, "cid": N} (or "vsock": PATH), "rng": true,
-//  "balloon": false,
+//  "balloon": false, "ksm": false, "serial_max_bytes": N,
 //  "net": "passt,mac=..,egress=.." (or {"backend": "passt", "mac": .., "egress": ..}),
 //  "pvh": true}. Unknown keys are errors (a typo must not be
 // silently ignored).

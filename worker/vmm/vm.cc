@@ -29,6 +29,7 @@
 #include "worker/devices/virtio/net/net.h"
 #include "worker/devices/virtio/rng.h"
 #include "worker/devices/virtio/vsock/vsock.h"
+#include "worker/memory/ksm.h"
 #include "worker/vmm/cmdline.h"
 #include "worker/vmm/exit_codes.h"
 
@@ -162,6 +163,7 @@ absl::Status Vm::Build() {
     SM_RETURN_IF_ERROR(
         vm_->SetUserMemoryRegion(static_cast<uint32_t>(i), r.guest_base, r.size, r.host()));
   }
+  ApplyKsm();
 
   MarkPhase("irqchip+memory");
 
@@ -266,14 +268,14 @@ absl::Status Vm::SetupDevices() {
     case SerialKind::kFd:
       serial_out_ = std::make_unique<devices::FdSerialOutput>(c.serial.fd);
       break;
-    case SerialKind::kFile:
-      serial_file_ = base::UniqueFd(
-          open(c.serial.path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
-      if (!serial_file_.valid()) {
-        return base::ErrnoToStatus(errno, absl::StrCat("serial file '", c.serial.path, "'"));
-      }
-      serial_out_ = std::make_unique<devices::FdSerialOutput>(serial_file_.get());
+    case SerialKind::kFile: {
+      // Size-bounded with one older generation (rotating_log.h); a restored VM starts a new file.
+      SM_ASSIGN_OR_RETURN(std::unique_ptr<RotatingLog> log,
+                          RotatingLog::Open(c.serial.path, c.serial.max_bytes));
+      serial_log_ = log.get();
+      serial_out_ = std::move(log);
       break;
+    }
     case SerialKind::kNone:
       serial_file_ = base::UniqueFd(open("/dev/null", O_WRONLY | O_CLOEXEC));
       serial_out_ = std::make_unique<devices::FdSerialOutput>(serial_file_.get());
@@ -572,12 +574,33 @@ VmEnd Vm::Run() {
   if (options_.report_timing_from.has_value()) {
     ReportMemoryUse();
   }
+  if (serial_log_ != nullptr) {
+    const RotatingLogStats st = serial_log_->stats();
+    if (st.rotations != 0 || st.dropped != 0 || st.rotate_errors != 0) {
+      // Lost console output and failed rotations are otherwise invisible (docs/operations.md).
+      std::fprintf(stderr, "supermachine-worker: console: %s\n", serial_log_->StatsLine().c_str());
+    }
+  }
   if (balloon_ != nullptr) {
     // What the guest gave back over this worker's life, for worker.log (docs/balloon.md).
     std::fprintf(stderr, "supermachine-worker: balloon: %s\n", BalloonStatsLine().c_str());
   }
   std::lock_guard lock(end_mu_);
   return end_.value_or(VmEnd{.exit_code = kExitVmmError, .message = "VM ended without a cause"});
+}
+
+void Vm::ApplyKsm() const {
+  if (!options_.config.ksm) {
+    return;
+  }
+  // A performance knob must not take the VM down: the guest runs the same without merging.
+  if (absl::Status st = memory::MarkMergeable(*mem_); !st.ok()) {
+    std::fprintf(stderr, "supermachine-worker: --ksm: %s\n", std::string(st.message()).c_str());
+    return;
+  }
+  if (std::string notice = memory::KsmOffNotice(); !notice.empty()) {
+    std::fprintf(stderr, "supermachine-worker: --ksm: %s\n", notice.c_str());
+  }
 }
 
 void Vm::MarkPhase(const char* name) {

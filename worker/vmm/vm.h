@@ -29,6 +29,7 @@
 #include "proto/snapshot.pb.h"
 #include "worker/vmm/control_socket.h"
 #include "worker/vmm/launch_config.h"
+#include "worker/vmm/rotating_log.h"
 #include "worker/vmm/vcpu.h"
 #include "worker/vmm/vcpu_pause.h"
 
@@ -109,6 +110,9 @@ class Vm {
   absl::Status StartControlSocket();
   std::string HandleControl(absl::string_view line);
   std::vector<kvm_run*> VcpuRuns() const;
+  // --ksm: advises guest RAM mergeable (boot and restore); never fails the VM, only says in
+  // worker.log why merging will not happen.
+  void ApplyKsm() const;
   void ReportMemoryUse() const;
   // With report_timing_from: remembers when setup phase `name` ended (printed by Run()).
   void MarkPhase(const char* name);
@@ -123,6 +127,7 @@ class Vm {
 
   base::UniqueFd serial_file_;
   std::unique_ptr<devices::SerialOutput> serial_out_;
+  RotatingLog* serial_log_ = nullptr;  // serial_out_ for file:PATH (owned there), else null.
   std::unique_ptr<devices::IrqLine> serial_irq_;
   std::unique_ptr<devices::Serial> serial_;
   devices::I8042 i8042_;

@@ -324,6 +324,7 @@ absl::Status Vm::BuildFromSnapshot(const v1::SnapshotState& state, const std::st
     SM_RETURN_IF_ERROR(
         vm_->SetUserMemoryRegion(static_cast<uint32_t>(i), r.guest_base, r.size, r.host()));
   }
+  ApplyKsm();  // --ksm: the private RAM mapping is what KSM can merge.
   MarkPhase("map_memory");
 
 

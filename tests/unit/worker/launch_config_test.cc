@@ -144,6 +144,34 @@ TEST(LaunchConfig, BalloonIsOffByDefaultAndOnWithTheFlagOrJson) {
   EXPECT_FALSE(ParseLaunchConfigJson(R"({"balloon": "yes"})").ok());
 }
 
+TEST(LaunchConfig, KsmIsOffByDefaultAndOnWithTheFlagOrJson) {
+  auto c = Parse({"--kernel", "/k"});
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_FALSE(c->config.ksm);
+  c = Parse({"--kernel", "/k", "--ksm"});
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_TRUE(c->config.ksm);
+  auto j = ParseLaunchConfigJson(R"({"ksm": true})");
+  ASSERT_TRUE(j.ok()) << j.status();
+  EXPECT_TRUE(j->ksm);
+}
+
+TEST(LaunchConfig, SerialFileIsBoundedByDefault) {
+  auto c = Parse({"--kernel", "/k", "--serial", "file:/s"});
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->config.serial.max_bytes, uint64_t{8} << 20);
+}
+
+TEST(LaunchConfig, SerialMaxBytesFromTheFlagOrJsonIsKeptWhateverTheOrder) {
+  auto c = Parse({"--kernel", "/k", "--serial-max-bytes", "0", "--serial", "file:/s"});
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->config.serial.max_bytes, 0u);
+  auto j = ParseLaunchConfigJson(R"({"serial_max_bytes": 4096, "serial": "file:/s"})");
+  ASSERT_TRUE(j.ok()) << j.status();
+  EXPECT_EQ(j->serial.max_bytes, 4096u);
+  EXPECT_EQ(j->serial.path, "/s");
+}
+
 TEST(LaunchConfigJson, UnknownKeyIsAnError) {
   auto c = ParseLaunchConfigJson(R"({"kernel": "/k", "memory": 5})");
   EXPECT_EQ(c.status().code(), absl::StatusCode::kInvalidArgument);
