@@ -16,6 +16,8 @@ import shutil
 import socket
 import statistics
 import struct
+import re
+import resource
 import subprocess
 import sys
 import tempfile
@@ -43,7 +45,7 @@ PING_BYTES = 64
 PING_WARMUP = 10
 CMDLINE = "console=ttyS0 reboot=t panic=-1 quiet root=/dev/vda rootfstype=squashfs ro init=/init"
 APPLETS = ["sh", "mount", "ifconfig", "route", "nc", "dd", "cat", "echo", "timeout", "reboot",
-           "cut", "sleep", "true"]
+           "cut", "sleep", "true", "grep", "sed"]
 
 
 def log(msg):
@@ -80,13 +82,13 @@ def run_script(host, mib, transfers):
 # The guest's traffic (tests/bench/net/net_bench.py writes this file).
 i=0
 while [ $i -lt {transfers} ]; do
-  timeout 900 nc {host} {SINK_PORT} -e /bench/send.sh || echo "netbench: transfer $i failed"
+  timeout 900 nc {host} {SINK_PORT} -e /bench/send.sh 2>&1 || echo "netbench: transfer $i failed"
   i=$((i + 1))
 done
 timeout 900 nc {host} {ECHO_PORT} -e /bin/cat || echo "netbench: echo failed"
 """, f"""#!/bin/busybox sh
 # One transfer: stdin and stdout are the connection (nc -e).
-dd if=/dev/zero bs={BLOCK} count={blocks} 2>/dev/null
+dd if=/dev/zero bs={BLOCK} count={blocks} 2>/tmp/dd.err || echo "netbench: dd: $(cat /tmp/dd.err)" >&2
 read ack
 """
 
@@ -94,12 +96,16 @@ read ack
 INIT = f"""#!/bin/busybox sh
 export PATH=/bin
 mount -t proc proc /proc
+mount -t sysfs sysfs /sys
 mount -t tmpfs tmpfs /tmp
 ifconfig lo 127.0.0.1 up
 ifconfig eth0 {GUEST_ADDR} netmask 255.255.255.0 up
 route add default gw {GATEWAY}
-echo "netbench: guest up at $(cut -d' ' -f1 /proc/uptime) s"
+# The virtio feature bits the driver accepted (bit 0 first): the JSON records them per VMM.
+echo "netbench: guest up at $(cut -d' ' -f1 /proc/uptime) s, eth0 features \
+$(cat /sys/class/net/eth0/device/features)"
 /bench/run.sh
+grep Tcp: /proc/net/snmp | sed 's/^/netbench: /'
 echo "netbench: guest done at $(cut -d' ' -f1 /proc/uptime) s"
 reboot -f
 """
@@ -165,8 +171,9 @@ class Servers:
             first = None
             while got < nbytes:
                 n = conn.recv_into(view, min(len(buf), nbytes - got))
-                if n == 0:
-                    raise RuntimeError(f"sender closed after {got} of {nbytes} bytes")
+                if n == 0:  # recorded, not fatal: the guest goes on and says why
+                    return {"failed": f"closed after {got} of {nbytes} bytes",
+                            "seconds": time.monotonic() - t0, "bytes": got}
                 if first is None:
                     first = time.monotonic()
                 got += n
@@ -236,6 +243,7 @@ def session(name, argv, args, servers, logs, before_close=None, cleanup=None, en
     Returns {"transfers": [...], "rtts": [...], "wall_s": ..., ...}."""
     nbytes = args.mib << 20
     out = open(logs["out"], "wb")
+    ru0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.monotonic()
     proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
                             env=env)
@@ -248,6 +256,10 @@ def session(name, argv, args, servers, logs, before_close=None, cleanup=None, en
         for i in range(args.transfers + 1):  # the first is a warm-up, not recorded
             t = servers.transfer(nbytes, deadline, alive)
             deadline = time.monotonic() + args.step_timeout
+            if "failed" in t:
+                result.setdefault("failed_transfers", []).append(t)
+                log(f"{name}: transfer {i} FAILED: {t['failed']} after {t['seconds']:.3f} s")
+                continue
             if i > 0:
                 result["transfers"].append(t)
             log(f"{name}: transfer {i}{' (warm-up)' if i == 0 else ''}: {args.mib} MiB in "
@@ -266,6 +278,15 @@ def session(name, argv, args, servers, logs, before_close=None, cleanup=None, en
             proc.wait()
         result["wall_s"] = time.monotonic() - start
         result["exit"] = proc.returncode
+        if cleanup:
+            cleanup()
+            cleanup = None
+        # CPU of the whole sender tree (VMM threads incl. guest time, its passt), reaped by now.
+        ru1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+        result["cpu_user_s"] = ru1.ru_utime - ru0.ru_utime
+        result["cpu_sys_s"] = ru1.ru_stime - ru0.ru_stime
+        if "console" in logs:
+            result["console_lines"] = re.findall(r"netbench: .*", tail(logs["console"], 200))
         return result
     except (OSError, RuntimeError, TimeoutError) as e:
         proc.kill()
@@ -298,7 +319,10 @@ def run_qemu(args, servers, tmp, rootfs, rnd):
     os.makedirs(d)
     sock = os.path.join(d, "passt.socket")
     passt_log = open(f"{d}/passt.log", "wb")
-    passt = subprocess.Popen(["passt"] + PASST_COMMON + PASST_LAB + ["--socket", sock],
+    opts = PASST_COMMON + PASST_LAB + ["--socket", sock]
+    if args.passt_debug:
+        opts = [o for o in opts if o != "--quiet"] + ["--debug"]
+    passt = subprocess.Popen(["passt"] + opts,
                              stdin=subprocess.DEVNULL, stdout=passt_log,
                              stderr=subprocess.STDOUT)
     deadline = time.monotonic() + 60
@@ -309,7 +333,9 @@ def run_qemu(args, servers, tmp, rootfs, rnd):
         time.sleep(0.05)
 
     def stop_passt():
-        if passt.poll() is None:
+        if passt.poll() is not None:
+            log(f"qemu: its passt had already exited ({passt.returncode}; negative: signal)")
+        else:
             passt.terminate()
             try:
                 passt.wait(timeout=10)
@@ -373,6 +399,8 @@ def main():
                    help="seconds between connections, and for the sender to end")
     p.add_argument("--only", help="comma-separated subset of ours,qemu,loopback (debugging; "
                    "the ratios need all three)")
+    p.add_argument("--passt-debug", action="store_true",
+                   help="QEMU's passt logs with --debug to its log (diagnosis only)")
     p.add_argument("--json", help="write every sample here")
     args = p.parse_args()
     if not os.path.exists("/dev/kvm"):
