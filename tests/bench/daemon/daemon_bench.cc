@@ -40,6 +40,8 @@
 #include "absl/time/clock.h"
 #include "nlohmann/json.hpp"
 #include "proto/supermachine.grpc.pb.h"
+#include "tests/bench/support/proc_memory.h"
+#include "tests/bench/support/summary.h"
 #include "tests/integration/daemon/daemon_process.h"
 #include "tests/lab/agent/agent_vm.h"
 #include "tests/lab/daemon/web_snapshot.h"
@@ -63,30 +65,7 @@ constexpr char kHttpdScript[] =
   std::exit(1);
 }
 
-json Summarize(std::vector<double> v) {
-  if (v.empty()) {
-    return json::object();
-  }
-  std::sort(v.begin(), v.end());
-  auto median = [](const std::vector<double>& x) {
-    const size_t n = x.size();
-    return n % 2 == 1 ? x[n / 2] : (x[n / 2 - 1] + x[n / 2]) / 2;
-  };
-  // Nearest rank.
-  auto pct = [&](double p) {
-    const size_t rank = static_cast<size_t>(std::ceil(p * static_cast<double>(v.size())));
-    return v[std::min(v.size() - 1, std::max<size_t>(rank, 1) - 1)];
-  };
-  const double med = median(v);
-  std::vector<double> dev;
-  dev.reserve(v.size());
-  for (double x : v) {
-    dev.push_back(std::fabs(x - med));
-  }
-  std::sort(dev.begin(), dev.end());
-  return {{"median", med}, {"mad", median(dev)}, {"p50", pct(0.50)}, {"p99", pct(0.99)},
-          {"min", v.front()}, {"max", v.back()}, {"n", v.size()}, {"values", v}};
-}
+using bench::Summarize;
 
 // ---- the daemon side ----
 
@@ -229,11 +208,12 @@ base::ExitStatus RunQuiet(const std::vector<std::string>& argv, int log_fd) {
   return *st;
 }
 
-// `crun run --detach` of the bundle with httpd on a fresh port → the page; then deletes it.
-std::vector<double> CrunRuns(const std::string& work, int runs, int log_fd) {
+// An OCI bundle at <work>/bundle whose rootfs is the guest's busybox tree; returns its config
+// with the host network namespace (the host reaches httpd on loopback, as it reaches our
+// forward) and no process args yet.
+json PrepareCrunBundle(const std::string& work, int log_fd) {
   const std::string bundle = work + "/bundle";
-  const std::string root = work + "/crun-state";
-  fs::create_directories(root);
+  fs::create_directories(work + "/crun-state");
   fs::create_directories(bundle);
   if (absl::Status st = agent::lab::WriteBusyboxTree(bundle + "/rootfs", "/bin/busybox");
       !st.ok()) {
@@ -255,6 +235,14 @@ std::vector<double> CrunRuns(const std::string& work, int runs, int log_fd) {
     }
   }
   base_config["linux"]["namespaces"] = namespaces;
+  return base_config;
+}
+
+// `crun run --detach` of the bundle with httpd on a fresh port → the page; then deletes it.
+std::vector<double> CrunRuns(const std::string& work, int runs, int log_fd) {
+  const std::string bundle = work + "/bundle";
+  const std::string root = work + "/crun-state";
+  const json base_config = PrepareCrunBundle(work, log_fd);
   std::vector<double> ms;
   for (int i = 0; i < runs; ++i) {
     const int port = FreeTcpPort();
@@ -276,6 +264,132 @@ std::vector<double> CrunRuns(const std::string& work, int runs, int log_fd) {
     RunQuiet({"crun", "--root", root, "delete", "--force", name}, log_fd);
   }
   return ms;
+}
+
+// ---- density (issue 12): N idle VMs vs N idle crun containers, each answering HTTP ----
+
+// The memory figures of one density side, as JSON, plus the line printed for it.
+json DensitySide(const std::vector<bench::ProcessMemory>& mem, double avail_before,
+                 double avail_after, int answering, int n, double budget_mib) {
+  std::vector<double> priv, written, beyond, pss;
+  for (const bench::ProcessMemory& m : mem) {
+    priv.push_back(m.private_mib);
+    written.push_back(m.guest_written_mib);
+    beyond.push_back(m.private_mib - m.guest_written_mib);
+    pss.push_back(m.pss_mib);
+  }
+  const double host_per = (avail_before - avail_after) / n;
+  return {{"n", n},
+          {"answering_http", answering},
+          {"private_mib", Summarize(priv)},
+          {"guest_written_mib", Summarize(written)},
+          {"private_beyond_guest_written_mib", Summarize(beyond)},
+          {"pss_mib", Summarize(pss)},
+          {"mem_available_before_mib", avail_before},
+          {"mem_available_after_mib", avail_after},
+          {"host_mib_per_instance", host_per},
+          {"budget_mib", budget_mib},
+          {"fit_in_budget", host_per > 0 ? static_cast<int>(budget_mib / host_per) : -1}};
+}
+
+// N VMs acquired with a forward of the httpd port, each answering, left idle `idle_s`, then
+// measured (smaps of every worker; MemAvailable before and after) and asked for the page again.
+json DensityOurs(v1::Supermachine::Stub& stub, test_support::DaemonProcess& daemon, int pool_min,
+                 int n, int idle_s, const std::string& memory_file, double budget_mib) {
+  const int metrics = daemon.metrics_port();
+  WaitPoolReady(metrics, pool_min);
+  absl::SleepFor(absl::Seconds(2));
+  const double before = bench::MemAvailableMib();
+  std::vector<std::string> ids;
+  std::vector<int> ports;
+  std::vector<pid_t> pids;
+  for (int i = 0; i < n; ++i) {
+    Acquired a = Acquire(stub, lab::kWebGuestPort);
+    if (!a.status.ok() || a.resp.vm().ports_size() != 1) {
+      Die(absl::StrCat("density: Acquire ", i, ": ", a.status.error_message(), "\n",
+                       daemon.Stderr()));
+    }
+    ids.push_back(a.resp.vm().id());
+    ports.push_back(static_cast<int>(a.resp.vm().ports(0).host_port()));
+    pids.push_back(a.resp.vm().worker_pid());
+    if (!WaitForPage(ports.back(), absl::Now() + absl::Minutes(2))) {
+      Die(absl::StrCat("density: VM ", i, " never answered\n", daemon.Stderr()));
+    }
+  }
+  // The pool refills behind the acquires; wait for it so `after` counts the same pool as
+  // `before`, then let the VMs idle.
+  WaitPoolReady(metrics, pool_min);
+  absl::SleepFor(absl::Seconds(idle_s));
+  const double after = bench::MemAvailableMib();
+  std::vector<bench::ProcessMemory> mem;
+  for (pid_t pid : pids) {
+    mem.push_back(bench::ReadProcessMemory(pid, memory_file));
+  }
+  int answering = 0;
+  for (int port : ports) {
+    std::string why;
+    answering += FirstByte(port, absl::Seconds(30), &why) ? 1 : 0;
+  }
+  for (const std::string& id : ids) {
+    Release(stub, id);
+  }
+  json side = DensitySide(mem, before, after, answering, n, budget_mib);
+  side["top_worker_overhead_of_first"] = mem.empty() ? json::array() : json(mem[0].top_other);
+  return side;
+}
+
+// The same with N `crun run --detach` containers of the same tree + httpd (host network).
+json DensityCrun(const std::string& work, int n, int idle_s, double budget_mib, int log_fd) {
+  const std::string bundle = work + "/bundle";
+  const std::string root = work + "/crun-state";
+  const json base_config = PrepareCrunBundle(work, log_fd);
+  absl::SleepFor(absl::Seconds(2));
+  const double before = bench::MemAvailableMib();
+  std::vector<std::string> names;
+  std::vector<int> ports;
+  for (int i = 0; i < n; ++i) {
+    const int port = FreeTcpPort();
+    json config = base_config;
+    config["process"]["args"] = {"/bin/sh", "-c", absl::StrFormat(kHttpdScript, port)};
+    std::ofstream(bundle + "/config.json") << config.dump(2);
+    names.push_back(absl::StrCat("sm-density-", i));
+    if (!RunQuiet({"crun", "--root", root, "run", "--detach", "--bundle", bundle, names.back()},
+                  log_fd)
+             .success()) {
+      Die("density: crun run --detach failed (log in " + work + ")");
+    }
+    ports.push_back(port);
+    if (!WaitForPage(port, absl::Now() + absl::Minutes(2))) {
+      Die("density: a crun httpd never answered (log in " + work + ")");
+    }
+  }
+  absl::SleepFor(absl::Seconds(idle_s));
+  const double after = bench::MemAvailableMib();
+  std::vector<bench::ProcessMemory> mem;
+  for (const std::string& name : names) {
+    const std::string state = work + "/state.json";
+    base::UniqueFd out(::open(state.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
+    auto child = base::ChildProcess::Spawn(
+        {.argv = {"crun", "--root", root, "state", name}, .stdout_fd = out.get(),
+         .stderr_fd = log_fd});
+    if (!child.ok() || !child->WaitFor(absl::Seconds(60)).ok()) {
+      Die("density: crun state " + name + " failed");
+    }
+    const json st = json::parse(std::ifstream(state), nullptr, /*allow_exceptions=*/false);
+    if (!st.is_object() || !st.contains("pid")) {
+      Die("density: crun state " + name + ": no pid");
+    }
+    mem.push_back(bench::ReadProcessMemory(st["pid"].get<pid_t>(), ""));
+  }
+  int answering = 0;
+  for (int port : ports) {
+    std::string why;
+    answering += FirstByte(port, absl::Seconds(30), &why) ? 1 : 0;
+  }
+  for (const std::string& name : names) {
+    RunQuiet({"crun", "--root", root, "delete", "--force", name}, log_fd);
+  }
+  return DensitySide(mem, before, after, answering, n, budget_mib);
 }
 
 // ---- the QEMU peer: tests/lab/peer/qemu_microvm.py, cold boot to the agent's marker ----
@@ -324,6 +438,9 @@ int Main(int argc, char** argv) {
   int pool_min = 3;
   int pool_max = 16;
   uint32_t mem_mib = 128;
+  int density = 0;
+  int density_idle_s = 10;
+  double density_budget_mib = 1024;
   std::string json_out;
   std::string agent_bin = SM_GUEST_AGENT_BIN;
   std::string worker_bin = SM_WORKER_BIN;
@@ -342,6 +459,14 @@ int Main(int argc, char** argv) {
   app.add_option("--mem-mib", mem_mib, "guest RAM (ours and QEMU's)")->capture_default_str();
   app.add_option("--agent", agent_bin, "static guest-agent binary")->capture_default_str();
   app.add_option("--worker", worker_bin, "supermachine-worker binary")->capture_default_str();
+  app.add_option("--density", density,
+                 "idle VMs (and as many crun containers) for the density phase (0: skip)")
+      ->capture_default_str();
+  app.add_option("--density-idle-s", density_idle_s, "idle time before measuring density")
+      ->capture_default_str();
+  app.add_option("--density-budget-mib", density_budget_mib,
+                 "memory budget the density phase reports a fit for")
+      ->capture_default_str();
   app.add_option("--json", json_out, "also write the JSON here");
   CLI11_PARSE(app, argc, argv);
 
@@ -491,13 +616,19 @@ int Main(int argc, char** argv) {
                                                errors.begin(),
                                                errors.begin() + std::min<size_t>(errors.size(), 5))},
                           {"acquire_ms", Summarize(tput_ms)}};
+  // 4. Density: N idle VMs, each answering HTTP (issue 12).
+  if (density > 0) {
+    const std::string memory_file = fs::canonical(*made + "/memory").string();
+    report["density_ours"] = DensityOurs(*stub, *daemon, pool_min, density, density_idle_s,
+                                         memory_file, density_budget_mib);
+  }
   // The daemon and its workers go before the peers run: they would compete for the CPUs.
   {
     auto& proc = daemon->process();
     (void)proc.Terminate(absl::Seconds(60));
   }
 
-  // 4. Peers, same run.
+  // 5. Peers, same run.
   json rows = json::array();
   std::printf("%-44s %-34s %-40s %19s %19s %9s\n", "bench", "ours", "peer", "ours ms (med±MAD)",
               "peer ms (med±MAD)", "ratio");
@@ -526,6 +657,30 @@ int Main(int argc, char** argv) {
     rows.push_back(Row("to first HTTP response vs QEMU cold boot", "Acquire (pool hit) + forward",
                        "QEMU microvm cold boot to agent marker", report["acquire_to_page_ms"],
                        marker_ms));
+  }
+  if (density > 0) {
+    report["density_crun"] = DensityCrun(scratch.File("crun-density"), density, density_idle_s,
+                                         density_budget_mib, log.get());
+    const json& o = report["density_ours"];
+    const json& c = report["density_crun"];
+    std::printf("Density, %d idle instances of busybox httpd, each answering (ours %d/%d, crun "
+                "%d/%d):\n",
+                density, o["answering_http"].get<int>(), density, c["answering_http"].get<int>(),
+                density);
+    std::printf("  private RSS per instance: ours %.2f MiB (of which guest-written %.2f, beyond "
+                "it %.2f: target <= 8) vs crun %.2f MiB\n",
+                o["private_mib"]["median"].get<double>(),
+                o["guest_written_mib"]["median"].get<double>(),
+                o["private_beyond_guest_written_mib"]["median"].get<double>(),
+                c["private_mib"]["median"].get<double>());
+    std::printf("  host memory per instance (MemAvailable drop / N): ours %.2f MiB vs crun %.2f "
+                "MiB (%.2fx); fit in %.0f MiB: ours %d, crun %d\n",
+                o["host_mib_per_instance"].get<double>(), c["host_mib_per_instance"].get<double>(),
+                c["host_mib_per_instance"].get<double>() > 0
+                    ? o["host_mib_per_instance"].get<double>() /
+                          c["host_mib_per_instance"].get<double>()
+                    : 0.0,
+                density_budget_mib, o["fit_in_budget"].get<int>(), c["fit_in_budget"].get<int>());
   }
   report["rows"] = rows;
   const json hit = report["acquire_pool_hit_ms"];

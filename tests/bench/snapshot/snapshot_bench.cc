@@ -24,6 +24,8 @@
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "nlohmann/json.hpp"
+#include "tests/bench/support/proc_memory.h"
+#include "tests/bench/support/summary.h"
 #include "tests/lab/agent/agent_vm.h"
 
 namespace supermachine::agent {
@@ -44,118 +46,8 @@ std::string Slurp(const std::string& path) {
   return ss.str();
 }
 
-json Summarize(std::vector<double> v) {
-  if (v.empty()) {
-    return json::object();
-  }
-  std::sort(v.begin(), v.end());
-  auto median = [](const std::vector<double>& x) {
-    const size_t n = x.size();
-    return n % 2 == 1 ? x[n / 2] : (x[n / 2 - 1] + x[n / 2]) / 2;
-  };
-  const double med = median(v);
-  std::vector<double> dev;
-  dev.reserve(v.size());
-  for (double x : v) {
-    dev.push_back(std::fabs(x - med));
-  }
-  std::sort(dev.begin(), dev.end());
-  return {{"median", med}, {"mad", median(dev)}, {"min", v.front()}, {"max", v.back()},
-          {"n", v.size()}, {"values", v}};
-}
-
-// One worker's memory, from /proc/PID/smaps (per mapping) and /proc/PID/status. The guest RAM
-// of a restored worker is the MAP_PRIVATE mapping of the snapshot's memory file: a page the
-// guest (or the worker, or KVM on its behalf) wrote after the restore is a copy-on-write copy,
-// which smaps counts as `Anonymous` in that mapping; a page only read is the page-cache page of
-// the file, shared with every clone that read it. So `guest_written` is exactly the memory a
-// clone must own, and everything else it holds privately is overhead.
-struct Rss {
-  double private_mib = 0;        // Private_Clean + Private_Dirty, whole process.
-  double private_dirty_mib = 0;  // Private_Dirty, whole process.
-  double pss_mib = 0;
-  double guest_written_mib = 0;  // Anonymous in the guest RAM mapping(s): CoW copies.
-  double guest_read_mib = 0;     // Rss - Anonymous there: page-cache pages of the memory file.
-  // Private_* - Anonymous there: file pages no other process maps (on tmpfs they count as
-  // dirty). Not written by the guest; they turn into shared pages once another clone reads them.
-  double guest_file_private_mib = 0;
-  double other_private_mib = 0;  // Private_* outside guest RAM: heap, stacks, binary data.
-  // Anonymous outside guest RAM: what the worker owns whatever other processes map (Private_*
-  // also counts library code and file pages only this process maps, e.g. with one clone).
-  double other_anon_mib = 0;
-  double page_tables_mib = 0;    // VmPTE: the process's own page tables (not KVM's NPT/EPT).
-  // The five largest private non-guest mappings ("name: KiB"), to see where overhead sits.
-  std::vector<std::string> top_other;
-};
-Rss ReadRss(pid_t pid, const std::string& memory_file) {
-  struct Vma {
-    std::string name;
-    double rss = 0, priv = 0, dirty = 0, pss = 0, anon = 0;
-  };
-  std::vector<Vma> vmas;
-  std::ifstream in(absl::StrCat("/proc/", pid, "/smaps"));
-  std::string line;
-  while (std::getline(in, line)) {
-    std::istringstream ls(line);
-    std::string key;
-    ls >> key;
-    if (!key.empty() && key.back() != ':') {
-      // A mapping header: "start-end perms offset dev inode [path]".
-      std::string perms, offset, dev, inode, path;
-      ls >> perms >> offset >> dev >> inode;
-      std::getline(ls, path);
-      path.erase(0, std::min(path.size(), path.find_first_not_of(' ')));
-      vmas.push_back({.name = path.empty() ? "[anon]" : path});
-      continue;
-    }
-    double kb = 0;
-    if (vmas.empty() || !(ls >> kb)) {
-      continue;
-    }
-    Vma& v = vmas.back();
-    const double mib = kb / 1024;
-    if (key == "Rss:") {
-      v.rss = mib;
-    } else if (key == "Private_Clean:") {
-      v.priv += mib;
-    } else if (key == "Private_Dirty:") {
-      v.priv += mib;
-      v.dirty = mib;
-    } else if (key == "Pss:") {
-      v.pss = mib;
-    } else if (key == "Anonymous:") {
-      v.anon = mib;
-    }
-  }
-  Rss r;
-  std::vector<std::pair<double, std::string>> others;
-  for (const Vma& v : vmas) {
-    r.private_mib += v.priv;
-    r.private_dirty_mib += v.dirty;
-    r.pss_mib += v.pss;
-    if (v.name == memory_file) {
-      r.guest_written_mib += v.anon;
-      r.guest_read_mib += v.rss - v.anon;
-      r.guest_file_private_mib += v.priv - v.anon;
-    } else {
-      r.other_private_mib += v.priv;
-      r.other_anon_mib += v.anon;
-      others.emplace_back(v.priv, v.name);
-    }
-  }
-  std::sort(others.rbegin(), others.rend());
-  for (size_t i = 0; i < std::min<size_t>(5, others.size()); ++i) {
-    r.top_other.push_back(
-        absl::StrFormat("%s: %.0f KiB", others[i].second, others[i].first * 1024));
-  }
-  std::ifstream status(absl::StrCat("/proc/", pid, "/status"));
-  while (std::getline(status, line)) {
-    if (line.rfind("VmPTE:", 0) == 0) {
-      r.page_tables_mib = std::stod(line.substr(6)) / 1024;
-    }
-  }
-  return r;
-}
+using bench::ReadProcessMemory;
+using bench::Summarize;
 
 int Main(int argc, char** argv) {
   CLI::App app{"Snapshot benchmark: restore-to-agent-ping vs cold boot; clone memory"};
@@ -293,7 +185,7 @@ int Main(int argc, char** argv) {
       if (vm == nullptr) {
         continue;
       }
-      const Rss r = ReadRss(vm->worker_pid(), memory_file);
+      const bench::ProcessMemory r = ReadProcessMemory(vm->worker_pid(), memory_file);
       priv.push_back(r.private_mib);
       dirty.push_back(r.private_dirty_mib);
       pss.push_back(r.pss_mib);
