@@ -14,6 +14,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "daemon/bake/metadata.h"
+#include "daemon/layer/layer_cache.h"
 #include "worker/base/status_macros.h"
 
 namespace supermachine::bake {
@@ -117,6 +118,12 @@ absl::StatusOr<GcReport> CollectGarbage(const GcPlaces& places, const StoreAcces
       if (std::string err = Remove(path); !err.empty()) {
         report.errors.push_back(err);
         return false;
+      }
+      if (kind == "layer") {
+        // Its checksum goes with it; a missing one is fine (older caches had none).
+        if (std::string err = Remove(layer::LayerCache::ChecksumPathOf(path)); !err.empty()) {
+          report.errors.push_back(err);
+        }
       }
     }
     report.items.push_back({.kind = kind, .path = path, .bytes = bytes, .digest = digest});

@@ -9,12 +9,16 @@
 
 #include <filesystem>
 #include <fstream>
+#include <memory>
 #include <sstream>
+#include <vector>
 
 #include "absl/cleanup/cleanup.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/strip.h"
 #include "daemon/layer/squashfs_image.h"
+#include "openssl/evp.h"
 #include "nlohmann/json.hpp"
 #include "worker/base/status_macros.h"
 #include "worker/base/unique_fd.h"
@@ -70,10 +74,95 @@ absl::Status FsyncPath(const std::string& path, int flags) {
   return absl::OkStatus();
 }
 
-// A cached image is usable if libsquashfs can read its super block and root inode.
-bool IsValidImage(const std::string& path) {
+// SHA-256 of a whole file, lowercase hex.
+absl::StatusOr<std::string> Sha256HexOfFile(const std::string& path) {
+  base::UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!fd) {
+    return base::ErrnoToStatus(errno, absl::StrCat("open ", path));
+  }
+  std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> ctx(EVP_MD_CTX_new(), &EVP_MD_CTX_free);
+  if (ctx == nullptr || EVP_DigestInit_ex(ctx.get(), EVP_sha256(), nullptr) != 1) {
+    return absl::InternalError("SHA-256: OpenSSL could not start a digest");
+  }
+  std::vector<char> buf(1 << 20);
+  for (;;) {
+    const ssize_t n = ::read(fd.get(), buf.data(), buf.size());
+    if (n < 0 && errno == EINTR) {
+      continue;
+    }
+    if (n < 0) {
+      return base::ErrnoToStatus(errno, absl::StrCat("read ", path));
+    }
+    if (n == 0) {
+      break;
+    }
+    EVP_DigestUpdate(ctx.get(), buf.data(), static_cast<size_t>(n));
+  }
+  unsigned char md[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  if (EVP_DigestFinal_ex(ctx.get(), md, &len) != 1) {
+    return absl::InternalError("SHA-256: OpenSSL could not finish a digest");
+  }
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string hex;
+  hex.reserve(2 * len);
+  for (unsigned int i = 0; i < len; ++i) {
+    hex.push_back(kHex[md[i] >> 4]);
+    hex.push_back(kHex[md[i] & 0xf]);
+  }
+  return hex;
+}
+
+std::string ReadSmallFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+// A cached image is usable if libsquashfs can read its super block and root inode and the
+// whole file still hashes to the checksum recorded when it was converted. The second check
+// finds what the first cannot: a damaged data or fragment block, which would otherwise reach a
+// guest as a read error (or wrong bytes in an uncompressed block) long after the bake.
+bool IsIntactImage(const std::string& path) {
   auto image = OpenSquashfsImage(path);
-  return image.ok() && VerifySquashfsImage(*image).ok();
+  if (!image.ok() || !VerifySquashfsImage(*image).ok()) {
+    return false;
+  }
+  const std::string recorded(
+      absl::StripAsciiWhitespace(ReadSmallFile(LayerCache::ChecksumPathOf(path))));
+  if (recorded.size() != 64) {
+    return false;  // none yet (converted by an older version, or a crash before it was written)
+  }
+  absl::StatusOr<std::string> actual = Sha256HexOfFile(path);
+  return actual.ok() && *actual == recorded;
+}
+
+// Records the checksum of a freshly converted image: temp file, fsync, rename, so a present
+// checksum file is always complete.
+absl::Status WriteChecksum(const std::string& sqfs_path) {
+  SM_ASSIGN_OR_RETURN(std::string hex, Sha256HexOfFile(sqfs_path));
+  const std::string final_path = LayerCache::ChecksumPathOf(sqfs_path);
+  const std::string tmp = absl::StrCat(final_path, ".tmp-", ::getpid());
+  {
+    base::UniqueFd fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
+    if (!fd) {
+      return base::ErrnoToStatus(errno, absl::StrCat("create ", tmp));
+    }
+    hex.push_back('\n');
+    if (::write(fd.get(), hex.data(), hex.size()) != static_cast<ssize_t>(hex.size()) ||
+        ::fsync(fd.get()) != 0) {
+      const int err = errno != 0 ? errno : EIO;
+      ::unlink(tmp.c_str());
+      return base::ErrnoToStatus(err, absl::StrCat("write ", tmp));
+    }
+  }
+  if (::rename(tmp.c_str(), final_path.c_str()) != 0) {
+    const int err = errno;
+    ::unlink(tmp.c_str());
+    return base::ErrnoToStatus(err, absl::StrCat("rename ", tmp, " to ", final_path));
+  }
+  return absl::OkStatus();
 }
 
 }  // namespace
@@ -92,6 +181,10 @@ absl::StatusOr<LayerCache> LayerCache::Open(const std::string& dir) {
   return LayerCache(absolute);
 }
 
+std::string LayerCache::ChecksumPathOf(const std::string& sqfs_path) {
+  return sqfs_path + ".sha256";
+}
+
 absl::StatusOr<std::string> LayerCache::LayerPath(absl::string_view digest) const {
   SM_ASSIGN_OR_RETURN(std::string stem, DigestFileStem(digest));
   return absl::StrCat(dir_, "/layers/", stem, ".sqfs");
@@ -105,7 +198,7 @@ absl::StatusOr<CachedLayer> LayerCache::GetOrConvert(absl::string_view digest,
   result.digest = std::string(digest);
   result.path = absl::StrCat(dir_, "/layers/", stem, ".sqfs");
   // Fast path: no lock needed, a present file is complete (it only appears by rename).
-  if (::access(result.path.c_str(), F_OK) == 0 && IsValidImage(result.path)) {
+  if (::access(result.path.c_str(), F_OK) == 0 && IsIntactImage(result.path)) {
     result.cache_hit = true;
     return result;
   }
@@ -121,7 +214,7 @@ absl::StatusOr<CachedLayer> LayerCache::GetOrConvert(absl::string_view digest,
     }
   }
   // The lock is released when `lock` closes.
-  if (::access(result.path.c_str(), F_OK) == 0 && IsValidImage(result.path)) {
+  if (::access(result.path.c_str(), F_OK) == 0 && IsIntactImage(result.path)) {
     result.cache_hit = true;  // Another converter finished while we waited.
     return result;
   }
@@ -141,6 +234,9 @@ absl::StatusOr<CachedLayer> LayerCache::GetOrConvert(absl::string_view digest,
     }
   }
   SM_ASSIGN_OR_RETURN(result.stats, ConvertLayer(blob_path, result.path, options));
+  // Conversion is deterministic (the same blob gives the same bytes), so a re-conversion of a
+  // damaged entry gives restored guests exactly the image their snapshot was taken with.
+  SM_RETURN_IF_ERROR(WriteChecksum(result.path));
   return result;
 }
 

@@ -2,13 +2,16 @@
 // Content-addressed cache of converted layers under one directory:
 //   layers/<algo>_<hex>.sqfs   one squashfs per layer blob digest (the caller's digest; the
 //                              blob itself is verified by the image pipeline before this)
+//   layers/<algo>_<hex>.sqfs.sha256   SHA-256 of that file (hex), written after it; a hit
+//                              re-hashes the file against it, so a damaged entry anywhere in
+//                              the file is converted again rather than handed to a guest
 //   locks/<algo>_<hex>.lock    flock()ed while a digest is being converted
 //   images/<id>.json           per image: its layer digests and squashfs paths, lowest first
 //
 // Lifecycle: GetOrConvert() returns the cached path on a hit without converting; on a miss it
 // takes the digest's lock, re-checks (another process may have just finished), converts to a
-// temp file beside the final name and renames it in (see converter.h). Entries are never
-// modified in place; removal (GC) is a later concern of the store.
+// temp file beside the final name, renames it in (see converter.h), then records its checksum.
+// Entries are never modified in place; removal (GC) is a later concern of the store.
 #pragma once
 
 #include <string>
@@ -36,6 +39,10 @@ class LayerCache {
  public:
   // Creates `dir` and its sub-directories if missing.
   static absl::StatusOr<LayerCache> Open(const std::string& dir);
+
+  // The checksum file that belongs to a cached squashfs (`<path>.sha256`); GC removes it with
+  // the entry.
+  static std::string ChecksumPathOf(const std::string& sqfs_path);
 
   // `layers/<algo>_<hex>.sqfs` for a digest "sha256:<64 hex>" or "sha512:<128 hex>";
   // InvalidArgument for anything else.

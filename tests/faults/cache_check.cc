@@ -10,6 +10,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "daemon/bake/file_hash.h"
+#include "daemon/layer/layer_cache.h"
 #include "daemon/layer/squashfs_image.h"
 #include "daemon/layer/squashfs_reader.h"
 
@@ -50,6 +51,14 @@ std::vector<std::string> AuditLayerCache(const std::string& layer_cache_dir) {
   std::error_code ec;
   for (const fs::directory_entry& e : fs::directory_iterator(dir, ec)) {
     const std::string path = e.path().string();
+    if (e.is_regular_file() && absl::EndsWith(path, ".sqfs.sha256") &&
+        !absl::StartsWith(e.path().filename().string(), ".")) {
+      // Checked with its image below; one whose image is gone is a leftover.
+      if (!fs::exists(path.substr(0, path.size() - 7))) {
+        problems.push_back(absl::StrCat(path, ": checksum of a squashfs that is not there"));
+      }
+      continue;
+    }
     if (!e.is_regular_file() || !absl::EndsWith(path, ".sqfs") ||
         absl::StartsWith(e.path().filename().string(), ".")) {
       problems.push_back(absl::StrCat(path, ": not a committed squashfs (temp or foreign entry)"));
@@ -63,6 +72,18 @@ std::vector<std::string> AuditLayerCache(const std::string& layer_cache_dir) {
     }
     if (!st.ok()) {
       problems.push_back(absl::StrCat(path, ": ", st.ToString()));
+      continue;
+    }
+    // The recorded checksum must be there and match (LayerCache writes it after the image).
+    std::ifstream sum_in(layer::LayerCache::ChecksumPathOf(path));
+    std::string recorded;
+    sum_in >> recorded;
+    absl::StatusOr<bake::FileFingerprint> fp = bake::FingerprintFile(path);
+    if (!fp.ok()) {
+      problems.push_back(absl::StrCat(path, ": ", fp.status().ToString()));
+    } else if (recorded != fp->digest.hex()) {
+      problems.push_back(absl::StrCat(path, ": recorded checksum '", recorded,
+                                      "' but the content is ", fp->digest.hex()));
     }
   }
   if (ec) {

@@ -219,6 +219,8 @@ TEST_P(CorruptLayer, IsDetectedAndReconverted) {
   const std::string how = GetParam();
   if (how == "flip-super") {
     FlipByteAt(sqfs, 1);  // the magic
+  } else if (how == "flip-data") {
+    FlipByteAt(sqfs, SizeOf(sqfs) / 2);  // a data block: the super block still reads
   } else if (how == "truncate") {
     ASSERT_EQ(::truncate(sqfs.c_str(), SizeOf(sqfs) / 2), 0);
   } else {
@@ -229,7 +231,7 @@ TEST_P(CorruptLayer, IsDetectedAndReconverted) {
 }
 
 INSTANTIATE_TEST_SUITE_P(CacheFaults, CorruptLayer,
-                         ::testing::Values("flip-super", "truncate", "directory"));
+                         ::testing::Values("flip-super", "flip-data", "truncate", "directory"));
 
 }  // namespace
 }  // namespace supermachine::faults

@@ -1,11 +1,14 @@
 // File: layer_cache_test.cc
-// LayerCache: a miss converts, a hit does not, one digest converts once under concurrency,
-// and the per-image index round-trips.
+// LayerCache: a miss converts and records a checksum, a hit does not convert, a damaged entry
+// (anywhere in the file) is converted again, one digest converts once under concurrency, and
+// the per-image index round-trips.
 #include "daemon/layer/layer_cache.h"
 
 #include <sys/stat.h>
 
 #include <atomic>
+#include <fstream>
+#include <iterator>
 #include <thread>
 #include <vector>
 
@@ -65,6 +68,53 @@ TEST_F(LayerCacheTest, CorruptCachedFileIsReconverted) {
   auto layer = cache_->GetOrConvert(kDigest, blobs_.Join("blob.tar"), {});
   ASSERT_TRUE(layer.ok()) << layer.status();
   EXPECT_FALSE(layer->cache_hit);
+}
+
+// Reads a whole file.
+std::string Slurp(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+}
+
+TEST_F(LayerCacheTest, MissRecordsTheChecksumOfTheImage) {
+  auto layer = cache_->GetOrConvert(kDigest, blobs_.Join("blob.tar"), {});
+  ASSERT_TRUE(layer.ok()) << layer.status();
+  const std::string sum = Slurp(LayerCache::ChecksumPathOf(layer->path));
+  ASSERT_EQ(sum.size(), 65u) << sum;  // 64 hex digits and a newline
+  EXPECT_EQ(sum.find_first_not_of("0123456789abcdef"), 64u);
+}
+
+// A flipped byte past the super block (in the data/inode area) leaves the image readable
+// enough for the super block check; only the checksum notices it.
+TEST_F(LayerCacheTest, FlippedByteInsideTheImageIsReconvertedToTheSameBytes) {
+  auto first = cache_->GetOrConvert(kDigest, blobs_.Join("blob.tar"), {});
+  ASSERT_TRUE(first.ok()) << first.status();
+  const std::string good = Slurp(first->path);
+  ASSERT_GT(good.size(), 200u);
+  std::string bad = good;
+  bad[120] = static_cast<char>(bad[120] ^ 0x40);  // past the 96-byte super block
+  testing::WriteFileOrDie(first->path, bad);
+  auto again = cache_->GetOrConvert(kDigest, blobs_.Join("blob.tar"), {});
+  ASSERT_TRUE(again.ok()) << again.status();
+  EXPECT_FALSE(again->cache_hit);
+  EXPECT_EQ(Slurp(again->path), good);
+  auto third = cache_->GetOrConvert(kDigest, blobs_.Join("blob.tar"), {});
+  ASSERT_TRUE(third.ok()) << third.status();
+  EXPECT_TRUE(third->cache_hit);
+}
+
+// An entry without a checksum (a cache written before checksums, or a crash between the
+// image's rename and its checksum's) is converted again once, then hits.
+TEST_F(LayerCacheTest, EntryWithoutChecksumIsReconvertedOnce) {
+  auto first = cache_->GetOrConvert(kDigest, blobs_.Join("blob.tar"), {});
+  ASSERT_TRUE(first.ok()) << first.status();
+  ASSERT_EQ(::unlink(LayerCache::ChecksumPathOf(first->path).c_str()), 0);
+  auto again = cache_->GetOrConvert(kDigest, blobs_.Join("blob.tar"), {});
+  ASSERT_TRUE(again.ok()) << again.status();
+  EXPECT_FALSE(again->cache_hit);
+  auto third = cache_->GetOrConvert(kDigest, blobs_.Join("blob.tar"), {});
+  ASSERT_TRUE(third.ok()) << third.status();
+  EXPECT_TRUE(third->cache_hit);
 }
 
 TEST_F(LayerCacheTest, ConcurrentRequestsForOneDigestConvertOnce) {
