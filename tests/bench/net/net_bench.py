@@ -386,8 +386,9 @@ def main():
     p.add_argument("--worker", required=True, help="supermachine-worker binary")
     p.add_argument("--kernel-dir", help="default: `kernel/build.sh --print-dir`")
     p.add_argument("--busybox", default="/bin/busybox", help="static busybox for the guest")
-    p.add_argument("--mib", type=int, default=32, help="MiB per transfer")
-    p.add_argument("--transfers", type=int, default=3,
+    p.add_argument("--mib", type=int, default=16,
+                   help="MiB per transfer (keep a transfer well under 24 s: see README)")
+    p.add_argument("--transfers", type=int, default=4,
                    help="recorded transfers per boot (after one warm-up)")
     p.add_argument("--boots", type=int, default=2,
                    help="rounds; each boots ours and QEMU once and runs the loopback once")
