@@ -396,6 +396,7 @@ int main(int argc, char** argv) {
             .agent_path = config.guest_agent,
             .worker_path = worker_binary,
             .worker_balloon = config.worker_balloon,
+            .console_max_bytes = uint64_t{config.console_log_max_mib} << 20,
         });
     if (!b.ok()) {
       return Fail(log, "cannot set up the bake pipeline", b.status());
@@ -411,6 +412,8 @@ int main(int argc, char** argv) {
       .jail_uid = config.worker_uid,
       .jail_gid = config.worker_gid,
       .cgroup_parent = config.worker_cgroup_parent,
+      .console_max_bytes = uint64_t{config.console_log_max_mib} << 20,
+      .ksm = config.worker_ksm,
   });
   supermachine::vm::VmManagerOptions vm_options{
       .launcher = &launcher,

@@ -3,20 +3,19 @@
 // VM's agent or its worker, convert. Exec is in exec_bridge.cc.
 #include "daemon/api/vm_rpcs.h"
 
-#include <fcntl.h>
-#include <unistd.h>
-
 #include <algorithm>
 #include <cerrno>
+#include <memory>
 
 #include <nlohmann/json.hpp>
 
 #include "absl/strings/str_cat.h"
+#include "absl/types/span.h"
 #include "daemon/agent/agent_client.h"
 #include "daemon/api/service.h"
 #include "daemon/metrics/vm_net_stats.h"
+#include "daemon/vm/console_log_reader.h"
 #include "worker/base/status_macros.h"
-#include "worker/base/unique_fd.h"
 #include "worker/net/egress_policy.h"
 
 namespace supermachine::api {
@@ -340,24 +339,15 @@ std::optional<vm::VmView> SupermachineService::AwaitSuccessor(std::string id,
 absl::Status SupermachineService::DoLogs(grpc::ServerContext* ctx, const v1::LogsRequest& req,
                                          grpc::ServerWriter<v1::LogChunk>* writer) {
   SM_ASSIGN_OR_RETURN(vm::VmView view, FindVm(req.vm_id()));
-  std::string path = view.vm->console_log();
-  base::UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
-  if (!fd && errno != ENOENT) {
-    return base::ErrnoToStatus(errno, absl::StrCat("open the console log ", path));
-  }
+  // console.log.1 then console.log, following the worker's rotations (console_log_reader.h).
+  auto reader = std::make_unique<vm::ConsoleLogReader>(view.vm->console_log());
   std::string buf(kLogChunk, '\0');
   bool final_pass = false;
   while (!ctx->IsCancelled()) {
-    if (!fd) {
-      fd.Reset(::open(path.c_str(), O_RDONLY | O_CLOEXEC));  // the worker creates it
-    }
-    ssize_t n = fd ? ::read(fd.get(), buf.data(), buf.size()) : 0;
-    if (n < 0) {
-      return base::ErrnoToStatus(errno, absl::StrCat("read the console log ", path));
-    }
+    SM_ASSIGN_OR_RETURN(size_t n, reader->Read(absl::MakeSpan(buf)));
     if (n > 0) {
       v1::LogChunk chunk;
-      chunk.set_data(buf.data(), static_cast<size_t>(n));
+      chunk.set_data(buf.data(), n);
       if (!writer->Write(chunk)) {
         return absl::OkStatus();  // the client went away
       }
@@ -377,8 +367,8 @@ absl::Status SupermachineService::DoLogs(grpc::ServerContext* ctx, const v1::Log
                                   : absl::OkStatus();
       }
       view = std::move(*next);
-      path = view.vm->console_log();
-      fd.Reset();  // reopened at the top of the loop, once the new worker has created it
+      // Opened on the next read, once the new worker has created its console.
+      reader = std::make_unique<vm::ConsoleLogReader>(view.vm->console_log());
       final_pass = false;
       continue;
     }

@@ -79,8 +79,9 @@ absl::StatusOr<std::string> ControlCommand(const std::string& socket, const std:
 // concurrent bakes).
 class WorkerRun {
  public:
-  WorkerRun(std::string worker, std::string kernel, bool balloon)
-      : worker_(std::move(worker)), kernel_(std::move(kernel)), balloon_(balloon) {}
+  WorkerRun(std::string worker, std::string kernel, bool balloon, uint64_t console_max_bytes)
+      : worker_(std::move(worker)), kernel_(std::move(kernel)), balloon_(balloon),
+        console_max_bytes_(console_max_bytes) {}
 
   absl::StatusOr<BootTimings> BootAndSnapshot(const BootPlan& plan, const ProgressFn& progress) {
     auto report = [&](BakeProgress::Stage stage, std::string message) {
@@ -114,7 +115,9 @@ class WorkerRun {
       argv.insert(argv.end(),
                   {"--disk", absl::StrCat(plan.volume_images[i], ",rw,id=", VolumeDiskId(i))});
     }
-    argv.insert(argv.end(), {"--serial", "file:" + console_, "--vsock", vsock, "--control", control});
+    argv.insert(argv.end(), {"--serial", "file:" + console_,
+                             absl::StrCat("--serial-max-bytes=", console_max_bytes_), "--vsock",
+                             vsock, "--control", control});
     if (balloon_) {
       argv.push_back("--balloon");
     }
@@ -323,21 +326,25 @@ class WorkerRun {
   std::string console_;
   std::string worker_log_;
   const bool balloon_;
+  const uint64_t console_max_bytes_;
 };
 
 class WorkerBooter final : public VmBooter {
  public:
-  WorkerBooter(std::string worker, std::string kernel, bool balloon)
-      : worker_(std::move(worker)), kernel_(std::move(kernel)), balloon_(balloon) {}
+  WorkerBooter(std::string worker, std::string kernel, bool balloon, uint64_t console_max_bytes)
+      : worker_(std::move(worker)), kernel_(std::move(kernel)), balloon_(balloon),
+        console_max_bytes_(console_max_bytes) {}
   absl::StatusOr<BootTimings> BootAndSnapshot(const BootPlan& plan,
                                               const ProgressFn& progress) override {
-    return WorkerRun(worker_, kernel_, balloon_).BootAndSnapshot(plan, progress);
+    return WorkerRun(worker_, kernel_, balloon_, console_max_bytes_)
+        .BootAndSnapshot(plan, progress);
   }
 
  private:
   const std::string worker_;
   const std::string kernel_;
   const bool balloon_;
+  const uint64_t console_max_bytes_;
 };
 
 }  // namespace
@@ -370,8 +377,9 @@ std::string FileTail(const std::string& path, size_t lines) {
 }
 
 std::shared_ptr<VmBooter> MakeWorkerBooter(std::string worker_path, std::string kernel_path,
-                                           bool balloon) {
-  return std::make_shared<WorkerBooter>(std::move(worker_path), std::move(kernel_path), balloon);
+                                           bool balloon, uint64_t console_max_bytes) {
+  return std::make_shared<WorkerBooter>(std::move(worker_path), std::move(kernel_path), balloon,
+                                        console_max_bytes);
 }
 
 }  // namespace supermachine::bake

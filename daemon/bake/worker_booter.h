@@ -5,6 +5,7 @@
 // 96 bytes); the console goes to <work_dir>/console.log, whose tail explains a failure.
 #pragma once
 
+#include <cstdint>
 #include <memory>
 #include <string>
 
@@ -23,9 +24,11 @@ inline constexpr char kBakeKernelCmdline[] =
 inline constexpr char kBakeSocketDirPrefix[] = "/tmp/smbake-";
 
 // `balloon`: boot with --balloon, so the snapshot (and every VM restored from it) carries a
-// virtio-balloon with free page reporting (docs/balloon.md).
+// virtio-balloon with free page reporting (docs/balloon.md). `console_max_bytes`: the
+// worker's --serial-max-bytes for console.log (rotated to console.log.1; 0 = unbounded).
 std::shared_ptr<VmBooter> MakeWorkerBooter(std::string worker_path, std::string kernel_path,
-                                           bool balloon = false);
+                                           bool balloon = false,
+                                           uint64_t console_max_bytes = uint64_t{8} << 20);
 
 // The last `lines` lines of the file at `path` (reads at most the last 64 KiB; "" if missing).
 std::string FileTail(const std::string& path, size_t lines);

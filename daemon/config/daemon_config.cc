@@ -12,6 +12,8 @@
 namespace supermachine::config {
 namespace {
 
+constexpr uint64_t kMaxConsoleLogMib = 1024;
+
 absl::StatusOr<std::string> ReadFile(const std::string& path) {
   std::ifstream in(path);
   if (!in) {
@@ -166,6 +168,22 @@ absl::Status ApplyJsonConfig(const std::string& json_text, DaemonConfig* config)
       } else {
         st = absl::InvalidArgumentError("config file: 'worker_balloon' must be true or false");
       }
+    } else if (key == "worker_ksm") {
+      if (value.is_boolean()) {
+        config->worker_ksm = value.get<bool>();
+      } else {
+        st = absl::InvalidArgumentError("config file: 'worker_ksm' must be true or false");
+      }
+    } else if (key == "console_log_max_mib") {
+      // Bounded so the byte count cannot overflow the worker's flag; 1 GiB of console per file
+      // is already far past what `smctl logs` is for.
+      if (value.is_number_unsigned() && value.get<uint64_t>() <= kMaxConsoleLogMib) {
+        config->console_log_max_mib = static_cast<uint32_t>(value.get<uint64_t>());
+      } else {
+        st = absl::InvalidArgumentError(absl::StrCat(
+            "config file: 'console_log_max_mib' must be a number of MiB from 0 (unbounded) to ",
+            kMaxConsoleLogMib));
+      }
     } else if (key == "worker_uid" || key == "worker_gid") {
       if (value.is_number_unsigned() && value.get<uint64_t>() > 0 &&
           value.get<uint64_t>() < 0xffffffffu) {
@@ -206,7 +224,8 @@ absl::Status ApplyJsonConfig(const std::string& json_text, DaemonConfig* config)
           "' (known: socket, socket_mode, socket_group, state_dir, snapshots_dir, "
           "metrics_address, log_level, worker_binary, vm_dir, kernel, guest_agent, pools, default_pool, "
           "tcp, tls_cert, tls_key, tls_client_ca, token_file, worker_seccomp, worker_jail, "
-          "worker_uid, worker_gid, worker_cgroup_parent, worker_balloon)"));
+          "worker_uid, worker_gid, worker_cgroup_parent, worker_balloon, worker_ksm, "
+          "console_log_max_mib)"));
     }
     if (!st.ok()) {
       return st;

@@ -55,6 +55,13 @@ struct DaemonConfig {
   // Bake workers boot with a virtio-balloon (free page reporting), so VMs restored from new
   // snapshots give freed memory back (docs/balloon.md). Off until it has run in CI a while.
   bool worker_balloon = false;
+  // Each VM's console.log is rotated to console.log.1 before it would pass this many MiB
+  // (the worker's --serial-max-bytes), so a VM keeps at most twice this on disk; 0: unbounded.
+  uint32_t console_log_max_mib = 8;
+  // Restored workers get --ksm: guest RAM marked mergeable for the kernel's KSM
+  // (docs/memory.md). Off by default: ksmd's CPU, and page merging across VMs is a timing side
+  // channel between tenants.
+  bool worker_ksm = false;
 };
 
 // Result of parsing the command line: either a config to run with, or text to print and an
@@ -74,6 +81,7 @@ ParsedFlags ParseDaemonFlags(int argc, const char* const* argv, const UserEnviro
 // socket_group, state_dir, snapshots_dir, metrics_address, log_level, worker_binary, vm_dir,
 // kernel, guest_agent, tcp, tls_cert, tls_key, tls_client_ca, token_file, worker_seccomp,
 // worker_jail (bool), worker_uid, worker_gid (numbers), worker_cgroup_parent, worker_balloon (bool),
+// console_log_max_mib (number, 0 = unbounded), worker_ksm (bool),
 // pools ({"NAME": {min, max, idle_timeout_s, acquire_timeout_s}}), default_pool ({...}).
 absl::Status ApplyJsonConfig(const std::string& json_text, DaemonConfig* config);
 

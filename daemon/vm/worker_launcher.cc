@@ -251,7 +251,11 @@ absl::StatusOr<std::unique_ptr<WorkerVm>> WorkerLauncher::Spawn(const LaunchRequ
   const std::string console = dir + "/console.log";
   std::vector<std::string> argv = {options_.worker_binary, "--restore", request.snapshot_dir,
                                    "--vsock", vsock, "--control", control, "--serial",
-                                   "file:" + console};
+                                   "file:" + console,
+                                   absl::StrCat("--serial-max-bytes=", options_.console_max_bytes)};
+  if (options_.ksm) {
+    argv.push_back("--ksm");
+  }
   // The sandbox (docs/security.md "Worker sandbox"): flags of the worker, all opt-in.
   if (!options_.seccomp.empty()) {
     argv.push_back("--seccomp=" + options_.seccomp);

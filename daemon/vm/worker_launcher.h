@@ -41,6 +41,11 @@ struct WorkerLauncherOptions {
   // cgroup v2 directory (memory, cpu, pids enabled in its cgroup.subtree_control); each worker
   // gets <cgroup_parent>/sm-<vm id> with limits from its VM's size. "": no cgroups.
   std::string cgroup_parent;
+  // The worker's --serial-max-bytes: console.log is rotated to console.log.1 before it would
+  // pass this (0: unbounded). Logs follows the rotation (console_log_reader.h).
+  uint64_t console_max_bytes = uint64_t{8} << 20;
+  // --ksm: guest RAM advised mergeable for KSM (docs/memory.md).
+  bool ksm = false;
 };
 
 class WorkerVm final : public VmInstance {

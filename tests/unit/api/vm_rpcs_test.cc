@@ -168,6 +168,30 @@ TEST_F(VmRpcsTest, LogsStreamsTheConsoleFile) {
   EXPECT_TRUE(reader->Finish().ok());
 }
 
+// The worker rotates console.log to console.log.1 when it is full: `smctl logs` shows the
+// older file first, then the current one.
+TEST_F(VmRpcsTest, LogsStreamsTheRotatedConsoleBeforeTheCurrentOne) {
+  launcher_.console_dir_ = dir_.path();
+  v1::AcquireRequest req;
+  req.set_snapshot("web");
+  v1::AcquireResponse resp;
+  ASSERT_TRUE(Acquire(req, &resp).ok());
+  const std::string id = resp.vm().id();
+  test_support::WriteFileOrDie(dir_.Join(id + ".log.1"), "older\n");
+  test_support::WriteFileOrDie(dir_.Join(id + ".log"), "newer\n");
+  grpc::ClientContext ctx;
+  v1::LogsRequest lr;
+  lr.set_vm_id(id);
+  auto reader = stub_->Logs(&ctx, lr);
+  std::string seen;
+  v1::LogChunk chunk;
+  while (reader->Read(&chunk)) {
+    seen += chunk.data();
+  }
+  EXPECT_TRUE(reader->Finish().ok());
+  EXPECT_EQ(seen, "older\nnewer\n");
+}
+
 // `smctl logs -f` of a supervised VM: its worker dies, the restart is a new VM under a new id,
 // and the same stream carries on with the new run's console; releasing that one ends it.
 TEST_F(VmRpcsTest, LogsFollowCarriesOnAcrossSupervisedRestarts) {

@@ -145,6 +145,32 @@ TEST(ApplyJsonConfig, WorkerBalloonIsOffByDefaultAndMustBeABool) {
   EXPECT_FALSE(ApplyJsonConfig(R"({"worker_balloon": 1})", &c).ok());
 }
 
+TEST(ApplyJsonConfig, WorkerKsmIsOffByDefaultAndMustBeABool) {
+  DaemonConfig c;
+  EXPECT_FALSE(c.worker_ksm);
+  ASSERT_TRUE(ApplyJsonConfig(R"({"worker_ksm": true})", &c).ok());
+  EXPECT_TRUE(c.worker_ksm);
+  EXPECT_FALSE(ApplyJsonConfig(R"({"worker_ksm": "yes"})", &c).ok());
+}
+
+TEST(ApplyJsonConfig, ConsoleLogIsBoundedByDefaultAndZeroMeansUnbounded) {
+  DaemonConfig c;
+  EXPECT_EQ(c.console_log_max_mib, 8u);
+  ASSERT_TRUE(ApplyJsonConfig(R"({"console_log_max_mib": 0})", &c).ok());
+  EXPECT_EQ(c.console_log_max_mib, 0u);
+  ASSERT_TRUE(ApplyJsonConfig(R"({"console_log_max_mib": 64})", &c).ok());
+  EXPECT_EQ(c.console_log_max_mib, 64u);
+}
+
+TEST(ApplyJsonConfig, ConsoleLogMaxMibRejectsNegativeAndHugeValues) {
+  DaemonConfig c;
+  EXPECT_FALSE(ApplyJsonConfig(R"({"console_log_max_mib": -1})", &c).ok());
+  absl::Status st = ApplyJsonConfig(R"({"console_log_max_mib": 1000000})", &c);
+  EXPECT_EQ(st.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(st.message().find("console_log_max_mib"), absl::string_view::npos);
+  EXPECT_EQ(c.console_log_max_mib, 8u);
+}
+
 TEST(ParseDaemonFlags, TlsWithoutTcpIsRefused) {
   ParsedFlags p = Parse({"--tls-cert", "/c"});
   EXPECT_EQ(p.exit_code, 2);
