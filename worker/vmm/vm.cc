@@ -272,8 +272,8 @@ absl::Status Vm::SetupDevices() {
       // Size-bounded with one older generation (rotating_log.h); a restored VM starts a new file.
       SM_ASSIGN_OR_RETURN(std::unique_ptr<RotatingLog> log,
                           RotatingLog::Open(c.serial.path, c.serial.max_bytes));
-      serial_log_ = log.get();
       serial_out_ = std::move(log);
+      serial_log_ = static_cast<RotatingLog*>(serial_out_.get());
       break;
     }
     case SerialKind::kNone:
