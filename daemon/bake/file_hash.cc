@@ -6,18 +6,13 @@
 #include <unistd.h>
 
 #include <cerrno>
-#include <vector>
+#include <cstdint>
 
 #include "absl/strings/str_cat.h"
 #include "worker/base/status_macros.h"
 #include "worker/base/unique_fd.h"
 
 namespace supermachine::bake {
-namespace {
-
-constexpr size_t kChunkBytes = 64 * 1024;
-
-}  // namespace
 
 absl::StatusOr<FileFingerprint> FingerprintFile(const std::string& path) {
   const std::string context = absl::StrCat("hash '", path, "'");
@@ -33,23 +28,9 @@ absl::StatusOr<FileFingerprint> FingerprintFile(const std::string& path) {
     return absl::InvalidArgumentError(absl::StrCat(context, ": not a regular file"));
   }
   FileFingerprint out{.mode = static_cast<uint32_t>(st.st_mode & 07777)};
-  image::Sha256Hasher hasher;
-  std::vector<char> buf(kChunkBytes);
-  for (;;) {
-    const ssize_t n = read(fd.get(), buf.data(), buf.size());
-    if (n < 0) {
-      if (errno == EINTR) {
-        continue;
-      }
-      return base::ErrnoToStatus(errno, absl::StrCat(context, ": read"));
-    }
-    if (n == 0) {
-      break;
-    }
-    hasher.Update(buf.data(), static_cast<size_t>(n));
-    out.size += static_cast<uint64_t>(n);
-  }
-  out.digest = hasher.Finish();
+  int64_t bytes = 0;
+  SM_ASSIGN_OR_RETURN(out.digest, image::Sha256OfFd(fd.get(), context, &bytes));
+  out.size = static_cast<uint64_t>(bytes);
   return out;
 }
 

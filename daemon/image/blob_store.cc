@@ -81,22 +81,8 @@ bool IsIntact(const std::string& path, const Digest& digest, std::optional<int64
       (expected_size.has_value() && st.st_size != *expected_size)) {
     return false;
   }
-  Sha256Hasher hasher;
-  std::vector<char> buf(1 << 16);
-  for (;;) {
-    const ssize_t r = ::read(fd.get(), buf.data(), buf.size());
-    if (r < 0 && errno == EINTR) {
-      continue;
-    }
-    if (r < 0) {
-      return false;
-    }
-    if (r == 0) {
-      break;
-    }
-    hasher.Update(buf.data(), static_cast<size_t>(r));
-  }
-  return hasher.Finish() == digest;
+  absl::StatusOr<Digest> actual = Sha256OfFd(fd.get(), path);
+  return actual.ok() && *actual == digest;
 }
 
 }  // namespace

@@ -3,12 +3,16 @@
 #include "daemon/image/digest.h"
 
 #include <openssl/evp.h>
+#include <unistd.h>
 
-#include <cstdlib>
+#include <cerrno>
 #include <cstdio>
+#include <cstdlib>
+#include <vector>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "worker/base/status_macros.h"
 
 namespace supermachine::image {
 
@@ -88,6 +92,30 @@ Digest Sha256Of(absl::string_view bytes) {
   Sha256Hasher h;
   h.Update(bytes);
   return h.Finish();
+}
+
+absl::StatusOr<Digest> Sha256OfFd(int fd, absl::string_view what, int64_t* bytes_read) {
+  Sha256Hasher hasher;
+  std::vector<char> buf(1 << 16);
+  int64_t total = 0;
+  for (;;) {
+    const ssize_t n = ::read(fd, buf.data(), buf.size());
+    if (n < 0 && errno == EINTR) {
+      continue;
+    }
+    if (n < 0) {
+      return base::ErrnoToStatus(errno, absl::StrCat("read ", what));
+    }
+    if (n == 0) {
+      break;
+    }
+    hasher.Update(buf.data(), static_cast<size_t>(n));
+    total += n;
+  }
+  if (bytes_read != nullptr) {
+    *bytes_read = total;
+  }
+  return hasher.Finish();
 }
 
 }  // namespace supermachine::image

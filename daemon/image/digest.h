@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <memory>
 #include <string>
 
@@ -57,5 +58,9 @@ class Sha256Hasher {
 };
 
 Digest Sha256Of(absl::string_view bytes);
+
+// SHA-256 of everything `fd` reads from its current offset to EOF (EINTR retried); the byte
+// count goes to `*bytes_read` when given. Errors carry errno and `what` ("read <what>: ...").
+absl::StatusOr<Digest> Sha256OfFd(int fd, absl::string_view what, int64_t* bytes_read = nullptr);
 
 }  // namespace supermachine::image

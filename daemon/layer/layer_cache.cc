@@ -17,8 +17,8 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
+#include "daemon/image/digest.h"
 #include "daemon/layer/squashfs_image.h"
-#include "openssl/evp.h"
 #include "nlohmann/json.hpp"
 #include "worker/base/status_macros.h"
 #include "worker/base/unique_fd.h"
@@ -80,37 +80,8 @@ absl::StatusOr<std::string> Sha256HexOfFile(const std::string& path) {
   if (!fd) {
     return base::ErrnoToStatus(errno, absl::StrCat("open ", path));
   }
-  std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> ctx(EVP_MD_CTX_new(), &EVP_MD_CTX_free);
-  if (ctx == nullptr || EVP_DigestInit_ex(ctx.get(), EVP_sha256(), nullptr) != 1) {
-    return absl::InternalError("SHA-256: OpenSSL could not start a digest");
-  }
-  std::vector<char> buf(1 << 20);
-  for (;;) {
-    const ssize_t n = ::read(fd.get(), buf.data(), buf.size());
-    if (n < 0 && errno == EINTR) {
-      continue;
-    }
-    if (n < 0) {
-      return base::ErrnoToStatus(errno, absl::StrCat("read ", path));
-    }
-    if (n == 0) {
-      break;
-    }
-    EVP_DigestUpdate(ctx.get(), buf.data(), static_cast<size_t>(n));
-  }
-  unsigned char md[EVP_MAX_MD_SIZE];
-  unsigned int len = 0;
-  if (EVP_DigestFinal_ex(ctx.get(), md, &len) != 1) {
-    return absl::InternalError("SHA-256: OpenSSL could not finish a digest");
-  }
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string hex;
-  hex.reserve(2 * len);
-  for (unsigned int i = 0; i < len; ++i) {
-    hex.push_back(kHex[md[i] >> 4]);
-    hex.push_back(kHex[md[i] & 0xf]);
-  }
-  return hex;
+  SM_ASSIGN_OR_RETURN(image::Digest digest, image::Sha256OfFd(fd.get(), path));
+  return digest.hex();
 }
 
 std::string ReadSmallFile(const std::string& path) {
