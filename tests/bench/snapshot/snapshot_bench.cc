@@ -112,6 +112,9 @@ int Main(int argc, char** argv) {
     }
   }
   report["cold_boot_to_ping_ms"] = Summarize(boot_ms);
+  if (origin == nullptr) {
+    Die("--boot-runs must be at least 1: the last boot is the VM that gets snapshotted");
+  }
 
   const std::string snap = work + "/snap";
   const absl::Time s0 = absl::Now();
