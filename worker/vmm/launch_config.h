@@ -36,6 +36,9 @@ struct SerialConfig {
 struct VsockConfig {
   std::string path;  // Listening socket; empty: no vsock device.
   uint32_t guest_cid = 3;
+  // Restore only (from VsockDeviceState.next_host_port, never a flag): where host-initiated
+  // connections' ports start; 0 is the device's default.
+  uint32_t first_host_port = 0;
   bool operator==(const VsockConfig&) const = default;
 };
 inline constexpr uint32_t kDefaultVsockCid = 3;

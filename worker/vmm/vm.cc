@@ -296,7 +296,11 @@ absl::Status Vm::SetupDevices() {
   }
   if (!c.vsock.path.empty()) {
     SM_ASSIGN_OR_RETURN(auto vsock, devices::virtio::vsock::Vsock::Create(
-                                        {.uds_path = c.vsock.path, .guest_cid = c.vsock.guest_cid}));
+                                        {.uds_path = c.vsock.path,
+                                         .guest_cid = c.vsock.guest_cid,
+                                         .first_host_port = c.vsock.first_host_port != 0
+                                                                ? c.vsock.first_host_port
+                                                                : devices::virtio::vsock::kFirstHostPort}));
     devs.push_back(std::move(vsock));
   }
   if (c.rng) {

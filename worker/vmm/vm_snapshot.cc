@@ -36,6 +36,20 @@ namespace {
 
 namespace v1 = ::supermachine::snapshot::v1;
 
+// A snapshot from before VsockDeviceState.next_host_port does not say which host ports its
+// worker used; that worker started at kFirstHostPort and made far fewer connections than this.
+constexpr uint32_t kLegacyPortSkip = 1u << 24;
+
+// Where the restored muxer's host-initiated ports start (see VsockDeviceState.next_host_port).
+uint32_t FirstHostPortAfter(const v1::VsockDeviceState& saved) {
+  const uint32_t first = devices::virtio::vsock::kFirstHostPort;
+  if (saved.next_host_port() >= first) {
+    return saved.next_host_port();
+  }
+  // 0 (older snapshot) or a value below the range (a damaged state): skip the old worker's.
+  return first + kLegacyPortSkip;
+}
+
 #ifndef SM_WORKER_VERSION
 #define SM_WORKER_VERSION "unknown"
 #endif
@@ -143,6 +157,8 @@ absl::StatusOr<std::string> Vm::Snapshot(const std::string& dir) {
       }
       case devices::virtio::kDeviceTypeVsock:
         d->mutable_vsock()->set_guest_cid(c.vsock.guest_cid);
+        d->mutable_vsock()->set_next_host_port(
+            static_cast<devices::virtio::vsock::Vsock&>(dev).muxer().next_host_port());
         break;
       case devices::virtio::kDeviceTypeRng:
         d->mutable_rng();
@@ -267,6 +283,7 @@ absl::StatusOr<std::unique_ptr<Vm>> Vm::Restore(VmOptions options, const std::st
     } else if (d.has_vsock()) {
       has_vsock = true;
       c.vsock.guest_cid = static_cast<uint32_t>(d.vsock().guest_cid());
+      c.vsock.first_host_port = FirstHostPortAfter(d.vsock());
     } else if (d.has_net()) {
       has_net = true;
       saved_egress = d.net().egress();

@@ -253,6 +253,55 @@ TEST_F(VmSnapshotTest, RestoreOfAVsockVmNeedsAHostSocketPath) {
   EXPECT_TRUE(with.ok()) << with.status();
 }
 
+// Sockets of the snapshotted worker's connections can outlive the transport reset in the guest,
+// so a restored worker's host ports continue after the ones its snapshot's worker used.
+TEST_F(VmSnapshotTest, VsockHostPortsContinueFromTheSnapshotAcrossRestores) {
+  constexpr uint32_t kFirst = 1u << 30;  // devices::virtio::vsock::kFirstHostPort
+  VmOptions o = Options(dir_.Join("serial1"), dir_.Join("ctl1"));
+  o.config.vsock.path = dir_.Join("vsock1");
+  absl::StatusOr<std::unique_ptr<Vm>> booted = Vm::Create(std::move(o));
+  ASSERT_TRUE(booted.ok()) << booted.status();
+  RunAndSnapshot(**booted, dir_.Join("serial1"), dir_.Join("ctl1"), dir_.Join("snap1"));
+  auto NextHostPort = [](const std::string& snap) -> int64_t {
+    auto state = snapshot::ReadStateFile(snap + "/state");
+    EXPECT_TRUE(state.ok()) << state.status();
+    if (state.ok()) {
+      for (const auto& d : state->devices()) {
+        if (d.has_vsock()) {
+          return d.vsock().next_host_port();
+        }
+      }
+    }
+    return -1;
+  };
+  EXPECT_EQ(NextHostPort(dir_.Join("snap1")), kFirst);  // No connection was made.
+
+  // Pretend the first worker used 77 ports: the restored one starts at the 78th and says so in
+  // its own snapshot (no connection is made: the test guest has no vsock driver).
+  auto RestoreAndSnapshotAgain = [&](const std::string& from, uint32_t saved_port,
+                                     const std::string& tag) {
+    auto state = snapshot::ReadStateFile(from + "/state");
+    ASSERT_TRUE(state.ok()) << state.status();
+    for (auto& d : *state->mutable_devices()) {
+      if (d.has_vsock()) {
+        d.mutable_vsock()->set_next_host_port(saved_port);
+      }
+    }
+    ASSERT_TRUE(snapshot::WriteStateFile(from + "/state", *state).ok());
+    VmOptions ro = Options(dir_.Join("serial" + tag), dir_.Join("ctl" + tag));
+    ro.config.vsock.path = dir_.Join("vsock" + tag);
+    absl::StatusOr<std::unique_ptr<Vm>> restored = Vm::Restore(std::move(ro), from);
+    ASSERT_TRUE(restored.ok()) << restored.status();
+    RunAndSnapshot(**restored, dir_.Join("serial" + tag), dir_.Join("ctl" + tag),
+                   dir_.Join("snap" + tag));
+  };
+  RestoreAndSnapshotAgain(dir_.Join("snap1"), kFirst + 77, "2");
+  EXPECT_EQ(NextHostPort(dir_.Join("snap2")), kFirst + 77);
+  // A snapshot from before the field (0): the restored worker skips 2^24 ports.
+  RestoreAndSnapshotAgain(dir_.Join("snap2"), 0, "3");
+  EXPECT_EQ(NextHostPort(dir_.Join("snap3")), kFirst + (1u << 24));
+}
+
 TEST_F(VmSnapshotTest, ResumeWithoutPauseIsRefused) {
   absl::StatusOr<std::unique_ptr<Vm>> booted =
       Vm::Create(Options(dir_.Join("serial1"), dir_.Join("ctl1")));

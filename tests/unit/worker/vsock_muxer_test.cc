@@ -173,6 +173,34 @@ TEST_F(MuxerTest, EachHostConnectionGetsItsOwnPort) {
   EXPECT_EQ(mux_->num_connections(), 2u);
 }
 
+TEST_F(MuxerTest, HostPortsStartAtTheGivenFirstPort) {
+  // What a restored worker does (VsockDeviceState.next_host_port): its ports continue after the
+  // snapshotted worker's, never reusing a port pair a stale guest socket may still hold.
+  const uint32_t first = kFirstHostPort + 1000;
+  auto m = Muxer::Create({.uds_path = dir_.Join("w.sock"), .guest_cid = kCid,
+                          .first_host_port = first});
+  ASSERT_TRUE(m.ok()) << m.status();
+  mux_ = *std::move(m);
+  path_ = dir_.Join("w.sock");
+  mux_->set_guest_ready(true);
+  EXPECT_EQ(mux_->next_host_port(), first);
+  base::UniqueFd a, b;
+  std::optional<Header> ra = HostConnect(a, 5000);
+  std::optional<Header> rb = HostConnect(b, 5000);
+  ASSERT_TRUE(ra.has_value() && rb.has_value());
+  EXPECT_EQ(ra->src_port, first);
+  EXPECT_EQ(rb->src_port, first + 1);
+  EXPECT_EQ(mux_->next_host_port(), first + 2);
+}
+
+TEST_F(MuxerTest, AFirstHostPortInTheGuestRangeIsRefused) {
+  auto m = Muxer::Create({.uds_path = dir_.Join("w.sock"), .guest_cid = kCid,
+                          .first_host_port = kFirstHostPort - 1});
+  EXPECT_EQ(m.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(m.status().message().find("first host port"), absl::string_view::npos)
+      << m.status();
+}
+
 TEST_F(MuxerTest, GuestRefusalClosesTheClientWithoutReply) {
   base::UniqueFd client;
   std::optional<Header> req = HostConnect(client, 5999);

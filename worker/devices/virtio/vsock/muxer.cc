@@ -61,6 +61,11 @@ absl::StatusOr<std::unique_ptr<Muxer>> Muxer::Create(MuxerOptions options) {
         absl::StrCat("vsock socket path '", options.uds_path, "' is too long: at most ",
                      sizeof(addr.sun_path) - 12, " bytes leave room for the \"_<port>\" suffix"));
   }
+  if (options.first_host_port < kFirstHostPort) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("vsock: first host port ", options.first_host_port, " is below ",
+                     kFirstHostPort, " (the range below is the guest's)"));
+  }
   struct stat st;
   if (lstat(options.uds_path.c_str(), &st) == 0) {
     if (!S_ISSOCK(st.st_mode)) {
@@ -229,7 +234,7 @@ uint32_t Muxer::AllocateLocalPort() {
   while (true) {
     const uint32_t p = next_local_port_++;
     if (next_local_port_ == 0) {
-      next_local_port_ = 1u << 30;
+      next_local_port_ = kFirstHostPort;
     }
     auto it = conns_.lower_bound(ConnKey{.local_port = p, .peer_port = 0});
     if (it == conns_.end() || it->first.local_port != p) {

@@ -35,6 +35,9 @@ namespace supermachine::devices::virtio::vsock {
 // Parses "CONNECT <port>" (the line without its '\n'); nullopt if malformed.
 std::optional<uint32_t> ParseConnectLine(absl::string_view line);
 
+// Host-initiated connections take local ports from here up (far above guest ports).
+inline constexpr uint32_t kFirstHostPort = 1u << 30;
+
 struct MuxerOptions {
   std::string uds_path;  // The listening socket; "<uds_path>_P" for guest-initiated.
   uint64_t guest_cid = kMinGuestCid;
@@ -47,6 +50,12 @@ struct MuxerOptions {
   // data packet the guest takes meanwhile restarts it: a slow guest is not cut off.
   std::chrono::milliseconds close_timeout{10000};
   size_t max_connections = 1024;  // Established + connecting + awaiting a CONNECT line.
+  // The local port of the first host-initiated connection (>= kFirstHostPort). A restored
+  // worker continues from where its snapshot's worker stopped (VsockDeviceState.next_host_port):
+  // the guest may still hold sockets of the old worker's connections, and a new connection on
+  // the same port pair would be reset by the guest, or reset later by that stale socket's own
+  // close timeout.
+  uint32_t first_host_port = kFirstHostPort;
 };
 
 class Muxer {
@@ -69,6 +78,8 @@ class Muxer {
   int epoll_fd() const { return epoll_.get(); }
   // Whether the guest driver is up; while it is not, CONNECT requests are refused (closed).
   void set_guest_ready(bool ready) { guest_ready_ = ready; }
+  // The local port the next host-initiated connection will try first (saved in snapshots).
+  uint32_t next_host_port() const { return next_local_port_; }
 
   // Handles everything ready on the host sockets (accepts, CONNECT lines, data, timeouts).
   void ProcessHostEvents();
@@ -104,7 +115,8 @@ class Muxer {
       : options_(std::move(options)),
         listener_(std::move(listener)),
         epoll_(std::move(epoll)),
-        timer_(std::move(timer)) {}
+        timer_(std::move(timer)),
+        next_local_port_(options_.first_host_port) {}
 
   void AcceptAll();
   void OnHandshakeReadable(int fd);
@@ -132,7 +144,7 @@ class Muxer {
   std::deque<ConnKey> rx_order_;           // Connections that want rx, round-robin.
   std::set<ConnKey> in_rx_order_;
   std::deque<Header> rst_queue_;           // RSTs for packets that matched no connection.
-  uint32_t next_local_port_ = 1u << 30;    // Host-initiated ports; far above guest ports.
+  uint32_t next_local_port_;               // Host-initiated ports (MuxerOptions).
 };
 
 }  // namespace supermachine::devices::virtio::vsock

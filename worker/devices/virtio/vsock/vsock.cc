@@ -17,7 +17,8 @@ absl::StatusOr<std::unique_ptr<Vsock>> Vsock::Create(const VsockConfig& config) 
   SM_ASSIGN_OR_RETURN(std::unique_ptr<Muxer> muxer,
                       Muxer::Create({.uds_path = config.uds_path,
                                      .guest_cid = config.guest_cid,
-                                     .connect_timeout = config.connect_timeout}));
+                                     .connect_timeout = config.connect_timeout,
+                                     .first_host_port = config.first_host_port}));
   return std::unique_ptr<Vsock>(new Vsock(config, std::move(muxer)));
 }
 

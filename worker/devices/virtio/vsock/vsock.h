@@ -31,6 +31,7 @@ struct VsockConfig {
   std::string uds_path;  // Host listening socket (see muxer.h).
   uint64_t guest_cid = kMinGuestCid;
   std::chrono::milliseconds connect_timeout{5000};  // See MuxerOptions.
+  uint32_t first_host_port = kFirstHostPort;        // See MuxerOptions.
 };
 
 class Vsock : public VirtioDevice {
