@@ -360,7 +360,8 @@ TEST_F(AgentCloneLab, TwentyClonesAtOnceShareMemoryAndKeepTheirOwnDisks) {
   std::set<std::string> randoms;
   for (int i = 0; i < kManyClones; ++i) {
     SCOPED_TRACE(absl::StrCat("clone ", i));
-    ASSERT_TRUE(clones[i]->client().Ping(In(absl::Seconds(60))).ok());
+    const auto ping = clones[i]->client().Ping(In(absl::Seconds(60)));
+    ASSERT_TRUE(ping.ok()) << ping.status() << clones[i]->Diagnostics();
     Run(*clones[i], WriteDataDisk(absl::StrCat("clone-", i, ";")));
     randoms.insert(Run(*clones[i], {"/bin/sh", "-c", "head -c 64 /dev/urandom | sha256sum"}));
   }
