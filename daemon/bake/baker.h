@@ -124,7 +124,7 @@ struct BakerOptions {
   std::string kernel_path;      // vmlinux / bzImage (required)
   std::string agent_path;       // static guest agent (required)
   std::string worker_path;      // supermachine-worker (required)
-  bool worker_balloon = false;  // bake workers get --balloon (docs/balloon.md)
+  bool worker_balloon = true;  // bake workers get --balloon (docs/balloon.md)
   uint64_t console_max_bytes = uint64_t{8} << 20;  // bake workers' --serial-max-bytes
   // Image pipeline. "" image_cache_dir = <state_dir>/images (blobs + refs).
   std::string image_cache_dir;

@@ -53,8 +53,9 @@ struct DaemonConfig {
   uint32_t worker_gid = 0;
   std::string worker_cgroup_parent;
   // Bake workers boot with a virtio-balloon (free page reporting), so VMs restored from new
-  // snapshots give freed memory back (docs/balloon.md). Off until it has run in CI a while.
-  bool worker_balloon = false;
+  // snapshots give freed memory back (docs/balloon.md). On by default since it passed CI
+  // (worker_lab_balloon) and every bake lab test with it; false bakes without the device.
+  bool worker_balloon = true;
   // Each VM's console.log is rotated to console.log.1 before it would pass this many MiB
   // (the worker's --serial-max-bytes), so a VM keeps at most twice this on disk; 0: unbounded.
   uint32_t console_log_max_mib = 8;

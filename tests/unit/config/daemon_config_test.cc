@@ -137,11 +137,11 @@ TEST(ApplyJsonConfig, ReadsRemoteAccessFields) {
   EXPECT_EQ(c.token_file, "/t");
 }
 
-TEST(ApplyJsonConfig, WorkerBalloonIsOffByDefaultAndMustBeABool) {
+TEST(ApplyJsonConfig, WorkerBalloonIsOnByDefaultAndMustBeABool) {
   DaemonConfig c;
-  EXPECT_FALSE(c.worker_balloon);
-  ASSERT_TRUE(ApplyJsonConfig(R"({"worker_balloon": true})", &c).ok());
   EXPECT_TRUE(c.worker_balloon);
+  ASSERT_TRUE(ApplyJsonConfig(R"({"worker_balloon": false})", &c).ok());
+  EXPECT_FALSE(c.worker_balloon);
   EXPECT_FALSE(ApplyJsonConfig(R"({"worker_balloon": 1})", &c).ok());
 }
 
