@@ -295,13 +295,13 @@ absl::Status Vm::SetupDevices() {
     devs.push_back(std::move(block));
   }
   if (!c.vsock.path.empty()) {
-    SM_ASSIGN_OR_RETURN(auto vsock, devices::virtio::vsock::Vsock::Create(
-                                        {.uds_path = c.vsock.path,
-                                         .guest_cid = c.vsock.guest_cid,
-                                         .first_host_port = c.vsock.first_host_port != 0
-                                                                ? c.vsock.first_host_port
-                                                                : devices::virtio::vsock::kFirstHostPort}));
-    devs.push_back(std::move(vsock));
+    namespace vsock = devices::virtio::vsock;
+    const uint32_t first_port =
+        c.vsock.first_host_port != 0 ? c.vsock.first_host_port : vsock::kFirstHostPort;
+    SM_ASSIGN_OR_RETURN(auto dev, vsock::Vsock::Create({.uds_path = c.vsock.path,
+                                                        .guest_cid = c.vsock.guest_cid,
+                                                        .first_host_port = first_port}));
+    devs.push_back(std::move(dev));
   }
   if (c.rng) {
     devs.push_back(std::make_unique<devices::virtio::Rng>());

@@ -21,6 +21,7 @@
 #include "tests/support/temp_dir.h"
 #include "tests/unit/worker/test_kernel.h"
 #include "worker/base/unique_fd.h"
+#include "worker/devices/virtio/vsock/muxer.h"
 #include "worker/snapshot/state_file.h"
 #include "worker/vmm/exit_codes.h"
 #include "worker/vmm/vm.h"
@@ -256,7 +257,7 @@ TEST_F(VmSnapshotTest, RestoreOfAVsockVmNeedsAHostSocketPath) {
 // Sockets of the snapshotted worker's connections can outlive the transport reset in the guest,
 // so a restored worker's host ports continue after the ones its snapshot's worker used.
 TEST_F(VmSnapshotTest, VsockHostPortsContinueFromTheSnapshotAcrossRestores) {
-  constexpr uint32_t kFirst = 1u << 30;  // devices::virtio::vsock::kFirstHostPort
+  constexpr uint32_t kFirst = devices::virtio::vsock::kFirstHostPort;
   VmOptions o = Options(dir_.Join("serial1"), dir_.Join("ctl1"));
   o.config.vsock.path = dir_.Join("vsock1");
   absl::StatusOr<std::unique_ptr<Vm>> booted = Vm::Create(std::move(o));
