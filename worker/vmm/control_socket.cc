@@ -9,8 +9,11 @@
 #include <unistd.h>
 
 #include <cstring>
+#include <limits>
 
+#include "absl/algorithm/container.h"
 #include "absl/strings/ascii.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "worker/base/status_macros.h"
 
@@ -47,6 +50,17 @@ absl::StatusOr<ControlCommand> ParseControlCommand(absl::string_view line) {
     }
     return ControlCommand{.verb = ControlVerb::kSnapshot, .argument = std::string(arg)};
   }
+  if (verb == "balloon-target") {
+    // Digits only: SimpleAtoi would also take a sign, and "-1" must not wrap to 4 Gi pages.
+    uint32_t pages = 0;
+    if (arg.empty() || !absl::c_all_of(arg, absl::ascii_isdigit) ||
+        !absl::SimpleAtoi(arg, &pages)) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "usage: balloon-target PAGES (a decimal count of 4 KiB pages up to ",
+          std::numeric_limits<uint32_t>::max(), "; 0 deflates fully), got '", arg, "'"));
+    }
+    return ControlCommand{.verb = ControlVerb::kBalloonTarget, .pages = pages};
+  }
   ControlVerb v;
   if (verb == "pause") {
     v = ControlVerb::kPause;
@@ -61,7 +75,8 @@ absl::StatusOr<ControlCommand> ParseControlCommand(absl::string_view line) {
   } else {
     return absl::InvalidArgumentError(absl::StrCat(
         "unknown command '", verb,
-        "' (commands: pause, resume, snapshot DIR, exit, stats, balloon)"));
+        "' (commands: pause, resume, snapshot DIR, exit, stats, balloon, balloon-target "
+        "PAGES)"));
   }
   if (!arg.empty()) {
     return absl::InvalidArgumentError(absl::StrCat("'", verb, "' takes no argument"));

@@ -19,15 +19,18 @@
 
 namespace supermachine::vmm {
 
-enum class ControlVerb { kPause, kResume, kSnapshot, kExit, kStats, kBalloon };
+enum class ControlVerb { kPause, kResume, kSnapshot, kExit, kStats, kBalloon, kBalloonTarget };
 
 struct ControlCommand {
   ControlVerb verb = ControlVerb::kPause;
   std::string argument;  // kSnapshot: the directory.
+  uint32_t pages = 0;    // kBalloonTarget: the target in 4 KiB pages (0: deflate fully).
 };
 
-// "pause", "resume", "snapshot DIR", "exit", "stats", "balloon" (surrounding blanks ignored). Errors are the text
-// for the "ERR" reply.
+// "pause", "resume", "snapshot DIR", "exit", "stats", "balloon", "balloon-target PAGES"
+// (surrounding blanks ignored; PAGES is a decimal count of 4 KiB pages that fits the device's
+// 32-bit num_pages; the bound by guest RAM is the VM's). Errors are the text for the "ERR"
+// reply.
 absl::StatusOr<ControlCommand> ParseControlCommand(absl::string_view line);
 
 class ControlSocket {

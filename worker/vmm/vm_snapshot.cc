@@ -219,6 +219,15 @@ std::string Vm::HandleControl(absl::string_view line) {
       const std::string balloon = BalloonStatsLine();  // docs/balloon.md.
       return balloon.empty() ? "OK balloon=none" : absl::StrCat("OK balloon ", balloon);
     }
+    case ControlVerb::kBalloonTarget: {
+      // docs/balloon.md "Setting a target"; the daemon's idle policy drives it.
+      if (balloon_ == nullptr) {
+        return "ERR this VM has no balloon device (bake with worker_balloon)";
+      }
+      absl::Status st = devices::virtio::SetBalloonTarget(*balloon_, cmd->pages);
+      return st.ok() ? absl::StrCat("OK balloon-target pages=", cmd->pages)
+                     : absl::StrCat("ERR ", st.message());
+    }
   }
   return "ERR unreachable";
 }

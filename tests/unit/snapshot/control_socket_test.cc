@@ -47,6 +47,36 @@ TEST(ParseControlCommand, ReadsBalloonWithoutArgument) {
   EXPECT_FALSE(ParseControlCommand("balloon 5").ok());
 }
 
+TEST(ParseControlCommand, ReadsBalloonTargetPages) {
+  absl::StatusOr<ControlCommand> cmd = ParseControlCommand(" balloon-target  91750 \n");
+  ASSERT_TRUE(cmd.ok()) << cmd.status();
+  EXPECT_EQ(cmd->verb, ControlVerb::kBalloonTarget);
+  EXPECT_EQ(cmd->pages, 91750u);
+  cmd = ParseControlCommand("balloon-target 0");
+  ASSERT_TRUE(cmd.ok()) << cmd.status();
+  EXPECT_EQ(cmd->pages, 0u) << "0 deflates fully";
+  cmd = ParseControlCommand("balloon-target 4294967295");
+  ASSERT_TRUE(cmd.ok()) << cmd.status() << " (the RAM bound is the VM's, not the parser's)";
+  EXPECT_EQ(cmd->pages, 4294967295u);
+}
+
+TEST(ParseControlCommand, RejectsBalloonTargetWithoutANumber) {
+  for (const char* line : {"balloon-target", "balloon-target   ", "balloon-target lots",
+                           "balloon-target 12k", "balloon-target -1", "balloon-target +5",
+                           "balloon-target 1.5", "balloon-target 5 6", "balloon-target 0x10"}) {
+    absl::StatusOr<ControlCommand> cmd = ParseControlCommand(line);
+    ASSERT_FALSE(cmd.ok()) << line;
+    EXPECT_THAT(cmd.status().message(), HasSubstr("usage: balloon-target PAGES")) << line;
+  }
+}
+
+TEST(ParseControlCommand, RejectsBalloonTargetBeyondThe32BitConfigField) {
+  absl::StatusOr<ControlCommand> cmd = ParseControlCommand("balloon-target 4294967296");
+  ASSERT_FALSE(cmd.ok());
+  EXPECT_THAT(cmd.status().message(), HasSubstr("4294967295"));
+  EXPECT_FALSE(ParseControlCommand("balloon-target 99999999999999999999999").ok());
+}
+
 TEST(ParseControlCommand, RejectsArgumentToPause) {
   EXPECT_FALSE(ParseControlCommand("pause now").ok());
 }

@@ -1,7 +1,8 @@
 // File: balloon_test.cc
 // virtio-balloon: what it offers, that reported and ballooned pages really leave the host
 // mapping (shared memfd and private RAM-file mappings), that malformed chains touch nothing,
-// and that its config survives the snapshot conversion.
+// that a host target reaches the driver (config + config-change interrupt), and that its config
+// survives the snapshot conversion.
 #include "worker/devices/virtio/balloon.h"
 
 #include <fcntl.h>
@@ -73,6 +74,8 @@ TEST(Balloon, OffersReportingWithoutPagePoisonAndThreeQueues) {
   EXPECT_NE(low & kFeatureBalloonReporting, 0u);
   EXPECT_EQ(low & kFeatureBalloonPagePoison, 0u) << "poisoned pages would be handed back wrong";
   EXPECT_EQ(low & kFeatureBalloonStatsVq, 0u) << "a stats queue would renumber reporting";
+  EXPECT_NE(low & kFeatureBalloonDeflateOnOom, 0u)
+      << "an inflated guest that becomes busy must deflate by itself, not OOM";
   EXPECT_EQ(t.num_queues(), 3u);
   w(reg::kQueueSel, Balloon::kReportingQueue);
   EXPECT_GE(r(reg::kQueueNumMax), 32u) << "Linux needs PAGE_REPORTING_CAPACITY entries";
@@ -270,6 +273,147 @@ TEST(Balloon, ConfigSurvivesTheSnapshotConversion) {
   ASSERT_TRUE(t2.RestoreState(*restored).ok());
   EXPECT_EQ(static_cast<Balloon&>(t2.device()).state().acked_features,
             kFeatureVersion1 | kFeatureBalloonReporting);
+}
+
+// Register access to a transport, as a driver does it.
+struct Driver {
+  MmioTransport& t;
+  uint32_t Read(uint64_t off) {
+    uint32_t v = 0;
+    t.Read(off, absl::Span<uint8_t>(reinterpret_cast<uint8_t*>(&v), 4));
+    return v;
+  }
+  void Write(uint64_t off, uint32_t v) {
+    t.Write(off, absl::Span<const uint8_t>(reinterpret_cast<const uint8_t*>(&v), 4));
+  }
+  // Negotiates `features` and sets DRIVER_OK (queues are not needed for config changes).
+  void Start(uint64_t features) {
+    Write(reg::kStatus, status::kAcknowledge);
+    Write(reg::kStatus, status::kAcknowledge | status::kDriver);
+    Write(reg::kDriverFeaturesSel, 0);
+    Write(reg::kDriverFeatures, static_cast<uint32_t>(features));
+    Write(reg::kDriverFeaturesSel, 1);
+    Write(reg::kDriverFeatures, static_cast<uint32_t>(features >> 32));
+    Write(reg::kStatus, status::kAcknowledge | status::kDriver | status::kFeaturesOk);
+    Write(reg::kStatus,
+          status::kAcknowledge | status::kDriver | status::kFeaturesOk | status::kDriverOk);
+  }
+};
+
+TEST(Balloon, TargetReachesTheRunningDriverWithAConfigChangeInterrupt) {
+  memory::GuestMemory mem = SharedMem(8 << 20);  // 2048 pages.
+  CountingIrq irq;
+  MmioTransport t(std::make_unique<Balloon>(), &mem, &irq);
+  Driver d{t};
+  d.Start(kFeatureVersion1 | kFeatureBalloonReporting | kFeatureBalloonDeflateOnOom);
+  ASSERT_NE(d.Read(reg::kStatus) & status::kDriverOk, 0u);
+  const uint32_t generation = d.Read(reg::kConfigGeneration);
+
+  ASSERT_TRUE(SetBalloonTarget(t, 1434).ok());
+  EXPECT_EQ(d.Read(reg::kConfig), 1434u) << "num_pages is the first config field";
+  EXPECT_NE(d.Read(reg::kInterruptStatus) & kInterruptConfigChange, 0u);
+  EXPECT_EQ(d.Read(reg::kInterruptStatus) & kInterruptUsedBuffer, 0u);
+  EXPECT_EQ(irq.count, 1);
+  EXPECT_NE(d.Read(reg::kConfigGeneration), generation);
+
+  // The driver acknowledges; deflating fully is target 0, signalled again.
+  d.Write(reg::kInterruptAck, kInterruptConfigChange);
+  ASSERT_TRUE(SetBalloonTarget(t, 0).ok());
+  EXPECT_EQ(d.Read(reg::kConfig), 0u);
+  EXPECT_NE(d.Read(reg::kInterruptStatus) & kInterruptConfigChange, 0u);
+  EXPECT_EQ(irq.count, 2);
+
+  // All of RAM is the limit; one page more is refused and changes nothing.
+  ASSERT_TRUE(SetBalloonTarget(t, 2048).ok());
+  d.Write(reg::kInterruptAck, kInterruptConfigChange);
+  absl::Status too_big = SetBalloonTarget(t, 2049);
+  EXPECT_EQ(too_big.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(too_big.message().find("8 MiB"), std::string::npos) << too_big;
+  EXPECT_EQ(d.Read(reg::kConfig), 2048u);
+  EXPECT_EQ(d.Read(reg::kInterruptStatus), 0u);
+  EXPECT_EQ(irq.count, 3);
+}
+
+TEST(Balloon, TargetBeforeTheDriverRunsIsReadWithoutAnInterrupt) {
+  memory::GuestMemory mem = SharedMem(4 << 20);
+  CountingIrq irq;
+  MmioTransport t(std::make_unique<Balloon>(), &mem, &irq);
+  Driver d{t};
+  ASSERT_TRUE(SetBalloonTarget(t, 100).ok());
+  EXPECT_EQ(irq.count, 0) << "no driver has an interrupt handler yet";
+  EXPECT_EQ(d.Read(reg::kInterruptStatus), 0u);
+  d.Start(kFeatureVersion1 | kFeatureBalloonReporting);
+  EXPECT_EQ(d.Read(reg::kConfig), 100u) << "the driver reads the target when it starts";
+  // A driver reset keeps the host's target (only the driver's `actual` is per session).
+  d.Write(reg::kStatus, 0);
+  EXPECT_EQ(d.Read(reg::kConfig), 100u);
+}
+
+TEST(Balloon, SetBalloonTargetRefusesAnotherDevice) {
+  // Guards the static_cast: a transport in front of something else is an error, not UB.
+  class NotBalloon : public Balloon {
+   public:
+    uint32_t device_type() const override { return 4; }
+  };
+  memory::GuestMemory mem = SharedMem(1 << 20);
+  CountingIrq irq;
+  MmioTransport t(std::make_unique<NotBalloon>(), &mem, &irq);
+  EXPECT_EQ(SetBalloonTarget(t, 1).code(), absl::StatusCode::kFailedPrecondition);
+}
+
+TEST(Balloon, TargetSetBeforeASnapshotRestoresAsSet) {
+  memory::GuestMemory mem = SharedMem(4 << 20);
+  CountingIrq irq;
+  MmioTransport t(std::make_unique<Balloon>(), &mem, &irq);
+  Driver d{t};
+  d.Start(kFeatureVersion1 | kFeatureBalloonReporting | kFeatureBalloonDeflateOnOom);
+  ASSERT_TRUE(SetBalloonTarget(t, 700).ok());
+  const uint32_t actual = 300;  // The driver is on its way there.
+  t.Write(reg::kConfig + 4,
+          absl::Span<const uint8_t>(reinterpret_cast<const uint8_t*>(&actual), 4));
+
+  // Save as Vm::Snapshot does: transport and device config.
+  const auto& saved = static_cast<Balloon&>(t.device()).state();
+  const auto config = snapshot::BalloonToProto(saved);
+  const auto tp = snapshot::TransportToProto(t.SaveState(), kDeviceTypeBalloon,
+                                             Balloon().features());
+
+  // Restore as Vm::BuildFromSnapshot does, into a fresh transport.
+  MmioTransport t2(std::make_unique<Balloon>(), &mem, &irq);
+  auto want = snapshot::TransportFromProto(tp, kDeviceTypeBalloon, Balloon().features(), 3);
+  ASSERT_TRUE(want.ok()) << want.status();
+  ASSERT_TRUE(t2.RestoreState(*want).ok());
+  const BalloonState b = snapshot::BalloonFromProto(config);
+  static_cast<Balloon&>(t2.device()).RestoreConfig(b.num_pages, b.actual);
+  Driver d2{t2};
+  EXPECT_EQ(d2.Read(reg::kConfig), 700u);
+  EXPECT_EQ(d2.Read(reg::kConfig + 4), 300u);
+  EXPECT_EQ(static_cast<Balloon&>(t2.device()).state().acked_features &
+                kFeatureBalloonDeflateOnOom,
+            kFeatureBalloonDeflateOnOom);
+  // The config-change bit the driver had not acknowledged is pending again in the new VM.
+  EXPECT_NE(d2.Read(reg::kInterruptStatus) & kInterruptConfigChange, 0u);
+}
+
+TEST(Balloon, SnapshotWhoseDriverDidNotAckDeflateOnOomStillRestores) {
+  // Snapshots baked before DEFLATE_ON_OOM was offered: offered then = VERSION_1 | REPORTING.
+  memory::GuestMemory mem = SharedMem(1 << 20);
+  CountingIrq irq;
+  MmioState s = MmioTransport(std::make_unique<Balloon>(), &mem, &irq).SaveState();
+  s.device_status = status::kAcknowledge | status::kDriver | status::kFeaturesOk |
+                    status::kDriverOk;
+  s.acked_features = kFeatureVersion1 | kFeatureBalloonReporting;
+  const auto old = snapshot::TransportToProto(s, kDeviceTypeBalloon,
+                                              kFeatureVersion1 | kFeatureBalloonReporting);
+  auto want = snapshot::TransportFromProto(old, kDeviceTypeBalloon, Balloon().features(), 3);
+  ASSERT_TRUE(want.ok()) << want.status();
+  MmioTransport t(std::make_unique<Balloon>(), &mem, &irq);
+  ASSERT_TRUE(t.RestoreState(*want).ok());
+  EXPECT_EQ(static_cast<Balloon&>(t.device()).state().acked_features,
+            kFeatureVersion1 | kFeatureBalloonReporting);
+  // Its driver still takes a target.
+  ASSERT_TRUE(SetBalloonTarget(t, 10).ok());
+  EXPECT_EQ(Driver{t}.Read(reg::kConfig), 10u);
 }
 
 }  // namespace

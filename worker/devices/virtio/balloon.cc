@@ -204,6 +204,28 @@ absl::StatusOr<bool> Balloon::ProcessPfns(Queue& queue, const memory::GuestMemor
   return used_any;
 }
 
+absl::Status Balloon::SetTarget(uint32_t pages, uint64_t ram_bytes) {
+  const uint64_t ram_pages = ram_bytes / kPage;
+  if (pages > ram_pages) {
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "balloon target of %u pages (%u MiB) exceeds the guest's RAM of %u MiB (%u pages)",
+        pages, (static_cast<uint64_t>(pages) * kPage) >> 20, ram_bytes >> 20, ram_pages));
+  }
+  state_.num_pages = pages;
+  return absl::OkStatus();
+}
+
+absl::Status SetBalloonTarget(MmioTransport& transport, uint32_t pages) {
+  return transport.ChangeConfig(
+      [pages](VirtioDevice& d, const memory::GuestMemory& mem) -> absl::Status {
+        if (d.device_type() != kDeviceTypeBalloon) {
+          return absl::FailedPreconditionError(
+              absl::StrCat(d.name(), " is not a balloon: it has no target"));
+        }
+        return static_cast<Balloon&>(d).SetTarget(pages, mem.total_size());
+      });
+}
+
 std::string Balloon::StatsLine() const {
   return absl::StrCat("reported_ranges=", state_.reported_ranges,
                       " reported_bytes=", state_.reported_bytes,

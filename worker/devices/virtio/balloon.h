@@ -10,6 +10,12 @@
 // offered, so the queues are exactly inflate, deflate, reporting (the driver numbers only the
 // queues of negotiated features).
 //
+// The host sets a target balloon size (SetBalloonTarget, the control socket's `balloon-target`):
+// the driver then inflates towards it through the inflate queue. VIRTIO_BALLOON_F_DEFLATE_ON_OOM
+// is offered so an inflated guest that becomes busy deflates by itself instead of OOM-killing
+// its workload (§5.5.3); adding it to the offer keeps old snapshots restorable, because restore
+// only checks that the saved acked features are a subset of what is offered now.
+//
 // The guest is hostile: a range must be page-aligned, non-empty and wholly inside one RAM
 // region, or the whole chain is refused and no page of it is touched. A report chain may
 // describe more than Queue::kMaxChainBytes (32 ranges of up to 4 MiB in Linux 6.1) because
@@ -22,11 +28,13 @@
 #include <vector>
 
 #include "worker/devices/virtio/device.h"
+#include "worker/devices/virtio/mmio.h"
 
 namespace supermachine::devices::virtio {
 
 inline constexpr uint32_t kDeviceTypeBalloon = 5;
 inline constexpr uint64_t kFeatureBalloonStatsVq = 1ull << 1;    // VIRTIO_BALLOON_F_STATS_VQ
+inline constexpr uint64_t kFeatureBalloonDeflateOnOom = 1ull << 2;  // ..._F_DEFLATE_ON_OOM
 inline constexpr uint64_t kFeatureBalloonPagePoison = 1ull << 4;  // VIRTIO_BALLOON_F_PAGE_POISON
 inline constexpr uint64_t kFeatureBalloonReporting = 1ull << 5;   // VIRTIO_BALLOON_F_REPORTING
 // Balloon PFNs are always 4 KiB units, whatever the guest's page size (§5.5.6).
@@ -68,7 +76,9 @@ class Balloon : public VirtioDevice {
 
   uint32_t device_type() const override { return kDeviceTypeBalloon; }
   std::string name() const override { return "virtio-balloon"; }
-  uint64_t features() const override { return kFeatureVersion1 | kFeatureBalloonReporting; }
+  uint64_t features() const override {
+    return kFeatureVersion1 | kFeatureBalloonReporting | kFeatureBalloonDeflateOnOom;
+  }
   std::vector<uint16_t> queue_max_sizes() const override {
     return {256, 256, kReportingQueueSize};
   }
@@ -85,6 +95,10 @@ class Balloon : public VirtioDevice {
     state_.num_pages = num_pages;
     state_.actual = actual;
   }
+  // The host's target (config num_pages) in 4 KiB pages; 0 deflates fully. More pages than
+  // `ram_bytes` holds is refused (InvalidArgument naming the RAM size): no driver can meet it.
+  // Only the config changes; SetBalloonTarget also tells the driver.
+  absl::Status SetTarget(uint32_t pages, uint64_t ram_bytes);
   // "reported_ranges=.. reported_bytes=.. inflated_pages=.. ..." for logs and stats.
   std::string StatsLine() const;
 
@@ -94,5 +108,10 @@ class Balloon : public VirtioDevice {
 
   BalloonState state_;
 };
+
+// Sets the target of the Balloon behind `transport` (bounded by its guest memory) and raises
+// a config-change interrupt so a running driver re-reads num_pages and inflates or deflates
+// towards it. A driver not yet running reads it when it starts.
+absl::Status SetBalloonTarget(MmioTransport& transport, uint32_t pages);
 
 }  // namespace supermachine::devices::virtio

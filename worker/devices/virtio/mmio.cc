@@ -260,6 +260,20 @@ absl::Status MmioTransport::WithDevice(const DeviceFn& fn) {
   return used.status();
 }
 
+absl::Status MmioTransport::ChangeConfig(const ConfigFn& fn) {
+  std::lock_guard lock(mu_);
+  absl::Status st = fn(*device_, *mem_);
+  if (!st.ok()) {
+    return st;
+  }
+  state_.config_generation++;
+  if ((state_.device_status & status::kDriverOk) != 0) {
+    state_.interrupt_status |= kInterruptConfigChange;
+    irq_->Trigger().IgnoreError();  // Fails only while the VM is being torn down.
+  }
+  return absl::OkStatus();
+}
+
 MmioState MmioTransport::SaveState() {
   std::lock_guard lock(mu_);
   MmioState s = state_;

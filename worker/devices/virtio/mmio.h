@@ -99,6 +99,14 @@ class MmioTransport {
                                                       const memory::GuestMemory&)>;
   absl::Status WithDevice(const DeviceFn& fn);
 
+  // Runs `fn` on the device with the lock held for a config change the host makes (e.g. a new
+  // balloon target); when it succeeds, bumps the config generation and, once the driver is
+  // running (DRIVER_OK), raises the config-change interrupt so it re-reads the config
+  // (§2.5.1, §4.2.3.3). A driver not running yet reads the config when it starts. `fn`'s
+  // error is returned and nothing is signalled.
+  using ConfigFn = std::function<absl::Status(VirtioDevice&, const memory::GuestMemory&)>;
+  absl::Status ChangeConfig(const ConfigFn& fn);
+
   VirtioDevice& device() { return *device_; }
   size_t num_queues() const { return queues_.size(); }
   // The transport's registers and queues, for a snapshot (and tests). Safe while the device
