@@ -4,7 +4,14 @@
 // deletes the file, and free page reporting must bring the worker's RSS down by more than
 // 64 MiB — first in the booted worker (memfd RAM: holes punched), then again in a worker
 // restored from its snapshot (MAP_PRIVATE RAM: copy-on-write pages dropped). Then the guest
-// must still run and use fresh memory correctly. The host steers the guest through a small
+// must still run and use fresh memory correctly.
+// One more step in the restored worker, for the host's balloon target (`balloon-target`): the
+// guest reads 320 MiB of a sparse disk into its page cache, which in a MAP_PRIVATE restore are
+// private dirty pages of the worker; the host sets a target of 70% of RAM, the driver inflates
+// (reclaiming that cache once its free memory — already given back by reporting — is used up),
+// and the worker's RSS must fall by more than 64 MiB; the guest must answer; then target 0
+// must bring the balloon back to 0 and the guest must still use 96 MiB of fresh memory. The
+// host steers the guest through a small
 // read-write disk (guest/balloon_check_init.cc). Generous deadlines, no timing asserts: under
 // TCG page reporting's 2 s delay can stretch to minutes.
 #include <fcntl.h>
@@ -16,6 +23,7 @@
 #include <optional>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -127,6 +135,76 @@ uint64_t Field(const std::string& line, const std::string& key) {
   return v;
 }
 
+// Polls the `balloon` control command until actual_pages satisfies `done` or `timeout`;
+// returns the last actual_pages.
+uint64_t WaitForActual(const Worker& w, const std::function<bool(uint64_t)>& done,
+                       absl::Duration timeout) {
+  const absl::Time deadline = absl::Now() + timeout;
+  uint64_t actual = 0;
+  for (;;) {
+    const std::vector<std::string> r = Control(w, {"balloon"});
+    actual = r.empty() ? 0 : Field(r[0], "actual_pages");
+    if (done(actual) || absl::Now() > deadline) {
+      return actual;
+    }
+    absl::SleepFor(absl::Seconds(1));
+  }
+}
+
+// The target step (restored worker): page cache in, balloon to 70% of RAM, RSS down, guest
+// alive, balloon back to 0.
+void TargetAndBack(const Worker& w, const fs::path& control, uint64_t ram_mib) {
+  const pid_t pid = w.process->pid();
+  Command(control, "CACHE");
+  ASSERT_TRUE(WaitForSerial(w.serial, "sm-balloon: cached MiB=", absl::Minutes(10)))
+      << w.Diagnostics();
+  const uint64_t rss_cached = SmapsRollup(pid, "Rss");
+  std::printf("balloon lab (target): worker Rss with the guest's page cache full: %llu MiB "
+              "(Anonymous %llu MiB)\n",
+              static_cast<unsigned long long>(rss_cached / kMiB),
+              static_cast<unsigned long long>(SmapsRollup(pid, "Anonymous") / kMiB));
+
+  const uint64_t target = ram_mib * kMiB / 4096 * 7 / 10;
+  std::vector<std::string> r = Control(w, {absl::StrCat("balloon-target ", target)});
+  ASSERT_EQ(r.size(), 1u);
+  ASSERT_EQ(r[0], absl::StrCat("OK balloon-target pages=", target)) << w.Diagnostics();
+  // The driver inflates 256 pages per request and backs off 200 ms when the guest cannot
+  // reclaim at once; under TCG give it minutes.
+  const uint64_t actual = WaitForActual(
+      w, [&](uint64_t a) { return a >= target; }, absl::Minutes(8));
+  const uint64_t rss_inflated = SmapsRollup(pid, "Rss");
+  const std::string stats = Control(w, {"balloon"})[0];
+  std::printf("balloon lab (target %llu pages): actual_pages=%llu, worker Rss %llu MiB "
+              "(-%lld MiB, Anonymous %llu MiB); %s\n",
+              static_cast<unsigned long long>(target), static_cast<unsigned long long>(actual),
+              static_cast<unsigned long long>(rss_inflated / kMiB),
+              static_cast<long long>((static_cast<int64_t>(rss_cached) -
+                                      static_cast<int64_t>(rss_inflated)) /
+                                     static_cast<int64_t>(kMiB)),
+              static_cast<unsigned long long>(SmapsRollup(pid, "Anonymous") / kMiB),
+              stats.c_str());
+  EXPECT_GE(actual, target * 9 / 10) << "the driver did not inflate near the target"
+                                     << w.Diagnostics();
+  EXPECT_LT(rss_inflated + 64 * kMiB, rss_cached)
+      << "inflating the balloon gave no memory back" << w.Diagnostics();
+  EXPECT_EQ(Field(stats, "rejected_chains"), 0u);
+
+  Command(control, "PING");
+  ASSERT_TRUE(WaitForSerial(w.serial, "sm-balloon: pong", absl::Minutes(5)))
+      << "the guest stopped answering with the balloon inflated" << w.Diagnostics();
+
+  r = Control(w, {"balloon-target 0"});
+  ASSERT_EQ(r.size(), 1u);
+  EXPECT_EQ(r[0], "OK balloon-target pages=0");
+  const uint64_t back = WaitForActual(
+      w, [](uint64_t a) { return a == 0; }, absl::Minutes(8));
+  std::printf("balloon lab (target 0): actual_pages=%llu, worker Rss %llu MiB; %s\n",
+              static_cast<unsigned long long>(back),
+              static_cast<unsigned long long>(SmapsRollup(pid, "Rss") / kMiB),
+              Control(w, {"balloon"})[0].c_str());
+  EXPECT_EQ(back, 0u) << "the driver did not deflate" << w.Diagnostics();
+}
+
 // One round: the guest fills 128 MiB of tmpfs, the worker's RSS must hold it; the guest deletes
 // it, and the RSS must fall by more than 64 MiB.
 void FillAndDrop(const Worker& w, const fs::path& control, int round, const char* what) {
@@ -187,7 +265,9 @@ TEST(BalloonLab, FreedGuestMemoryLeavesBootedAndRestoredWorkers) {
   }
   const fs::path control = dir / "control.img";
   std::ofstream(control, std::ios::binary).close();
-  fs::resize_file(control, kMiB);
+  // The command sector, then 320 MiB (sparse) the guest reads into its page cache for the
+  // target step.
+  fs::resize_file(control, kMiB + 320 * kMiB);
 
   // Round 1 in the booted worker.
   const std::string cmdline =
@@ -225,6 +305,18 @@ TEST(BalloonLab, FreedGuestMemoryLeavesBootedAndRestoredWorkers) {
   EXPECT_THAT(stats, StartsWith("OK balloon reported_ranges="));
   EXPECT_GE(Field(stats, "reported_bytes"), 64 * kMiB);
   EXPECT_EQ(Field(stats, "rejected_chains"), 0u);
+
+  // A target too big for RAM is refused, naming the RAM size.
+  const std::vector<std::string> too_big = Control(b, {"balloon-target 131073"});
+  ASSERT_EQ(too_big.size(), 1u);
+  EXPECT_THAT(too_big[0], StartsWith("ERR "));
+  EXPECT_THAT(too_big[0], HasSubstr("512 MiB"));
+
+  TargetAndBack(b, control, 512);
+  if (::testing::Test::HasFatalFailure()) {
+    (void)b.process->Terminate(absl::Seconds(5));
+    return;
+  }
 
   Command(control, "DONE");
   auto st = b.process->WaitFor(absl::Minutes(5));

@@ -6,6 +6,12 @@
 //   "FILL<n>": fill /dev/shm/fill with 128 MiB, print "sm-balloon: filled<n>";
 //   "DROP<n>": delete the file (the freed pages are reported ~2 s later), print
 //              "sm-balloon: deleted<n>";
+// Then, in the restored VM, a balloon target (the host's `balloon-target`):
+//   "CACHE":   read /dev/vdb from 1 MiB to its end (buffered) so its pages sit in the page
+//              cache — clean and reclaimable for the guest, private dirty copy-on-write pages
+//              for the host — and print "sm-balloon: cached MiB=<n>";
+//   "PING":    print "sm-balloon: pong <MemFree line>" (the guest runs with the balloon
+//              inflated);
 //   "DONE":    write and check 96 MiB of fresh memory (reported pages must come back usable
 //              and keep what is written to them), print "sm-balloon: alive verify=ok|bad", and
 //              reset the VM (the worker boots guests with reboot=t).
@@ -70,6 +76,39 @@ bool Fill() {
   return true;
 }
 
+// Reads /dev/vdb past the command sector into the page cache; returns the MiB read.
+int ReadIntoPageCache() {
+  int fd = open("/dev/vdb", O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    Say(std::string("open /dev/vdb: ") + strerror(errno));
+    return 0;
+  }
+  std::vector<uint8_t> chunk(1 << 20);
+  int mib = 0;
+  for (off_t at = 1 << 20;; at += 1 << 20) {
+    if (pread(fd, chunk.data(), chunk.size(), at) != static_cast<ssize_t>(chunk.size())) {
+      break;
+    }
+    ++mib;
+  }
+  close(fd);
+  return mib;
+}
+
+// The MemFree line of /proc/meminfo, for the log.
+std::string MemFree() {
+  char buf[512] = {};
+  int fd = open("/proc/meminfo", O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    return "?";
+  }
+  const ssize_t n = read(fd, buf, sizeof(buf) - 1);
+  close(fd);
+  const std::string text(buf, n > 0 ? static_cast<size_t>(n) : 0);
+  const size_t at = text.find("MemFree:");
+  return at == std::string::npos ? "?" : text.substr(at, text.find('\n', at) - at);
+}
+
 bool Verify() {
   constexpr size_t kBytes = 96u << 20;
   auto* p = static_cast<uint8_t*>(malloc(kBytes));
@@ -123,6 +162,10 @@ int main() {
     unlink("/dev/shm/fill");
     Say("deleted" + n);
   }
+  WaitFor("CACHE");
+  Say("cached MiB=" + std::to_string(ReadIntoPageCache()));
+  WaitFor("PING");
+  Say("pong " + MemFree());
   WaitFor("DONE");
   Say(std::string("alive verify=") + (Verify() ? "ok" : "bad"));
   sync();
