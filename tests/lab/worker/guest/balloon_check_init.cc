@@ -126,18 +126,36 @@ bool Verify() {
   return ok;
 }
 
-// Whether a virtio device is bound to the balloon driver (the driver alone is built in).
-bool BalloonBound() {
-  DIR* d = opendir("/sys/bus/virtio/drivers/virtio_balloon");
+// "bound features=<bits>" when a virtio device is bound to the balloon driver (the driver
+// alone is built in), with its negotiated feature bits as sysfs shows them ('0'/'1', bit 0
+// first), else "unbound".
+std::string BalloonBinding() {
+  const std::string drv = "/sys/bus/virtio/drivers/virtio_balloon";
+  DIR* d = opendir(drv.c_str());
   if (d == nullptr) {
-    return false;
+    return "unbound";
   }
-  bool bound = false;
+  std::string device;
   while (dirent* e = readdir(d)) {
-    bound = bound || std::strncmp(e->d_name, "virtio", 6) == 0;
+    if (std::strncmp(e->d_name, "virtio", 6) == 0) {
+      device = e->d_name;
+    }
   }
   closedir(d);
-  return bound;
+  if (device.empty()) {
+    return "unbound";
+  }
+  char bits[128] = {};
+  int fd = open((drv + "/" + device + "/features").c_str(), O_RDONLY | O_CLOEXEC);
+  ssize_t n = fd >= 0 ? read(fd, bits, sizeof(bits) - 1) : -1;
+  if (fd >= 0) {
+    close(fd);
+  }
+  std::string features(bits, n > 0 ? static_cast<size_t>(n) : 0);
+  while (!features.empty() && features.back() == '\n') {
+    features.pop_back();
+  }
+  return "bound features=" + (features.empty() ? std::string("?") : features);
 }
 
 }  // namespace
@@ -146,7 +164,7 @@ int main() {
   mount("proc", "/proc", "proc", 0, nullptr);
   mount("sysfs", "/sys", "sysfs", 0, nullptr);
   mount("devtmpfs", "/dev", "devtmpfs", 0, nullptr);  // EBUSY if the kernel mounted it: fine.
-  Say(std::string("device=") + (BalloonBound() ? "bound" : "unbound"));
+  Say("device=" + BalloonBinding());
   mkdir("/dev/shm", 01777);
   if (mount("tmpfs", "/dev/shm", "tmpfs", 0, "size=200m") != 0) {
     Say(std::string("mount /dev/shm: ") + strerror(errno));
