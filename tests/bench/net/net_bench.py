@@ -25,6 +25,8 @@ import time
 
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 REPO = os.path.abspath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "../../.."))
+sys.path.insert(0, os.path.join(REPO, "tests/bench"))
+import qemu_peer  # noqa: E402
 PROG = "net_bench"
 
 # The guest's addressing, as worker/net/passt.h fixes it for every VM (passt's own MAC too).
@@ -343,14 +345,13 @@ def run_qemu(args, servers, tmp, rootfs, rnd):
                 passt.kill()
                 passt.wait()
         passt_log.close()
-    argv = ["qemu-system-x86_64", "-M", "microvm,x-option-roms=off,rtc=off,acpi=off", "-enable-kvm",
-            "-cpu", "host", "-smp", "1", "-m", str(args.mem), "-nodefaults", "-no-user-config",
-            "-display", "none", "-serial", f"file:{d}/console", "-no-reboot",
-            "-kernel", os.path.join(args.kernel_dir, "vmlinux"), "-append", CMDLINE,
-            "-drive", f"id=root,file={rootfs},format=raw,if=none,readonly=on",
-            "-device", "virtio-blk-device,drive=root",
-            "-netdev", f"stream,id=net0,server=off,addr.type=unix,addr.path={sock}",
-            "-device", "virtio-net-device,netdev=net0,mac=02:00:00:00:00:01"]
+    argv = qemu_peer.microvm_argv(
+        os.path.join(args.kernel_dir, "vmlinux"), args.mem, f"file:{d}/console", CMDLINE,
+        acpi=False,
+        extra=["-drive", f"id=root,file={rootfs},format=raw,if=none,readonly=on",
+               "-device", "virtio-blk-device,drive=root",
+               "-netdev", f"stream,id=net0,server=off,addr.type=unix,addr.path={sock}",
+               "-device", "virtio-net-device,netdev=net0,mac=02:00:00:00:00:01"])
     return session("qemu", argv, args, servers,
                    {"out": f"{d}/qemu.log", "console": f"{d}/console",
                     "passt": f"{d}/passt.log"}, cleanup=stop_passt)

@@ -24,7 +24,9 @@ sys.dont_write_bytecode = True
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.abspath(os.path.join(HERE, "../../.."))
 sys.path.insert(0, os.path.join(REPO, "tests/lab/peer"))
+sys.path.insert(0, os.path.join(REPO, "tests/bench"))
 import mkinitramfs  # noqa: E402
+import qemu_peer  # noqa: E402
 
 PROG = "qemu_restore"
 INIT = b"""#!/bin/busybox sh
@@ -143,12 +145,9 @@ def main():
             f.write(cpio.finish())
         qmp_path = os.path.join(tmp, "qmp")
         state = os.path.join(tmp, "state")
-        base = ["qemu-system-x86_64", "-M", "microvm,x-option-roms=off,rtc=off", "-enable-kvm",
-                "-cpu", "host", "-smp", "1", "-m", str(args.mem), "-nodefaults",
-                "-no-user-config", "-display", "none", "-serial", "stdio", "-no-reboot",
-                "-kernel", kernel, "-initrd", initrd,
-                "-append", "console=ttyS0 reboot=t panic=-1 quiet",
-                "-qmp", f"unix:{qmp_path},server=on,wait=off"]
+        base = qemu_peer.microvm_argv(
+            kernel, args.mem, "stdio", "console=ttyS0 reboot=t panic=-1 quiet",
+            extra=["-initrd", initrd, "-qmp", f"unix:{qmp_path},server=on,wait=off"])
         cold, restore = [], []
         state_bytes = 0
         for rnd in range(args.runs):
