@@ -8,16 +8,10 @@
 //     a snapshot: memory is written first, state last), and a restore from it fails clearly;
 //   - kill -9 mid-restore, at several points: the snapshot's files are bit-for-bit unchanged
 //     (guest RAM is a private mapping) and the next restore works.
-#include <fcntl.h>
 #include <signal.h>
 #include <unistd.h>
 
-#include <algorithm>
-
 #include <filesystem>
-#include <fstream>
-#include <iterator>
-#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -28,10 +22,9 @@
 #include "gtest/gtest.h"
 #include "tests/faults/private_tmpfs.h"
 #include "tests/support/temp_dir.h"
+#include "tests/support/tiny_guest.h"
 #include "tests/support/worker_control.h"
-#include "tests/unit/worker/test_kernel.h"
 #include "worker/base/child_process.h"
-#include "worker/base/unique_fd.h"
 #include "worker/snapshot/guest_identity.h"
 
 namespace supermachine::faults {
@@ -61,89 +54,58 @@ std::vector<uint8_t> DirtyRamKernelCode() {
 
 bool Exists(const std::string& path) { return std::filesystem::exists(path); }
 
-// The file's contents, "" while it does not exist yet (the worker creates it as it starts).
-std::string ReadIfThere(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
-}
-
-std::vector<std::string> Names(const std::string& dir) {
-  std::vector<std::string> out;
-  std::error_code ec;
-  for (const auto& e : std::filesystem::directory_iterator(dir, ec)) {
-    out.push_back(e.path().filename().string());
-  }
-  std::sort(out.begin(), out.end());
-  return out;
-}
-
 class WorkerSnapshotFaults : public ::testing::Test {
  protected:
   void SetUp() override {
     ASSERT_EQ(access("/dev/kvm", R_OK | W_OK), 0) << "these tests need /dev/kvm (PVM is enough)";
-    testing::WriteBytes(dir_.Join("kernel"),
-                        testing::MakeElfKernel(DirtyRamKernelCode(), 0x1000000, true));
+    workers_.WriteKernel(DirtyRamKernelCode());
   }
 
-  base::ChildProcess Spawn(std::vector<std::string> args, const std::string& name) {
-    args.insert(args.begin(), SM_WORKER_BIN);
-    err_ = base::UniqueFd(open(dir_.Join(name + ".stderr").c_str(),
-                               O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
-    auto child = base::ChildProcess::Spawn({.argv = args, .stderr_fd = err_.get()});
-    EXPECT_TRUE(child.ok()) << child.status();
-    return std::move(*child);
-  }
-
-  // Boots the guest with control socket `name` and waits until it has dirtied its RAM.
+  // Boots the guest as `name` and waits until it has dirtied its RAM.
   base::ChildProcess BootDirtyGuest(const std::string& name) {
-    const std::string serial = dir_.Join(name + ".serial");
-    base::ChildProcess w = Spawn({"--kernel", dir_.Join("kernel"), "--mem-mib",
-                                  std::to_string(kGuestMib), "--serial", "file:" + serial,
-                                  "--control", dir_.Join(name)},
-                                 name);
-    // Natively this takes milliseconds; the bound is for a loaded CI machine.
-    const absl::Time deadline = absl::Now() + absl::Minutes(2);
-    while (ReadIfThere(serial).find('D') == std::string::npos &&
-           absl::Now() < deadline) {
-      absl::SleepFor(absl::Milliseconds(5));
-    }
-    EXPECT_THAT(ReadIfThere(serial), HasSubstr("D"))
+    base::ChildProcess w = workers_.Boot(name, kGuestMib, "D");
+    EXPECT_THAT(workers_.Serial(name), HasSubstr("D"))
         << "the guest did not finish dirtying its RAM";
     return w;
+  }
+
+  std::string Control(const std::string& name) const { return workers_.ControlPath(name); }
+
+  base::ChildProcess SpawnRestore(const std::string& snap, const std::string& name) {
+    return workers_.Spawn({"--restore", snap, "--serial", "none", "--control", Control(name)},
+                          name);
   }
 
   // A good snapshot at `snap` of a guest whose RAM is dirty.
   void TakeSnapshot(const std::string& snap) {
     base::ChildProcess w = BootDirtyGuest("source");
-    ASSERT_THAT(test_support::WorkerCommand(dir_.Join("source"), "snapshot " + snap),
+    ASSERT_THAT(test_support::WorkerCommand(Control("source"), "snapshot " + snap),
                 StartsWith("OK snapshot"));
-    EXPECT_EQ(test_support::WorkerCommand(dir_.Join("source"), "exit"), "OK exiting");
+    EXPECT_EQ(test_support::WorkerCommand(Control("source"), "exit"), "OK exiting");
     auto end = w.WaitFor(absl::Minutes(1));
     ASSERT_TRUE(end.ok()) << end.status();
   }
 
   // Restores `snap`; returns the reply to `pause` ("OK paused" when it runs), then stops it.
   std::string RestoreAndPause(const std::string& snap, const std::string& name) {
-    base::ChildProcess w =
-        Spawn({"--restore", snap, "--serial", "none", "--control", dir_.Join(name)}, name);
-    const std::string reply = test_support::WorkerCommand(dir_.Join(name), "pause", 60000);
-    test_support::WorkerCommand(dir_.Join(name), "exit", 1000);
+    base::ChildProcess w = SpawnRestore(snap, name);
+    const std::string reply = test_support::WorkerCommand(Control(name), "pause", 60000);
+    test_support::WorkerCommand(Control(name), "exit", 1000);
     auto end = w.WaitFor(absl::Minutes(1));
     EXPECT_TRUE(end.ok()) << end.status();
-    return reply + "; stderr: " + test_support::ReadFileOrDie(dir_.Join(name + ".stderr"));
+    return reply + "; stderr: " + workers_.Stderr(name);
   }
 
   // Restores `snap` expecting the worker to refuse: returns how it ended and its stderr.
   std::string RestoreExpectingRefusal(const std::string& snap, const std::string& name) {
-    base::ChildProcess w =
-        Spawn({"--restore", snap, "--serial", "none", "--control", dir_.Join(name)}, name);
+    base::ChildProcess w = SpawnRestore(snap, name);
     auto end = w.WaitFor(absl::Minutes(1));
     return (end.ok() ? end->ToString() : "still running") + "; stderr: " +
-           test_support::ReadFileOrDie(dir_.Join(name + ".stderr"));
+           workers_.Stderr(name);
   }
 
   test_support::TempDir dir_;
-  base::UniqueFd err_;
+  test_support::TinyGuestWorkers workers_{SM_WORKER_BIN, dir_.path()};
 };
 
 TEST_F(WorkerSnapshotFaults, AFullDiskFailsTheSnapshotCleanlyAndTheVmRunsOn) {
@@ -153,19 +115,19 @@ TEST_F(WorkerSnapshotFaults, AFullDiskFailsTheSnapshotCleanlyAndTheVmRunsOn) {
   ASSERT_TRUE(disk.ok()) << disk.status();
   base::ChildProcess w = BootDirtyGuest("vm");
   const std::string full = dir_.Join("small/snap");
-  const std::string reply = test_support::WorkerCommand(dir_.Join("vm"), "snapshot " + full);
+  const std::string reply = test_support::WorkerCommand(Control("vm"), "snapshot " + full);
   EXPECT_THAT(reply, StartsWith("ERR"));
   EXPECT_THAT(reply, HasSubstr("No space left on device"));
   // Nothing of the failed snapshot remains: no state (so no one mistakes it for a snapshot),
   // no memory file and no temp file filling the disk.
-  EXPECT_THAT(Names(full), ::testing::IsEmpty());
+  EXPECT_THAT(test_support::ListDir(full), ::testing::IsEmpty());
 
   // The VM is intact: it resumes, and a snapshot where there is room restores.
-  EXPECT_EQ(test_support::WorkerCommand(dir_.Join("vm"), "resume"), "OK resumed");
+  EXPECT_EQ(test_support::WorkerCommand(Control("vm"), "resume"), "OK resumed");
   const std::string good = dir_.Join("good");
-  EXPECT_THAT(test_support::WorkerCommand(dir_.Join("vm"), "snapshot " + good),
+  EXPECT_THAT(test_support::WorkerCommand(Control("vm"), "snapshot " + good),
               StartsWith("OK snapshot"));
-  EXPECT_EQ(test_support::WorkerCommand(dir_.Join("vm"), "exit"), "OK exiting");
+  EXPECT_EQ(test_support::WorkerCommand(Control("vm"), "exit"), "OK exiting");
   ASSERT_TRUE(w.WaitFor(absl::Minutes(1)).ok());
   EXPECT_THAT(RestoreAndPause(good, "restored"), StartsWith("OK paused"));
 }
@@ -179,12 +141,12 @@ TEST_F(WorkerSnapshotFaults, KillDuringSnapshotLeavesNoStateFile) {
     base::ChildProcess w = BootDirtyGuest("vm" + std::to_string(attempt));
     // The command runs on the worker's event loop; its reply is not awaited (the worker dies).
     std::thread command([&] {
-      test_support::WorkerCommand(dir_.Join("vm" + std::to_string(attempt)), "snapshot " + snap);
+      test_support::WorkerCommand(Control("vm" + std::to_string(attempt)), "snapshot " + snap);
     });
     const absl::Time deadline = absl::Now() + absl::Minutes(1);
     bool mid_write = false;
     while (!mid_write && absl::Now() < deadline && !Exists(snap + "/state")) {
-      for (const std::string& n : Names(snap)) {
+      for (const std::string& n : test_support::ListDir(snap)) {
         mid_write = mid_write || absl::StartsWith(n, "memory.tmp.");
       }
     }
@@ -213,20 +175,19 @@ TEST_F(WorkerSnapshotFaults, KillDuringRestoreLeavesTheSnapshotIntact) {
   auto state_before = snapshot::Sha256OfFile(snap + "/state");
   auto memory_before = snapshot::Sha256OfFile(snap + "/memory");
   ASSERT_TRUE(state_before.ok() && memory_before.ok());
-  const std::vector<std::string> files_before = Names(snap);
+  const std::vector<std::string> files_before = test_support::ListDir(snap);
 
   // From "just spawned" to "running", killed each time.
   for (int delay_ms : {0, 2, 10, 50, 200}) {
     const std::string name = "kill" + std::to_string(delay_ms);
-    base::ChildProcess w =
-        Spawn({"--restore", snap, "--serial", "none", "--control", dir_.Join(name)}, name);
+    base::ChildProcess w = SpawnRestore(snap, name);
     absl::SleepFor(absl::Milliseconds(delay_ms));
     ASSERT_TRUE(w.Signal(SIGKILL).ok());
     ASSERT_TRUE(w.WaitFor(absl::Minutes(1)).ok());
   }
   EXPECT_EQ(*snapshot::Sha256OfFile(snap + "/state"), *state_before);
   EXPECT_EQ(*snapshot::Sha256OfFile(snap + "/memory"), *memory_before);
-  EXPECT_EQ(Names(snap), files_before);
+  EXPECT_EQ(test_support::ListDir(snap), files_before);
   EXPECT_THAT(RestoreAndPause(snap, "after"), StartsWith("OK paused"));
 }
 

@@ -3,25 +3,21 @@
 // restored with and without --ksm; the restored guest RAM (the snapshot's `memory` file,
 // mapped privately) carries the `mg` (VM_MERGEABLE) flag in /proc/<pid>/smaps only with it.
 // Needs /dev/kvm (PVM is enough); whether ksmd runs (/sys/kernel/mm/ksm/run) does not matter.
-#include <fcntl.h>
 #include <unistd.h>
 
-#include <filesystem>
-#include <fstream>
 #include <sstream>
 #include <string>
 #include <vector>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_split.h"
-#include "absl/time/clock.h"
+#include "absl/time/time.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/support/temp_dir.h"
+#include "tests/support/tiny_guest.h"
 #include "tests/support/worker_control.h"
-#include "tests/unit/worker/test_kernel.h"
 #include "worker/base/child_process.h"
-#include "worker/base/unique_fd.h"
 
 namespace supermachine {
 namespace {
@@ -34,17 +30,10 @@ std::vector<uint8_t> PrintAndSpinCode() {
   return {0x66, 0xba, 0xf8, 0x03, 0xb0, 'R', 0xee, 0xeb, 0xfe};
 }
 
-std::string ReadIfThere(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
 // The VmFlags of the mappings of `file` in /proc/<pid>/smaps (one entry per mapping).
 std::vector<std::string> VmFlagsOfMappingsOf(int pid, const std::string& file) {
   std::vector<std::string> out;
-  std::istringstream smaps(ReadIfThere("/proc/" + std::to_string(pid) + "/smaps"));
+  std::istringstream smaps(test_support::ReadFileIfThere("/proc/" + std::to_string(pid) + "/smaps"));
   std::string line;
   bool in_file = false;
   while (std::getline(smaps, line)) {
@@ -67,33 +56,15 @@ class WorkerKsm : public ::testing::Test {
  protected:
   void SetUp() override {
     ASSERT_EQ(access("/dev/kvm", R_OK | W_OK), 0) << "these tests need /dev/kvm (PVM is enough)";
-    testing::WriteBytes(dir_.Join("kernel"),
-                        testing::MakeElfKernel(PrintAndSpinCode(), 0x1000000, true));
+    workers_.WriteKernel(PrintAndSpinCode());
     snapshot_ = dir_.Join("snap");
-    base::ChildProcess w = Spawn({"--kernel", dir_.Join("kernel"), "--mem-mib", "64", "--serial",
-                                  "file:" + dir_.Join("boot.serial"), "--control",
-                                  dir_.Join("boot.ctl")},
-                                 "boot");
-    // Natively milliseconds; the bound is for a loaded CI machine.
-    const absl::Time deadline = absl::Now() + absl::Minutes(2);
-    while (ReadIfThere(dir_.Join("boot.serial")).empty() && absl::Now() < deadline) {
-      absl::SleepFor(absl::Milliseconds(5));
-    }
-    ASSERT_EQ(ReadIfThere(dir_.Join("boot.serial")), "R") << "the tiny guest did not run";
-    const std::vector<std::string> replies =
-        test_support::WorkerCommands(dir_.Join("boot.ctl"), {"snapshot " + snapshot_, "exit"});
+    base::ChildProcess w = workers_.Boot("boot", 64, "R");
+    ASSERT_EQ(workers_.Serial("boot"), "R") << "the tiny guest did not run";
+    const std::vector<std::string> replies = test_support::WorkerCommands(
+        workers_.ControlPath("boot"), {"snapshot " + snapshot_, "exit"});
     ASSERT_EQ(replies.size(), 2u);
     ASSERT_THAT(replies[0], StartsWith("OK snapshot"));
     ASSERT_TRUE(w.WaitFor(absl::Minutes(1)).ok());
-  }
-
-  base::ChildProcess Spawn(std::vector<std::string> args, const std::string& name) {
-    args.insert(args.begin(), SM_WORKER_BIN);
-    err_ = base::UniqueFd(open(dir_.Join(name + ".stderr").c_str(),
-                               O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
-    auto child = base::ChildProcess::Spawn({.argv = args, .stderr_fd = err_.get()});
-    EXPECT_TRUE(child.ok()) << child.status();
-    return std::move(*child);
   }
 
   // Restores the snapshot (with `extra` flags); once it answers on its control socket (its
@@ -101,20 +72,20 @@ class WorkerKsm : public ::testing::Test {
   std::vector<std::string> RestoredRamFlags(const std::vector<std::string>& extra,
                                             const std::string& name) {
     std::vector<std::string> args = {"--restore", snapshot_, "--serial", "none", "--control",
-                                     dir_.Join(name + ".ctl")};
+                                     workers_.ControlPath(name)};
     args.insert(args.end(), extra.begin(), extra.end());
-    base::ChildProcess w = Spawn(args, name);
-    EXPECT_EQ(test_support::WorkerCommand(dir_.Join(name + ".ctl"), "pause", 60000), "OK paused")
-        << test_support::ReadFileOrDie(dir_.Join(name + ".stderr"));
+    base::ChildProcess w = workers_.Spawn(args, name);
+    EXPECT_EQ(test_support::WorkerCommand(workers_.ControlPath(name), "pause", 60000), "OK paused")
+        << workers_.Stderr(name);
     std::vector<std::string> flags = VmFlagsOfMappingsOf(w.pid(), snapshot_ + "/memory");
-    test_support::WorkerCommand(dir_.Join(name + ".ctl"), "exit", 1000);
+    test_support::WorkerCommand(workers_.ControlPath(name), "exit", 1000);
     EXPECT_TRUE(w.WaitFor(absl::Minutes(1)).ok());
     return flags;
   }
 
   test_support::TempDir dir_;
+  test_support::TinyGuestWorkers workers_{SM_WORKER_BIN, dir_.path()};
   std::string snapshot_;
-  base::UniqueFd err_;
 };
 
 TEST_F(WorkerKsm, RestoredRamIsMergeableWithKsm) {
