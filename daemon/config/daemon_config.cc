@@ -35,6 +35,43 @@ absl::Status CheckHostPort(const std::string& what, const std::string& addr) {
   return absl::OkStatus();
 }
 
+// worker_uid_range: {"first": N, "count": M}, N > 0 (not root), M > 0, the last uid below
+// 2^32 - 1 ((uid_t)-1 means "unchanged" to setresuid).
+absl::Status ApplyUidRange(const nlohmann::json& j, DaemonConfig::UidRange* out) {
+  constexpr char kShape[] =
+      "config file: worker_uid_range: expected {\"first\": N, \"count\": M} with N > 0 (not "
+      "root), M > 0 and N + M - 1 below 4294967295";
+  if (!j.is_object()) {
+    return absl::InvalidArgumentError(kShape);
+  }
+  DaemonConfig::UidRange range;
+  bool has_first = false;
+  bool has_count = false;
+  for (auto it = j.begin(); it != j.end(); ++it) {
+    if (it.key() != "first" && it.key() != "count") {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "config file: worker_uid_range: unknown field '", it.key(), "' (known: first, count)"));
+    }
+    if (!it.value().is_number_unsigned() || it.value().get<uint64_t>() == 0 ||
+        it.value().get<uint64_t>() >= 0xffffffffu) {
+      return absl::InvalidArgumentError(kShape);
+    }
+    const auto v = static_cast<uint32_t>(it.value().get<uint64_t>());
+    if (it.key() == "first") {
+      range.first = v;
+      has_first = true;
+    } else {
+      range.count = v;
+      has_count = true;
+    }
+  }
+  if (!has_first || !has_count || uint64_t{range.first} + range.count - 1 >= 0xffffffffu) {
+    return absl::InvalidArgumentError(kShape);
+  }
+  *out = range;
+  return absl::OkStatus();
+}
+
 absl::Status ApplyPool(const std::string& what, const nlohmann::json& j, PoolSettings* out) {
   if (!j.is_object()) {
     return absl::InvalidArgumentError(absl::StrCat(what, ": expected an object such as "
@@ -193,6 +230,8 @@ absl::Status ApplyJsonConfig(const std::string& json_text, DaemonConfig* config)
         st = absl::InvalidArgumentError(
             absl::StrCat("config file: '", key, "' must be a non-zero numeric id (not root)"));
       }
+    } else if (key == "worker_uid_range") {
+      st = ApplyUidRange(value, &config->worker_uid_range);
     } else if (key == "worker_cgroup_parent") {
       st = string_field(&config->worker_cgroup_parent);
     } else if (key == "default_pool") {
@@ -224,8 +263,8 @@ absl::Status ApplyJsonConfig(const std::string& json_text, DaemonConfig* config)
           "' (known: socket, socket_mode, socket_group, state_dir, snapshots_dir, "
           "metrics_address, log_level, worker_binary, vm_dir, kernel, guest_agent, pools, default_pool, "
           "tcp, tls_cert, tls_key, tls_client_ca, token_file, worker_seccomp, worker_jail, "
-          "worker_uid, worker_gid, worker_cgroup_parent, worker_balloon, worker_ksm, "
-          "console_log_max_mib)"));
+          "worker_uid, worker_gid, worker_uid_range, worker_cgroup_parent, worker_balloon, "
+          "worker_ksm, console_log_max_mib)"));
     }
     if (!st.ok()) {
       return st;
@@ -247,6 +286,15 @@ absl::Status ValidateDaemonConfig(const DaemonConfig& c) {
   if (c.worker_uid != 0 && !c.worker_jail) {
     return absl::InvalidArgumentError(
         "config file: worker_uid/worker_gid need \"worker_jail\": true (the jail drops privileges)");
+  }
+  if (c.worker_uid_range.count != 0 && c.worker_uid != 0) {
+    return absl::InvalidArgumentError(
+        "config file: worker_uid_range and worker_uid/worker_gid exclude each other: give "
+        "each VM its own uid (worker_uid_range) or all workers one (worker_uid, worker_gid)");
+  }
+  if (c.worker_uid_range.count != 0 && !c.worker_jail) {
+    return absl::InvalidArgumentError(
+        "config file: worker_uid_range needs \"worker_jail\": true (the jail drops privileges)");
   }
   if (!c.metrics_address.empty()) {
     absl::Status st = CheckHostPort("metrics address", c.metrics_address);

@@ -51,6 +51,14 @@ struct DaemonConfig {
   bool worker_jail = false;
   uint32_t worker_uid = 0;
   uint32_t worker_gid = 0;
+  // worker_uid_range: with the jail, each restored VM's worker runs as a uid of its own from
+  // first .. first + count - 1, its gid the same number, freed when the worker is reaped
+  // (daemon/vm/uid_pool.h, issue #11). count 0 = off. Excludes worker_uid/worker_gid.
+  struct UidRange {
+    uint32_t first = 0;
+    uint32_t count = 0;
+  };
+  UidRange worker_uid_range;
   std::string worker_cgroup_parent;
   // Bake workers boot with a virtio-balloon (free page reporting), so VMs restored from new
   // snapshots give freed memory back (docs/balloon.md). On by default since it passed CI
@@ -81,7 +89,8 @@ ParsedFlags ParseDaemonFlags(int argc, const char* const* argv, const UserEnviro
 // not be silently ignored). Fields: socket, socket_mode ("0660" octal string or number),
 // socket_group, state_dir, snapshots_dir, metrics_address, log_level, worker_binary, vm_dir,
 // kernel, guest_agent, tcp, tls_cert, tls_key, tls_client_ca, token_file, worker_seccomp,
-// worker_jail (bool), worker_uid, worker_gid (numbers), worker_cgroup_parent, worker_balloon (bool),
+// worker_jail (bool), worker_uid, worker_gid (numbers),
+// worker_uid_range ({"first": N, "count": M}), worker_cgroup_parent, worker_balloon (bool),
 // console_log_max_mib (number, 0 = unbounded), worker_ksm (bool),
 // pools ({"NAME": {min, max, idle_timeout_s, acquire_timeout_s}}), default_pool ({...}).
 absl::Status ApplyJsonConfig(const std::string& json_text, DaemonConfig* config);

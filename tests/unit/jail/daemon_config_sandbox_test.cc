@@ -1,6 +1,7 @@
 // File: daemon_config_sandbox_test.cc
 // supermachined's sandbox settings in the config file: read, validated (mode names, ids that
-// are not root, uid and gid together, ids only with the jail), off by default.
+// are not root, uid and gid together, ids only with the jail, a uid range of its own shape that
+// excludes the single uid), off by default.
 #include "daemon/config/daemon_config.h"
 
 #include "gmock/gmock.h"
@@ -23,6 +24,7 @@ TEST(SandboxConfig, OffByDefault) {
   EXPECT_EQ(c.worker_seccomp, "");
   EXPECT_FALSE(c.worker_jail);
   EXPECT_EQ(c.worker_uid, 0u);
+  EXPECT_EQ(c.worker_uid_range.count, 0u);
   EXPECT_EQ(c.worker_cgroup_parent, "");
 }
 
@@ -59,6 +61,47 @@ TEST(SandboxConfig, IdsNeedEachOtherAndTheJail) {
   c.worker_jail = false;
   EXPECT_THAT(ValidateDaemonConfig(c).message(), HasSubstr("worker_jail"));
   c.worker_jail = true;
+  EXPECT_TRUE(ValidateDaemonConfig(c).ok());
+}
+
+TEST(SandboxConfig, ReadsAUidRange) {
+  DaemonConfig c = Valid();
+  ASSERT_TRUE(ApplyJsonConfig(R"({"worker_jail": true,
+                                  "worker_uid_range": {"first": 100000, "count": 1000}})",
+                              &c)
+                  .ok());
+  EXPECT_EQ(c.worker_uid_range.first, 100000u);
+  EXPECT_EQ(c.worker_uid_range.count, 1000u);
+  EXPECT_TRUE(ValidateDaemonConfig(c).ok());
+}
+
+TEST(SandboxConfig, RefusesAMisshapenUidRange) {
+  DaemonConfig c = Valid();
+  EXPECT_THAT(ApplyJsonConfig(R"({"worker_uid_range": "100000-1000"})", &c).message(),
+              HasSubstr("{\"first\": N, \"count\": M}"));
+  EXPECT_THAT(ApplyJsonConfig(R"({"worker_uid_range": {"first": 0, "count": 10}})", &c).message(),
+              HasSubstr("not root"));
+  EXPECT_FALSE(ApplyJsonConfig(R"({"worker_uid_range": {"first": 100, "count": 0}})", &c).ok());
+  EXPECT_FALSE(ApplyJsonConfig(R"({"worker_uid_range": {"first": 100}})", &c).ok());
+  EXPECT_FALSE(
+      ApplyJsonConfig(R"({"worker_uid_range": {"first": 4294967290, "count": 10}})", &c).ok());
+  EXPECT_THAT(
+      ApplyJsonConfig(R"({"worker_uid_range": {"first": 1, "count": 2, "step": 1}})", &c)
+          .message(),
+      HasSubstr("unknown field 'step'"));
+  EXPECT_EQ(c.worker_uid_range.count, 0u) << "a refused range leaves the config as it was";
+}
+
+TEST(SandboxConfig, UidRangeExcludesTheSingleUidAndNeedsTheJail) {
+  DaemonConfig c = Valid();
+  c.worker_uid_range = {.first = 100000, .count = 10};
+  EXPECT_THAT(ValidateDaemonConfig(c).message(), HasSubstr("worker_jail"));
+  c.worker_jail = true;
+  c.worker_uid = 4000;
+  c.worker_gid = 4000;
+  EXPECT_THAT(ValidateDaemonConfig(c).message(), HasSubstr("exclude each other"));
+  c.worker_uid = 0;
+  c.worker_gid = 0;
   EXPECT_TRUE(ValidateDaemonConfig(c).ok());
 }
 
