@@ -122,6 +122,20 @@ ExitReport FromWorkloadExit(const agent::ExitInfo& exit, absl::Time at) {
   return ExitReport{.cause = "exited", .exit_code = exit.code, .at = at};
 }
 
+std::string DescribeCheck(const absl::StatusOr<agent::ExitInfo>& result) {
+  if (!result.ok()) {
+    return absl::StrCat("could not run: ", result.status().message());
+  }
+  if (result->timed_out) {
+    return "timed out";
+  }
+  if (result->success()) {
+    return "passed";
+  }
+  return result->signaled ? absl::StrCat("killed by signal ", result->signal)
+                          : absl::StrCat("exit ", result->code);
+}
+
 absl::Duration RestartBackoff(uint32_t streak) {
   absl::Duration d = kRestartBackoffFirst;
   for (uint32_t i = 0; i < streak && d < kRestartBackoffMax; ++i) {
@@ -331,7 +345,7 @@ void Supervisor::RunCheck(const std::string& id, const HealthCheck& check) {
     }
   }
   if (changed && hooks_.on_health) {
-    hooks_.on_health(id, state);
+    hooks_.on_health(id, state, DescribeCheck(result));
   }
 }
 

@@ -112,10 +112,17 @@ struct SupervisorHooks {
   std::function<absl::StatusOr<agent::ExitInfo>(const std::string& id, const HealthCheck& check)>
       run_check;
   // Optional observers (metrics, logs).
-  std::function<void(const std::string& id, HealthState state)> on_health;
+  // on_health: the VM's health state changed; `check` says how the check that changed it
+  // ended ("passed", "exit 1", "timed out", or why it could not run).
+  std::function<void(const std::string& id, HealthState state, const std::string& check)>
+      on_health;
   std::function<void(const std::string& old_id, const absl::StatusOr<std::string>& new_id)>
       on_restart;
 };
+
+// How a health check run ended, for logs: "passed", "exit 1", "killed by signal 9",
+// "timed out", "could not run: <why>".
+std::string DescribeCheck(const absl::StatusOr<agent::ExitInfo>& result);
 
 // The delay before restart number `streak` + 1 of a run of quick failures.
 absl::Duration RestartBackoff(uint32_t streak);

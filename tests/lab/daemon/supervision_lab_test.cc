@@ -39,6 +39,7 @@
 #include "proto/supermachine.grpc.pb.h"
 #include "tests/integration/daemon/daemon_process.h"
 #include "tests/lab/agent/agent_vm.h"
+#include "tests/lab/daemon/hang_report.h"
 #include "tests/lab/daemon/web_snapshot.h"
 #include "tests/unit/image/testing/image_builder.h"
 
@@ -53,7 +54,10 @@ using lab::ExecOut;
 constexpr char kSnapshot[] = "sup";
 // How long anything that waits on a guest may take: a restore plus an exec is seconds in the
 // emulated lab, and CI has been 3x slower.
-constexpr absl::Duration kGuestWait = absl::Minutes(5);
+constexpr absl::Duration kGuestWait = absl::Minutes(3);
+// A case still running after this is stuck (each runs in seconds here): HangWatchdog reports
+// the daemon's state and ends the run, rather than leaving it to the lab's timeout.
+constexpr absl::Duration kCaseWatchdog = absl::Minutes(8);
 
 // The workload: announce the run on the console, make the control FIFO, block on it (no
 // polling: idle VMs cost no CPU), exit with the code written into it.
@@ -219,13 +223,19 @@ class SupervisionLab : public ::testing::Test {
 
   void SetUp() override {
     ASSERT_EQ(setup_error_, "");
+    // Every wait below is bounded, but a daemon RPC that never returns is not: report it.
+    watchdog_.emplace(
+        ::testing::UnitTest::GetInstance()->current_test_info()->name(), kCaseWatchdog,
+        daemon_->process().pid(), [] { return daemon_->Stderr(); });
   }
+  void TearDown() override { watchdog_.reset(); }
+  std::optional<lab::HangWatchdog> watchdog_;
 
   // Acquires a VM of the snapshot named `name`; "" on failure (with the test failed).
   static v1::VM Acquire(const std::string& name, const std::string& policy,
                         const std::optional<v1::HealthCheck>& health = std::nullopt) {
     grpc::ClientContext ctx;
-    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::minutes(10));
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::minutes(5));
     v1::AcquireRequest req;
     req.set_snapshot(kSnapshot);
     req.set_name(name);
@@ -241,11 +251,13 @@ class SupervisionLab : public ::testing::Test {
 
   static void Release(const std::string& id_or_name) {
     grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::minutes(2));
     v1::ReleaseRequest req;
     req.set_vm_id(id_or_name);
     v1::ReleaseResponse resp;
     grpc::Status st = stub_->Release(&ctx, req, &resp);
-    EXPECT_TRUE(st.ok()) << st.error_message();
+    EXPECT_TRUE(st.ok()) << "release " << id_or_name << ": " << st.error_message() << "\n"
+                         << daemon_->Stderr();
   }
 
   // Polls InspectVM(name) until `done` holds, for up to kGuestWait. nullopt on timeout, with

@@ -35,8 +35,11 @@ class SupervisorTest : public ::testing::Test {
               checks_.push_back(id);
               return agent::ExitInfo{.code = check_code_};
             },
-            .on_health = [this](const std::string& id,
-                                HealthState s) { health_events_.push_back({id, s}); },
+            .on_health = [this](const std::string& id, HealthState s,
+                                const std::string& check) {
+              health_events_.push_back({id, s});
+              health_checks_.push_back(check);
+            },
         }) {}
 
   void Advance(absl::Duration d) {
@@ -56,6 +59,7 @@ class SupervisorTest : public ::testing::Test {
   std::vector<std::pair<std::string, ExitReport>> gave_up_;
   std::vector<std::string> checks_;
   std::vector<std::pair<std::string, HealthState>> health_events_;
+  std::vector<std::string> health_checks_;  // how the check behind each event ended
   Supervisor sup_;
 };
 
@@ -215,6 +219,7 @@ TEST_F(SupervisorTest, FailingHealthCheckTurnsUnhealthyAfterRetriesAndTriggersAR
   EXPECT_EQ(checks_.size(), 3u);
   ASSERT_EQ(health_events_.size(), 1u);
   EXPECT_EQ(health_events_[0].second, HealthState::kUnhealthy);
+  EXPECT_EQ(health_checks_[0], "exit 1");
   EXPECT_TRUE(sup_.Get("vm0")->restarting);
   Advance(absl::Milliseconds(100));
   ASSERT_EQ(restart_calls_.size(), 1u);
@@ -244,7 +249,17 @@ TEST_F(SupervisorTest, HealthyCheckStaysHealthy) {
   EXPECT_EQ(checks_.size(), 10u);
   EXPECT_EQ(sup_.Get("vm0")->health, HealthState::kHealthy);
   ASSERT_EQ(health_events_.size(), 1u) << "one change: starting -> healthy";
+  EXPECT_EQ(health_checks_[0], "passed");
   EXPECT_TRUE(restart_calls_.empty());
+}
+
+TEST(DescribeCheckTest, SaysHowACheckEnded) {
+  EXPECT_EQ(DescribeCheck(agent::ExitInfo{}), "passed");
+  EXPECT_EQ(DescribeCheck(agent::ExitInfo{.code = 3}), "exit 3");
+  EXPECT_EQ(DescribeCheck(agent::ExitInfo{.signaled = true, .signal = 9}), "killed by signal 9");
+  EXPECT_EQ(DescribeCheck(agent::ExitInfo{.signaled = true, .signal = 9, .timed_out = true}),
+            "timed out");
+  EXPECT_EQ(DescribeCheck(absl::UnavailableError("agent gone")), "could not run: agent gone");
 }
 
 TEST_F(SupervisorTest, FailuresInTheStartPeriodDoNotCount) {
