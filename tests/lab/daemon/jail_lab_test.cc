@@ -1,0 +1,194 @@
+// File: jail_lab_test.cc
+// The worker sandbox (docs/security.md "Worker sandbox") around a real guest: supermachined
+// with `worker_jail`, an unprivileged `worker_uid`/`worker_gid` and a cgroup parent restores a
+// snapshot of a busybox guest, and the VM works as an unjailed one does (exec, a forwarded
+// port to its httpd) while its worker runs as PID 1 of its own PID namespace, in its own
+// mount/net/IPC/UTS namespaces, as the configured uid with no capabilities, no_new_privs, the
+// seccomp filter, and inside its own cgroup with the documented limits. Release ends the
+// worker and its keeper and removes the cgroup. One boot (the snapshot), one restore.
+#include <signal.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include <grpcpp/grpcpp.h>
+
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
+#include "absl/time/clock.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "proto/supermachine.grpc.pb.h"
+#include "tests/integration/daemon/daemon_process.h"
+#include "tests/lab/agent/agent_vm.h"
+#include "tests/lab/daemon/web_snapshot.h"
+
+namespace supermachine {
+namespace {
+
+namespace fs = std::filesystem;
+using ::testing::HasSubstr;
+using test_support::ReadWholeFile;
+
+constexpr char kSnapshot[] = "web";
+constexpr uint32_t kUid = 64123;
+constexpr uint32_t kGid = 64124;
+constexpr uint32_t kMemMib = 256;
+// The cgroup parent the daemon gets: made here, in the lab's own cgroup2 mount.
+constexpr char kCgroupParent[] = "/sys/fs/cgroup/supermachine-lab";
+
+// "Key:\tvalue" lines of /proc/PID/status.
+std::map<std::string, std::string> Status(int pid) {
+  std::map<std::string, std::string> out;
+  for (absl::string_view line :
+       absl::StrSplit(ReadWholeFile(absl::StrCat("/proc/", pid, "/status")), '\n')) {
+    std::pair<absl::string_view, absl::string_view> kv = absl::StrSplit(line, absl::MaxSplits(':', 1));
+    out[std::string(kv.first)] = std::string(absl::StripAsciiWhitespace(kv.second));
+  }
+  return out;
+}
+
+std::string NsOf(const std::string& pid, const std::string& ns) {
+  std::error_code ec;
+  return fs::read_symlink(absl::StrCat("/proc/", pid, "/ns/", ns), ec).string();
+}
+
+bool Gone(int pid) { return ::kill(pid, 0) != 0 && errno == ESRCH; }
+
+bool WaitGone(int pid, absl::Duration within) {
+  for (const absl::Time until = absl::Now() + within; absl::Now() < until;) {
+    if (Gone(pid)) {
+      return true;
+    }
+    absl::SleepFor(absl::Milliseconds(100));
+  }
+  return Gone(pid);
+}
+
+// Enables the memory, cpu and pids controllers for the children of `dir`'s cgroup.
+void EnableControllers(const std::string& dir) {
+  std::ofstream(dir + "/cgroup.subtree_control") << "+memory +cpu +pids";
+}
+
+TEST(JailLab, AJailedUidSwitchedWorkerInItsOwnCgroupServesExecAndPortsAndEndsCleanly) {
+  const std::string kernel_dir = agent::lab::KernelDir(SM_SOURCE_DIR);
+  ASSERT_FALSE(kernel_dir.empty()) << "guest kernel not built: run kernel/build.sh";
+  ASSERT_TRUE(fs::exists("/dev/kvm")) << "no /dev/kvm: run via tests/lab/run";
+  ASSERT_EQ(::geteuid(), 0u) << "the jail needs root (the lab runs tests as root)";
+  ASSERT_TRUE(fs::exists("/sys/fs/cgroup/cgroup.controllers")) << "no cgroup2 at /sys/fs/cgroup";
+  test_support::ScratchDir scratch;
+
+  absl::StatusOr<std::string> snap_dir = lab::MakeWebSnapshot({.kernel = kernel_dir + "/vmlinux",
+                                                               .worker_bin = SM_WORKER_BIN,
+                                                               .agent_bin = SM_GUEST_AGENT_BIN,
+                                                               .work_dir = scratch.File("guest"),
+                                                               .state_dir = scratch.File("state"),
+                                                               .name = kSnapshot,
+                                                               .mem_mib = kMemMib});
+  ASSERT_TRUE(snap_dir.ok()) << snap_dir.status();
+
+  EnableControllers("/sys/fs/cgroup");
+  std::error_code ec;
+  fs::create_directories(kCgroupParent, ec);
+  ASSERT_FALSE(ec) << kCgroupParent << ": " << ec.message();
+  EnableControllers(kCgroupParent);
+  ASSERT_THAT(ReadWholeFile(absl::StrCat(kCgroupParent, "/cgroup.subtree_control")),
+              HasSubstr("memory"));
+
+  const std::string config = scratch.File("config.json");
+  std::ofstream(config) << absl::StrCat(
+      R"({"worker_jail": true, "worker_uid": )", kUid, R"(, "worker_gid": )", kGid,
+      R"(, "worker_cgroup_parent": ")", kCgroupParent,
+      R"(", "default_pool": {"min": 0, "max": 2, "acquire_timeout_s": 300}})");
+  auto daemon = test_support::DaemonProcess::Start(
+      scratch.path(), {"--config", config, "--worker-binary", SM_WORKER_BIN});
+  ASSERT_TRUE(daemon.ok()) << daemon.status();
+  auto stub = v1::Supermachine::NewStub(
+      grpc::CreateChannel("unix:" + daemon->socket(), grpc::InsecureChannelCredentials()));
+
+  grpc::ClientContext actx;
+  actx.set_deadline(std::chrono::system_clock::now() + std::chrono::minutes(5));
+  v1::AcquireRequest areq;
+  areq.set_snapshot(kSnapshot);
+  areq.add_ports()->set_guest_port(lab::kWebGuestPort);
+  v1::AcquireResponse aresp;
+  grpc::Status ast = stub->Acquire(&actx, areq, &aresp);
+  ASSERT_TRUE(ast.ok()) << ast.error_message() << "\n" << daemon->Stderr();
+  const v1::VM& vm = aresp.vm();
+  ASSERT_EQ(vm.ports_size(), 1);
+
+  // The VM works as an unjailed one: exec, and the forwarded port reaches its httpd.
+  lab::ExecOut hi = lab::ExecIn(*stub, vm.id(), {"echo", "hi-from-jail"});
+  EXPECT_EQ(hi.code, 0) << hi.err;
+  EXPECT_EQ(hi.out, "hi-from-jail\n");
+  absl::StatusOr<std::string> page =
+      test_support::HttpGet(static_cast<int>(vm.ports(0).host_port()), "/index.html");
+  ASSERT_TRUE(page.ok()) << page.status() << "\n" << daemon->Stderr();
+  EXPECT_THAT(*page, HasSubstr("hello-from-guest"));
+
+  // The daemon tracks the keeper; the worker is its only child, PID 1 of a new PID namespace.
+  const int keeper = vm.worker_pid();
+  ASSERT_GT(keeper, 0);
+  const std::string children =
+      ReadWholeFile(absl::StrCat("/proc/", keeper, "/task/", keeper, "/children"));
+  int worker = 0;
+  ASSERT_TRUE(absl::SimpleAtoi(absl::StripAsciiWhitespace(children), &worker))
+      << "the keeper " << keeper << " has not exactly one child: '" << children << "'";
+  std::map<std::string, std::string> st = Status(worker);
+  EXPECT_THAT(st["NSpid"], ::testing::EndsWith("\t1")) << "PID 1 of its namespace: " << st["NSpid"];
+  EXPECT_EQ(st["Uid"], absl::StrCat(kUid, "\t", kUid, "\t", kUid, "\t", kUid));
+  EXPECT_EQ(st["Gid"], absl::StrCat(kGid, "\t", kGid, "\t", kGid, "\t", kGid));
+  EXPECT_EQ(st["Groups"], "") << "no supplementary groups kept";
+  EXPECT_EQ(st["CapEff"], "0000000000000000");
+  EXPECT_EQ(st["CapPrm"], "0000000000000000");
+  EXPECT_EQ(st["CapBnd"], "0000000000000000");
+  EXPECT_EQ(st["NoNewPrivs"], "1");
+  EXPECT_EQ(st["Seccomp"], "2") << "the seccomp filter is installed";
+  for (const char* ns : {"mnt", "pid", "net", "ipc", "uts"}) {
+    EXPECT_NE(NsOf(absl::StrCat(worker), ns), NsOf("self", ns)) << ns << " namespace shared";
+  }
+  // Its root is the jail's tmpfs, not the host's. (The VM's own directory is bind-mounted at
+  // its host path, so the scratch dir's path exists there; its siblings must not.)
+  const std::string root = absl::StrCat("/proc/", worker, "/root");
+  for (const std::string& host_path : {std::string("/etc/passwd"), std::string("/usr/bin"),
+                                       scratch.File("guest"), scratch.File("config.json")}) {
+    EXPECT_TRUE(fs::exists(host_path)) << host_path;
+    EXPECT_FALSE(fs::exists(root + host_path)) << "the jailed worker sees " << host_path;
+  }
+
+  // Its cgroup, with the documented limits.
+  const std::string cgroup = absl::StrCat(kCgroupParent, "/sm-", vm.id());
+  EXPECT_THAT(ReadWholeFile(absl::StrCat("/proc/", worker, "/cgroup")),
+              HasSubstr(absl::StrCat("/supermachine-lab/sm-", vm.id())));
+  EXPECT_EQ(absl::StripAsciiWhitespace(ReadWholeFile(cgroup + "/memory.max")),
+            absl::StrCat((uint64_t{kMemMib} + 128) << 20));
+  EXPECT_EQ(absl::StripAsciiWhitespace(ReadWholeFile(cgroup + "/memory.swap.max")), "0");
+
+  // Release: worker, keeper and cgroup go.
+  grpc::ClientContext rctx;
+  rctx.set_deadline(std::chrono::system_clock::now() + std::chrono::minutes(2));
+  v1::ReleaseRequest rreq;
+  rreq.set_vm_id(vm.id());
+  v1::ReleaseResponse rresp;
+  grpc::Status rst = stub->Release(&rctx, rreq, &rresp);
+  ASSERT_TRUE(rst.ok()) << rst.error_message();
+  EXPECT_TRUE(WaitGone(worker, absl::Seconds(30))) << "worker " << worker << " outlived release";
+  EXPECT_TRUE(WaitGone(keeper, absl::Seconds(30))) << "keeper " << keeper << " outlived release";
+  EXPECT_FALSE(fs::exists(cgroup)) << cgroup << " left behind";
+
+  (void)daemon->process().Signal(SIGTERM);
+  (void)daemon->process().WaitFor(absl::Seconds(60));
+  fs::remove(kCgroupParent, ec);
+}
+
+}  // namespace
+}  // namespace supermachine
