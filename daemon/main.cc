@@ -443,6 +443,27 @@ int main(int argc, char** argv) {
         }
       },
       .volumes = &volumes,
+      .idle_balloon = {.idle_after = absl::Seconds(config.balloon_idle_after_s),
+                       .target_percent = config.balloon_idle_target_percent},
+      .on_balloon = [&metrics, &log](const supermachine::vm::IdleBalloonEvent& e) {
+        using Kind = supermachine::vm::IdleBalloonEvent::Kind;
+        switch (e.kind) {
+          case Kind::kInflated:
+            metrics.CountBalloonInflation();
+            log.Info("idle VM: balloon inflated", {{"vm", e.vm_id},
+                                                  {"pages", std::to_string(e.pages)}});
+            break;
+          case Kind::kDeflated:
+            log.Info("VM active again: balloon deflated", {{"vm", e.vm_id}});
+            break;
+          case Kind::kUnsupported:
+            log.Info("idle balloon policy skips VM", {{"vm", e.vm_id}, {"reason", e.detail}});
+            break;
+          case Kind::kFailed:
+            log.Warn("idle balloon command failed", {{"vm", e.vm_id}, {"error", e.detail}});
+            break;
+        }
+      },
   };
   for (const auto& [name, settings] : config.pools) {
     vm_options.pools[name] = ToPoolConfig(settings);
@@ -584,6 +605,7 @@ int main(int argc, char** argv) {
         },
         [&vms, &metrics] {
           metrics.SetVmsRunning(static_cast<int64_t>(vms.Running()));
+          metrics.SetVmsBalloonInflated(static_cast<int64_t>(vms.BalloonsInflated()));
           int64_t health[4] = {0, 0, 0, 0};  // by vm::HealthState
           for (const supermachine::vm::VmView& v : vms.List()) {
             ++health[static_cast<int>(v.health)];

@@ -88,6 +88,9 @@ absl::Status SupermachineService::DoExec(grpc::ServerContext* ctx, ExecStream* s
   if (start.rows() != 0 && start.cols() != 0) {
     options.window = {.rows = start.rows(), .cols = start.cols()};
   }
+  // An exec is activity: an idle-inflated balloon is deflated before the command starts, and
+  // the VM does not count as idle while it runs (docs/balloon.md "Daemon policy").
+  const vm::IdleBalloon::Activity activity = options_.vms->BeginActivity(view.id);
   const absl::Time started = absl::Now();
   SM_ASSIGN_OR_RETURN(std::unique_ptr<agent::ExecSession> session,
                       view.vm->agent()->StartExec(options, absl::Now() + kStartTimeout));

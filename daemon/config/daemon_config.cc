@@ -72,6 +72,20 @@ absl::Status ApplyUidRange(const nlohmann::json& j, DaemonConfig::UidRange* out)
   return absl::OkStatus();
 }
 
+// The balloon target is a share of guest RAM (the same bounds as daemon/vm/idle_balloon.h,
+// which this library does not link): 0 would be no policy (that is
+// balloon_idle_after_s 0), and a guest left without RAM cannot run the agent that deflates it.
+constexpr uint32_t kMinBalloonTargetPercent = 1;
+constexpr uint32_t kMaxBalloonTargetPercent = 95;
+constexpr uint64_t kMaxBalloonIdleAfterS = 30 * 24 * 3600;
+
+std::string BalloonPercentError(const std::string& value) {
+  return absl::StrCat("config file: 'balloon_idle_target_percent' is ", value,
+                      ": it must be a whole percentage of guest RAM from ",
+                      kMinBalloonTargetPercent, " to ", kMaxBalloonTargetPercent,
+                      " (to turn the policy off, set balloon_idle_after_s to 0)");
+}
+
 absl::Status ApplyPool(const std::string& what, const nlohmann::json& j, PoolSettings* out) {
   if (!j.is_object()) {
     return absl::InvalidArgumentError(absl::StrCat(what, ": expected an object such as "
@@ -221,6 +235,23 @@ absl::Status ApplyJsonConfig(const std::string& json_text, DaemonConfig* config)
             "config file: 'console_log_max_mib' must be a number of MiB from 0 (unbounded) to ",
             kMaxConsoleLogMib));
       }
+    } else if (key == "balloon_idle_after_s") {
+      // Bounded so that seconds stay far inside absl::Duration and a typo of a few extra
+      // digits is caught: 30 days of idleness is already no policy at all.
+      if (value.is_number_unsigned() && value.get<uint64_t>() <= kMaxBalloonIdleAfterS) {
+        config->balloon_idle_after_s = static_cast<uint32_t>(value.get<uint64_t>());
+      } else {
+        st = absl::InvalidArgumentError(absl::StrCat(
+            "config file: 'balloon_idle_after_s' must be a number of seconds from 0 (policy "
+            "off) to ", kMaxBalloonIdleAfterS));
+      }
+    } else if (key == "balloon_idle_target_percent") {
+      if (value.is_number_unsigned() && value.get<uint64_t>() >= kMinBalloonTargetPercent &&
+          value.get<uint64_t>() <= kMaxBalloonTargetPercent) {
+        config->balloon_idle_target_percent = static_cast<uint32_t>(value.get<uint64_t>());
+      } else {
+        st = absl::InvalidArgumentError(BalloonPercentError(value.dump()));
+      }
     } else if (key == "worker_uid" || key == "worker_gid") {
       if (value.is_number_unsigned() && value.get<uint64_t>() > 0 &&
           value.get<uint64_t>() < 0xffffffffu) {
@@ -264,7 +295,7 @@ absl::Status ApplyJsonConfig(const std::string& json_text, DaemonConfig* config)
           "metrics_address, log_level, worker_binary, vm_dir, kernel, guest_agent, pools, default_pool, "
           "tcp, tls_cert, tls_key, tls_client_ca, token_file, worker_seccomp, worker_jail, "
           "worker_uid, worker_gid, worker_uid_range, worker_cgroup_parent, worker_balloon, "
-          "worker_ksm, console_log_max_mib)"));
+          "worker_ksm, console_log_max_mib, balloon_idle_after_s, balloon_idle_target_percent)"));
     }
     if (!st.ok()) {
       return st;
@@ -295,6 +326,11 @@ absl::Status ValidateDaemonConfig(const DaemonConfig& c) {
   if (c.worker_uid_range.count != 0 && !c.worker_jail) {
     return absl::InvalidArgumentError(
         "config file: worker_uid_range needs \"worker_jail\": true (the jail drops privileges)");
+  }
+  if (c.balloon_idle_target_percent < kMinBalloonTargetPercent ||
+      c.balloon_idle_target_percent > kMaxBalloonTargetPercent) {
+    return absl::InvalidArgumentError(
+        BalloonPercentError(std::to_string(c.balloon_idle_target_percent)));
   }
   if (!c.metrics_address.empty()) {
     absl::Status st = CheckHostPort("metrics address", c.metrics_address);

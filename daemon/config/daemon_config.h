@@ -71,6 +71,13 @@ struct DaemonConfig {
   // (docs/memory.md). Off by default: ksmd's CPU, and page merging across VMs is a timing side
   // channel between tenants.
   bool worker_ksm = false;
+  // The idle-VM balloon policy (docs/balloon.md "Daemon policy", daemon/vm/idle_balloon.h): a
+  // handed-out VM without exec or new forwarded connections for this many seconds is asked to
+  // inflate its balloon to balloon_idle_target_percent of guest RAM (1..95), which goes back
+  // to the host; its next activity deflates it first. 0 turns the policy off. VMs whose worker
+  // has no balloon device are asked once.
+  uint32_t balloon_idle_after_s = 300;
+  uint32_t balloon_idle_target_percent = 70;
 };
 
 // Result of parsing the command line: either a config to run with, or text to print and an
@@ -91,7 +98,8 @@ ParsedFlags ParseDaemonFlags(int argc, const char* const* argv, const UserEnviro
 // kernel, guest_agent, tcp, tls_cert, tls_key, tls_client_ca, token_file, worker_seccomp,
 // worker_jail (bool), worker_uid, worker_gid (numbers),
 // worker_uid_range ({"first": N, "count": M}), worker_cgroup_parent, worker_balloon (bool),
-// console_log_max_mib (number, 0 = unbounded), worker_ksm (bool),
+// console_log_max_mib (number, 0 = unbounded), worker_ksm (bool), balloon_idle_after_s
+// (number, 0 = off), balloon_idle_target_percent (number, 1..95),
 // pools ({"NAME": {min, max, idle_timeout_s, acquire_timeout_s}}), default_pool ({...}).
 absl::Status ApplyJsonConfig(const std::string& json_text, DaemonConfig* config);
 
@@ -103,7 +111,8 @@ absl::StatusOr<uint32_t> ParseSocketMode(const std::string& text);
 absl::Status ApplyPoolJson(const std::string& what, const std::string& json_text,
                            PoolSettings* out);
 
-// Final checks on a complete config (metrics address shape, TCP/TLS/token rules).
+// Final checks on a complete config (metrics address shape, TCP/TLS/token rules, balloon
+// target range).
 absl::Status ValidateDaemonConfig(const DaemonConfig& config);
 
 }  // namespace supermachine::config

@@ -91,6 +91,18 @@ DaemonMetrics::DaemonMetrics(const std::string& version)
                       .Name("supermachine_vm_restarts_total")
                       .Help("Restarts of supervised VMs by their restart policy, by result")
                       .Register(*registry_);
+  vms_balloon_inflated_ =
+      &prometheus::BuildGauge()
+           .Name("supermachine_vms_balloon_inflated")
+           .Help("Handed-out VMs whose balloon the idle policy holds inflated now")
+           .Register(*registry_)
+           .Add({});
+  balloon_inflations_ =
+      &prometheus::BuildCounter()
+           .Name("supermachine_balloon_inflations_total")
+           .Help("Idle VMs whose worker accepted the idle policy's balloon target")
+           .Register(*registry_)
+           .Add({});
 }
 
 DaemonMetrics::~DaemonMetrics() = default;
@@ -144,6 +156,12 @@ void DaemonMetrics::SetVmsHealth(int64_t starting, int64_t healthy, int64_t unhe
 void DaemonMetrics::CountVmRestart(bool ok) {
   vm_restarts_->Add({{"result", ok ? "ok" : "failed"}}).Increment();
 }
+
+void DaemonMetrics::SetVmsBalloonInflated(int64_t n) {
+  vms_balloon_inflated_->Set(static_cast<double>(n));
+}
+
+void DaemonMetrics::CountBalloonInflation() { balloon_inflations_->Increment(); }
 
 void DaemonMetrics::SetPool(const std::string& snapshot, int64_t ready, int64_t in_use) {
   pool_vms_->Add({{"snapshot", snapshot}, {"state", "ready"}}).Set(static_cast<double>(ready));

@@ -60,6 +60,10 @@ class DaemonMetrics {
   // (ok: the fresh restore runs; failed: it will be retried or the policy gives up).
   void SetVmsHealth(int64_t starting, int64_t healthy, int64_t unhealthy);
   void CountVmRestart(bool ok);
+  // The idle-VM balloon policy (docs/balloon.md "Daemon policy"): VMs inflated now, and
+  // inflations the workers accepted.
+  void SetVmsBalloonInflated(int64_t n);
+  void CountBalloonInflation();
   // Per pooled snapshot: ready (restored, waiting) and in use (handed out) VMs.
   void SetPool(const std::string& snapshot, int64_t ready, int64_t in_use);
   // Where the per-VM network series come from (unset: none are exported).
@@ -83,6 +87,8 @@ class DaemonMetrics {
   prometheus::Gauge* vms_healthy_;
   prometheus::Gauge* vms_unhealthy_;
   prometheus::Family<prometheus::Counter>* vm_restarts_;
+  prometheus::Gauge* vms_balloon_inflated_;
+  prometheus::Counter* balloon_inflations_;
   prometheus::Family<prometheus::Gauge>* pool_vms_;
   absl::Mutex net_mu_;
   VmNetSource vm_net_source_ ABSL_GUARDED_BY(net_mu_);

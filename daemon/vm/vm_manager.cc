@@ -6,8 +6,10 @@
 
 #include "absl/strings/str_cat.h"
 #include "daemon/agent/agent_client.h"
+#include "daemon/bake/metadata.h"
 #include "daemon/vm/identity.h"
 #include "daemon/vm/ports_json.h"
+#include "daemon/vm/worker_control.h"
 #include "worker/base/status_macros.h"
 
 namespace supermachine::vm {
@@ -40,6 +42,9 @@ constexpr absl::Duration kWaitExitRetry = absl::Seconds(1);
 constexpr absl::Duration kCheckGrace = absl::Seconds(5);
 // A health check's output is not kept; only a little is read.
 constexpr size_t kCheckOutputBytes = 4096;
+// A balloon-target exchange is one line each way; a worker that takes longer is wedged, and
+// an exec waiting on its deflate should not wait with it.
+constexpr absl::Duration kBalloonCommandTimeout = absl::Seconds(2);
 
 // The store's end cause for a supervised VM's run that the supervisor ends (restart or give-up).
 VmEnd EndOf(const ExitReport& exit) {
@@ -118,9 +123,23 @@ VmManager::VmManager(VmManagerOptions options)
             return RunCheck(id, check);
           },
           .on_restart = options_.on_restart,
-      }) {
+      }),
+      balloon_(options_.idle_balloon,
+               IdleBalloonHooks{
+                   .now = [] { return absl::Now(); },
+                   .send = [this](const std::string& id, const std::string& command) {
+                     return BalloonCommand(id, command);
+                   },
+                   .guest_ram_mib = [this](const std::string& snapshot) {
+                     return GuestRamMib(snapshot);
+                   },
+                   .on_event = options_.on_balloon,
+               }) {
   monitor_ = std::thread([this] { MonitorLoop(); });
   supervise_ = std::thread([this] { SuperviseLoop(); });
+  if (options_.idle_balloon.enabled()) {
+    balloon_thread_ = std::thread([this] { BalloonLoop(); });
+  }
 }
 
 VmManager::~VmManager() {
@@ -133,6 +152,9 @@ VmManager::~VmManager() {
   }
   monitor_.join();
   supervise_.join();
+  if (balloon_thread_.joinable()) {
+    balloon_thread_.join();
+  }
   {
     absl::MutexLock lock(&mu_);
     active.swap(active_);
@@ -348,10 +370,14 @@ absl::StatusOr<std::unique_ptr<PortForwarder>> VmManager::StartForwarder(VmInsta
   const uint32_t guest_port = port.guest_port;
   return PortForwarder::Start(
       port.host_address, port.host_port,
-      [agent, guest_port](absl::Time deadline) -> absl::StatusOr<base::UniqueFd> {
+      [this, agent, guest_port, id = vm.id()](absl::Time deadline)
+          -> absl::StatusOr<base::UniqueFd> {
         if (agent == nullptr) {
           return absl::UnavailableError("no agent");
         }
+        // A new connection is activity: an idle-inflated balloon is deflated first (on the
+        // forwarder's connect thread, which may block).
+        balloon_.Touch(id);
         return agent->Connect(guest_port, deadline);
       });
 }
@@ -796,6 +822,62 @@ absl::StatusOr<agent::ExitInfo> VmManager::RunCheck(const std::string& id,
                                         "", absl::Now() + check.timeout + kCheckGrace,
                                         agent::RunLimits{.max_output_bytes = kCheckOutputBytes}));
   return r.exit;
+}
+
+IdleBalloon::Activity VmManager::BeginActivity(const std::string& id) {
+  return balloon_.Begin(id);
+}
+
+size_t VmManager::BalloonsInflated() const { return balloon_.InflatedCount(); }
+
+void VmManager::BalloonLoop() {
+  absl::MutexLock lock(&mu_);
+  while (!stopping_) {
+    stop_cv_.WaitWithTimeout(&mu_, options_.balloon_interval);
+    if (stopping_) {
+      break;
+    }
+    std::vector<IdleVm> handed_out;
+    for (const auto& [id, a] : active_) {
+      if (!a.dead) {
+        handed_out.push_back(IdleVm{.id = id, .snapshot = a.view.snapshot});
+      }
+    }
+    // Tick talks to workers: never with mu_ held.
+    mu_.Unlock();
+    balloon_.Tick(handed_out);
+    mu_.Lock();
+  }
+}
+
+absl::StatusOr<std::string> VmManager::BalloonCommand(const std::string& id,
+                                                      const std::string& command) {
+  std::string socket;
+  {
+    absl::MutexLock lock(&mu_);
+    auto it = active_.find(id);
+    if (it == active_.end()) {
+      return absl::NotFoundError(absl::StrCat("VM ", id, " is gone"));
+    }
+    socket = it->second.view.vm->control_socket();
+  }
+  return WorkerControl(socket, command, absl::Now() + kBalloonCommandTimeout);
+}
+
+std::optional<uint64_t> VmManager::GuestRamMib(const std::string& snapshot) const {
+  if (!options_.resolve_snapshot) {
+    return std::nullopt;
+  }
+  absl::StatusOr<std::string> dir = options_.resolve_snapshot(snapshot);
+  if (!dir.ok()) {
+    return std::nullopt;
+  }
+  // The bake's metadata.json records the RAM the guest was booted (and so restored) with.
+  absl::StatusOr<bake::SnapshotMetadata> md = bake::ReadMetadata(*dir);
+  if (!md.ok() || md->memory_mib == 0) {
+    return std::nullopt;
+  }
+  return md->memory_mib;
 }
 
 }  // namespace supermachine::vm

@@ -6,7 +6,9 @@
 // calls naming that VM get NotFound saying so. VMs acquired with a restart policy or a health
 // check are supervised (supervisor.h, docs/supervision.md): a thread per such VM waits for the
 // workload's exit through the agent, a supervise thread runs the checks and restarts (a fresh
-// restore with the same name, ports, labels and egress policy, under a new id).
+// restore with the same name, ports, labels and egress policy, under a new id). Handed-out VMs
+// idle for a while have their balloon inflated (idle_balloon.h, docs/balloon.md "Daemon
+// policy"); exec and new forwarded connections deflate it first.
 #pragma once
 
 #include <cstdint>
@@ -24,6 +26,7 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "daemon/vm/idle_balloon.h"
 #include "daemon/vm/named_volumes.h"
 #include "daemon/vm/pool.h"
 #include "daemon/vm/port_forwarder.h"
@@ -108,6 +111,11 @@ struct VmManagerOptions {
   absl::Duration stop_grace = absl::Seconds(2);
   // Named volumes; null: Acquire with volumes fails (FailedPrecondition).
   NamedVolumes* volumes = nullptr;
+  // The idle-VM balloon policy (idle_balloon.h); off by default here (main turns it on from
+  // the config). Its thread looks for idle VMs every balloon_interval.
+  IdleBalloonConfig idle_balloon;
+  absl::Duration balloon_interval = absl::Seconds(1);
+  std::function<void(const IdleBalloonEvent&)> on_balloon;  // optional observer
 };
 
 class VmManager {
@@ -139,6 +147,12 @@ class VmManager {
   std::vector<VmView> List() const;
   std::vector<NamedPoolStats> PoolStatistics() const;
   size_t Running() const;
+  // Activity in VM `id` (an exec) for as long as the scope lives: its balloon is deflated
+  // first if the idle policy inflated it, and it is not idle meanwhile. Unknown ids and a
+  // policy that is off give a scope that does nothing.
+  [[nodiscard]] IdleBalloon::Activity BeginActivity(const std::string& id);
+  // Handed-out VMs whose balloon the idle policy holds inflated now.
+  size_t BalloonsInflated() const;
 
  private:
   class ExitWatcher;
@@ -172,6 +186,10 @@ class VmManager {
   void DetachVolumes(const VmView& view);
   void MonitorLoop();
   void SuperviseLoop();
+  void BalloonLoop();
+  // IdleBalloon hooks: a control command to a handed-out VM's worker; a snapshot's guest RAM.
+  absl::StatusOr<std::string> BalloonCommand(const std::string& id, const std::string& command);
+  std::optional<uint64_t> GuestRamMib(const std::string& snapshot) const;
   void End(const std::string& id, const VmEnd& end);
   // Starts supervising a handed-out VM (no-op for an empty spec).
   void Supervise(Active& active, const SuperviseSpec& spec, absl::Time started);
@@ -202,6 +220,8 @@ class VmManager {
   std::thread monitor_;
   Supervisor supervisor_;
   std::thread supervise_;
+  IdleBalloon balloon_;
+  std::thread balloon_thread_;  // only when options_.idle_balloon is enabled
 };
 
 }  // namespace supermachine::vm

@@ -171,6 +171,48 @@ TEST(ApplyJsonConfig, ConsoleLogMaxMibRejectsNegativeAndHugeValues) {
   EXPECT_EQ(c.console_log_max_mib, 8u);
 }
 
+TEST(ApplyJsonConfig, BalloonIdlePolicyDefaultsTo300sAnd70Percent) {
+  DaemonConfig c;
+  EXPECT_EQ(c.balloon_idle_after_s, 300u);
+  EXPECT_EQ(c.balloon_idle_target_percent, 70u);
+  ASSERT_TRUE(
+      ApplyJsonConfig(R"({"balloon_idle_after_s": 0, "balloon_idle_target_percent": 95})", &c)
+          .ok());
+  EXPECT_EQ(c.balloon_idle_after_s, 0u);
+  EXPECT_EQ(c.balloon_idle_target_percent, 95u);
+}
+
+TEST(ApplyJsonConfig, BalloonTargetPercentOutside1To95IsRefusedSayingHowToTurnItOff) {
+  DaemonConfig c;
+  for (const char* bad : {R"({"balloon_idle_target_percent": 0})",
+                          R"({"balloon_idle_target_percent": 96})",
+                          R"({"balloon_idle_target_percent": "70"})",
+                          R"({"balloon_idle_target_percent": 70.5})"}) {
+    absl::Status st = ApplyJsonConfig(bad, &c);
+    EXPECT_EQ(st.code(), absl::StatusCode::kInvalidArgument) << bad;
+    EXPECT_THAT(st.message(), HasSubstr("1 to 95")) << bad;
+    EXPECT_THAT(st.message(), HasSubstr("balloon_idle_after_s to 0")) << bad;
+  }
+  EXPECT_EQ(c.balloon_idle_target_percent, 70u);
+}
+
+TEST(ApplyJsonConfig, BalloonIdleAfterRejectsNegativeAndHugeValues) {
+  DaemonConfig c;
+  EXPECT_FALSE(ApplyJsonConfig(R"({"balloon_idle_after_s": -1})", &c).ok());
+  absl::Status st = ApplyJsonConfig(R"({"balloon_idle_after_s": 100000000})", &c);
+  EXPECT_EQ(st.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(st.message(), HasSubstr("balloon_idle_after_s"));
+  EXPECT_EQ(c.balloon_idle_after_s, 300u);
+}
+
+TEST(ValidateDaemonConfig, BalloonTargetPercentOutsideItsRangeIsRefused) {
+  DaemonConfig c{.socket = "/run/s.sock", .state_dir = "/var/lib/s"};
+  c.balloon_idle_target_percent = 0;
+  absl::Status st = ValidateDaemonConfig(c);
+  EXPECT_EQ(st.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(st.message(), HasSubstr("balloon_idle_target_percent"));
+}
+
 TEST(ParseDaemonFlags, TlsWithoutTcpIsRefused) {
   ParsedFlags p = Parse({"--tls-cert", "/c"});
   EXPECT_EQ(p.exit_code, 2);

@@ -39,6 +39,16 @@ TEST(DaemonMetrics, HealthGaugeCountsVmsPerStateAndRestartsAreCounted) {
   EXPECT_THAT(text, HasSubstr("supermachine_vm_restarts_total{result=\"failed\"} 1"));
 }
 
+TEST(DaemonMetrics, BalloonGaugeAndInflationCounter) {
+  DaemonMetrics m("1");
+  m.SetVmsBalloonInflated(3);
+  m.CountBalloonInflation();
+  m.CountBalloonInflation();
+  std::string text = m.SerializeForTest();
+  EXPECT_THAT(text, HasSubstr("supermachine_vms_balloon_inflated 3"));
+  EXPECT_THAT(text, HasSubstr("supermachine_balloon_inflations_total 2"));
+}
+
 TEST(DaemonMetrics, ServeOnTakenPortIsUnavailableNamingTheAddress) {
   DaemonMetrics first("1");
   ASSERT_TRUE(first.Serve("127.0.0.1:0", nullptr).ok());
