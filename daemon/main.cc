@@ -411,6 +411,10 @@ int main(int argc, char** argv) {
       .jail = config.worker_jail,
       .jail_uid = config.worker_uid,
       .jail_gid = config.worker_gid,
+      .uid_pool = config.worker_uid_range.count == 0
+                      ? nullptr
+                      : std::make_shared<supermachine::vm::UidPool>(
+                            config.worker_uid_range.first, config.worker_uid_range.count),
       .cgroup_parent = config.worker_cgroup_parent,
       .console_max_bytes = uint64_t{config.console_log_max_mib} << 20,
       .ksm = config.worker_ksm,

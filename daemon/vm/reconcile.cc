@@ -6,6 +6,8 @@
 #include <filesystem>
 #include <set>
 
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 
 namespace supermachine::vm {
@@ -120,6 +122,26 @@ ReconcileReport Reconcile(const std::vector<store::VmRecord>& rows, const std::s
     }
   }
   return report;
+}
+
+std::optional<uint32_t> WorkerUidOf(const std::vector<std::string>& argv) {
+  constexpr absl::string_view kFlag = "--uid";
+  for (size_t i = 0; i < argv.size(); ++i) {
+    std::string value;
+    if (absl::StartsWith(argv[i], absl::StrCat(kFlag, "="))) {
+      value = argv[i].substr(kFlag.size() + 1);
+    } else if (argv[i] == kFlag && i + 1 < argv.size()) {
+      value = argv[i + 1];
+    } else {
+      continue;
+    }
+    uint32_t uid = 0;
+    if (absl::SimpleAtoi(value, &uid) && uid != 0) {
+      return uid;
+    }
+    return std::nullopt;
+  }
+  return std::nullopt;
 }
 
 }  // namespace supermachine::vm

@@ -18,7 +18,9 @@
 // PlanReconcile decides (pure, unit-tested); Reconcile carries the plan out.
 #pragma once
 
+#include <cstdint>
 #include <functional>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -64,5 +66,13 @@ struct ReconcileDeps {
 
 ReconcileReport Reconcile(const std::vector<store::VmRecord>& rows, const std::string& vm_dir,
                           const ReconcileDeps& deps);
+
+// The uid a worker was started to run as: `--uid=N` (or `--uid N`) in its argv, which the
+// journaled process (a jailed worker's PID namespace keeper) keeps for its whole life. A
+// re-adopted VM's uid is read back from here and held in the daemon's uid pool
+// (worker_launcher.h, uid_pool.h), so no new VM is given it while the worker lives; this
+// needs no store column and also covers workers started before the pool was configured.
+// nullopt without a valid, non-root id.
+std::optional<uint32_t> WorkerUidOf(const std::vector<std::string>& argv);
 
 }  // namespace supermachine::vm

@@ -20,6 +20,7 @@
 #include "daemon/agent/dialer.h"
 #include "daemon/vm/identity.h"
 #include "daemon/vm/process_table.h"
+#include "daemon/vm/reconcile.h"
 #include "daemon/vm/volume_files.h"
 #include "guest-agent/protocol/frame.h"
 #include "worker/base/status_macros.h"
@@ -113,6 +114,7 @@ std::optional<VmEnd> WorkerVm::CheckExited() {
     if (start && *start == adopted_start_) {
       return std::nullopt;
     }
+    ReleaseUidLocked();
     return VmEnd{.cause = store::EndCause::kWorkerCrash};
   }
   if (ended_) {
@@ -130,6 +132,7 @@ std::optional<VmEnd> WorkerVm::CheckExited() {
   }
   ClassifyEnd(&end);
   ended_ = end;
+  ReleaseUidLocked();  // Reaped: the keeper ends after the worker it relays.
   return end;
 }
 
@@ -170,6 +173,7 @@ void WorkerVm::Stop(absl::Duration grace) {
   if (!cgroup_.empty()) {
     (void)jail::RemoveCgroup(cgroup_);  // Empty now that the worker is gone.
   }
+  ReleaseUidLocked();
 }
 
 void WorkerVm::StopAdoptedLocked(absl::Duration grace) {
@@ -213,6 +217,13 @@ absl::StatusOr<std::unique_ptr<VmInstance>> WorkerLauncher::Adopt(const store::V
   vm->console_ = dir + "/console.log";
   vm->agent_ = std::make_unique<agent::AgentClient>(
       std::make_unique<agent::HybridVsockDialer>(vm->vsock_, agent::protocol::kAgentPort));
+  if (options_.uid_pool != nullptr) {
+    // The worker keeps the uid it was started with; hold it so no new VM is given it too.
+    if (std::optional<uint32_t> uid = WorkerUidOf(ProcFs().Argv(static_cast<int>(*row.pid)))) {
+      absl::MutexLock lock(&vm->mu_);
+      vm->uid_ = options_.uid_pool->MarkTaken(*uid);
+    }
+  }
   absl::Status last = absl::UnavailableError("no ping attempted");
   while (true) {
     if (vm->CheckExited()) {
@@ -235,6 +246,16 @@ absl::StatusOr<std::unique_ptr<VmInstance>> WorkerLauncher::Adopt(const store::V
 }
 
 absl::StatusOr<std::unique_ptr<WorkerVm>> WorkerLauncher::Spawn(const LaunchRequest& request) {
+  // A uid of its own first: with every uid held nothing is created or spawned. The lease goes
+  // with this function's error returns, else with the VM once its worker is reaped.
+  UidLease uid;
+  if (options_.jail && options_.uid_pool != nullptr) {
+    absl::StatusOr<UidLease> lease = options_.uid_pool->Acquire();
+    if (!lease.ok()) {
+      return base::Annotate(lease.status(), absl::StrCat("restore VM ", request.vm_id));
+    }
+    uid = std::move(*lease);
+  }
   const std::string dir = absl::StrCat(options_.runtime_dir, "/", request.vm_id);
   std::error_code ec;
   std::filesystem::create_directories(dir, ec);
@@ -262,7 +283,10 @@ absl::StatusOr<std::unique_ptr<WorkerVm>> WorkerLauncher::Spawn(const LaunchRequ
   }
   if (options_.jail) {
     argv.push_back("--jail-dir=" + dir + "/jail");
-    if (options_.jail_uid != 0) {
+    if (uid.held()) {
+      argv.push_back(absl::StrCat("--uid=", uid.uid()));
+      argv.push_back(absl::StrCat("--gid=", uid.uid()));
+    } else if (options_.jail_uid != 0) {
       argv.push_back(absl::StrCat("--uid=", options_.jail_uid));
       argv.push_back(absl::StrCat("--gid=", options_.jail_gid));
     }
@@ -301,6 +325,10 @@ absl::StatusOr<std::unique_ptr<WorkerVm>> WorkerLauncher::Spawn(const LaunchRequ
   vm->control_ = control;
   vm->console_ = console;
   vm->cgroup_ = cgroup;
+  {
+    absl::MutexLock lock(&vm->mu_);
+    vm->uid_ = std::move(uid);
+  }
   vm->agent_ = std::make_unique<agent::AgentClient>(
       std::make_unique<agent::HybridVsockDialer>(vsock, agent::protocol::kAgentPort));
   return vm;

@@ -13,6 +13,10 @@
 // Adopt (daemon restart, daemon/vm/reconcile.h) takes over a journaled worker that is not our
 // child: it is watched through /proc (pid + start time, its exit status is not ours to reap)
 // and stopped with control `exit`, then SIGTERM/SIGKILL to its process group.
+//
+// With a uid pool (worker_uid_range, uid_pool.h) each jailed worker runs as a uid of its own,
+// held from spawn until the worker is reaped; an adopted worker's uid is read back from its
+// argv (`--uid=N`, reconcile.h WorkerUidOf) and held again, so it is not handed out twice.
 #pragma once
 
 #include <memory>
@@ -22,6 +26,7 @@
 #include "absl/synchronization/mutex.h"
 #include "daemon/agent/agent_client.h"
 #include "daemon/vm/process_table.h"
+#include "daemon/vm/uid_pool.h"
 #include "daemon/vm/vm_instance.h"
 #include "worker/base/child_process.h"
 
@@ -38,6 +43,11 @@ struct WorkerLauncherOptions {
   bool jail = false;    // --jail-dir=<vm dir>/jail: namespaces, pivot_root, no capabilities.
   uint32_t jail_uid = 0;  // With jail: run each worker as this uid/gid after setup (0: stay root).
   uint32_t jail_gid = 0;
+  // With jail, instead of jail_uid/jail_gid: each worker runs as its own uid from this pool,
+  // gid the same number (worker_uid_range, docs/security.md); the lease is freed once the
+  // worker is reaped. Null: no per-VM uids. A launch with every uid held fails
+  // ResourceExhausted before anything is spawned.
+  std::shared_ptr<UidPool> uid_pool;
   // cgroup v2 directory (memory, cpu, pids enabled in its cgroup.subtree_control); each worker
   // gets <cgroup_parent>/sm-<vm id> with limits from its VM's size. "": no cgroups.
   std::string cgroup_parent;
@@ -76,6 +86,8 @@ class WorkerVm final : public VmInstance {
   // Sets kGuestOom when the cgroup counted an OOM kill; logs unusual ends to worker.log; removes
   // the cgroup.
   void ClassifyEnd(VmEnd* end) const;
+  // The worker is gone (reaped, or an adopted one vanished from /proc): its uid may be reused.
+  void ReleaseUidLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { uid_.Release(); }
 
   std::string id_;
   std::string dir_;
@@ -91,6 +103,7 @@ class WorkerVm final : public VmInstance {
   ProcFs procs_;
   bool stopped_ = false;
   std::unique_ptr<agent::AgentClient> agent_;
+  UidLease uid_ ABSL_GUARDED_BY(mu_);  // empty without a uid pool
 };
 
 class WorkerLauncher : public VmLauncher {

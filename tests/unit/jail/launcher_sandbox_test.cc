@@ -2,17 +2,25 @@
 // The daemon's launcher and the worker sandbox, with stand-in workers (shell scripts, no KVM):
 // the sandbox flags reach the worker; a worker killed by SIGSYS is reported as a seccomp
 // violation (error message and an audit line in worker.log); a worker whose cgroup counted an
-// OOM kill ends as guest_oom, and its cgroup directory is removed.
+// OOM kill ends as guest_oom, and its cgroup directory is removed. With a uid pool
+// (worker_uid_range), live workers that completed the restore handshake with a fake agent run
+// as different uids, a full range refuses before spawning, a uid is freed when its worker ends,
+// and a re-adopted worker's uid (read back from its argv) is held again.
 #include <sys/stat.h>
 
 #include <filesystem>
 #include <fstream>
 
+#include "absl/strings/match.h"
+#include "absl/strings/str_join.h"
+#include "daemon/vm/uid_pool.h"
 #include "daemon/vm/worker_launcher.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/support/temp_dir.h"
+#include "tests/unit/agent_client/fake_agent.h"
 #include "tests/unit/pool/fake_vm.h"
+#include "worker/base/child_process.h"
 
 namespace supermachine::vm {
 namespace {
@@ -80,6 +88,155 @@ TEST(LauncherSandbox, AnOomKillCountedByTheCgroupEndsTheVmAsGuestOom) {
   EXPECT_THAT(vm.status().message(), HasSubstr("OOM killer"));
   EXPECT_EQ(journal.EndOf("v2"), store::EndCause::kGuestOom);
   EXPECT_THAT(ReadFileOrDie(dir.Join("vms") + "/v2/worker.log"), HasSubstr("OOM killer"));
+}
+
+// Generous: the fake agent answers at once, but CI machines can be slow and loaded.
+absl::Time Deadline() { return absl::Now() + absl::Seconds(60); }
+
+// A stand-in worker that stays up until stopped (the shell and its sleep share the worker's
+// process group).
+std::string LiveWorker(const TempDir& dir) { return Script(dir, "sleep 600 &\nwait\n"); }
+
+// A process's argv from /proc once it shows `flag`: posix_spawn (vfork) can return before the
+// exec has set the new command line, and a file the script wrote could still be missing when
+// the fake agent has already answered. "" if it never does.
+std::string ArgvOnceItHas(int pid, const std::string& flag) {
+  const absl::Time deadline = absl::Now() + absl::Seconds(60);
+  std::string argv;
+  while (absl::Now() < deadline) {
+    argv = absl::StrJoin(ProcFs().Argv(pid), " ");
+    if (absl::StrContains(argv, flag)) {
+      return argv;
+    }
+    absl::SleepFor(absl::Milliseconds(5));
+  }
+  return "";
+}
+
+// The guest side of the restore handshake for VM `id`, listening where the launcher dials.
+std::unique_ptr<agent::testing::FakeAgent> AgentFor(const TempDir& dir, const std::string& id) {
+  const std::string vm_dir = dir.Join("vms/" + id);
+  std::filesystem::create_directories(vm_dir);
+  return std::make_unique<agent::testing::FakeAgent>(
+      vm_dir + "/vsock",
+      [](int fd, const agent::v1::Request& req) {
+        agent::v1::Response r;
+        if (req.has_restored()) {
+          r.mutable_restored()->set_generation(req.restored().generation());
+        } else {
+          r.mutable_pong()->set_agent_version("fake");
+        }
+        agent::testing::Send(fd, r);
+      },
+      agent::testing::FakeAgent::Options{.hybrid = true});
+}
+
+WorkerLauncherOptions UidPoolOptions(const TempDir& dir, const std::string& worker,
+                                     VmJournal* journal, std::shared_ptr<UidPool> pool) {
+  return {.worker_binary = worker,
+          .runtime_dir = dir.Join("vms"),
+          .journal = journal,
+          .jail = true,
+          .uid_pool = std::move(pool)};
+}
+
+TEST(LauncherUidPool, TwoLiveVmsRunAsDifferentUids) {
+  TempDir dir;
+  auto agent1 = AgentFor(dir, "v1");
+  auto agent2 = AgentFor(dir, "v2");
+  testing::FakeJournal journal;
+  auto pool = std::make_shared<UidPool>(5000, 10);
+  WorkerLauncher launcher(UidPoolOptions(dir, LiveWorker(dir), &journal, pool));
+
+  auto vm1 = launcher.Launch({.vm_id = "v1", .snapshot_name = "s", .snapshot_dir = "/snaps/s"},
+                             Deadline());
+  auto vm2 = launcher.Launch({.vm_id = "v2", .snapshot_name = "s", .snapshot_dir = "/snaps/s"},
+                             Deadline());
+
+  ASSERT_TRUE(vm1.ok()) << vm1.status();
+  ASSERT_TRUE(vm2.ok()) << vm2.status();
+  EXPECT_THAT(ArgvOnceItHas((*vm1)->pid(), "--uid="), HasSubstr("--uid=5000 --gid=5000"));
+  EXPECT_THAT(ArgvOnceItHas((*vm2)->pid(), "--uid="), HasSubstr("--uid=5001 --gid=5001"));
+  EXPECT_EQ(pool->InUse(), 2u);
+}
+
+TEST(LauncherUidPool, StoppedWorkerFreesItsUid) {
+  TempDir dir;
+  auto agent1 = AgentFor(dir, "v1");
+  testing::FakeJournal journal;
+  auto pool = std::make_shared<UidPool>(5000, 1);
+  WorkerLauncher launcher(UidPoolOptions(dir, LiveWorker(dir), &journal, pool));
+  auto vm = launcher.Launch({.vm_id = "v1", .snapshot_name = "s", .snapshot_dir = "/snaps/s"},
+                            Deadline());
+  ASSERT_TRUE(vm.ok()) << vm.status();
+  ASSERT_EQ(pool->InUse(), 1u);
+
+  (*vm)->Stop(absl::Seconds(5));
+
+  EXPECT_EQ(pool->InUse(), 0u);
+}
+
+TEST(LauncherUidPool, WorkerThatDiesFreesItsUid) {
+  TempDir dir;
+  testing::FakeJournal journal;
+  auto pool = std::make_shared<UidPool>(5000, 1);
+  WorkerLauncher launcher(UidPoolOptions(dir, Script(dir, "exit 1\n"), &journal, pool));
+
+  auto vm = launcher.Launch({.vm_id = "v1", .snapshot_name = "s", .snapshot_dir = "/snaps/s"},
+                            Deadline());
+
+  ASSERT_FALSE(vm.ok());
+  EXPECT_EQ(pool->InUse(), 0u);
+  EXPECT_TRUE(pool->Acquire().ok());
+}
+
+TEST(LauncherUidPool, FullRangeRefusesBeforeSpawningAnything) {
+  TempDir dir;
+  testing::FakeJournal journal;
+  auto pool = std::make_shared<UidPool>(5000, 1);
+  UidLease held = pool->MarkTaken(5000);
+  WorkerLauncher launcher(UidPoolOptions(dir, LiveWorker(dir), &journal, pool));
+
+  auto vm = launcher.Launch({.vm_id = "v3", .snapshot_name = "s", .snapshot_dir = "/snaps/s"},
+                            Deadline());
+
+  ASSERT_FALSE(vm.ok());
+  EXPECT_TRUE(absl::IsResourceExhausted(vm.status())) << vm.status();
+  EXPECT_THAT(vm.status().message(), HasSubstr("worker_uid_range"));
+  EXPECT_FALSE(std::filesystem::exists(dir.Join("vms/v3"))) << "nothing spawned";
+  EXPECT_EQ(journal.EndCount(), 0u) << "nothing journaled";
+}
+
+TEST(LauncherUidPool, AdoptedWorkersUidIsHeldUntilItStops) {
+  TempDir dir;
+  auto agent = AgentFor(dir, "a1");
+  // A worker a previous daemon started as uid 5001 (its argv says so), still running.
+  absl::StatusOr<base::ChildProcess> worker = base::ChildProcess::Spawn({
+      .argv = {"/bin/sh", Script(dir, "sleep 600 &\nwait\n"), "--control",
+               dir.Join("vms/a1/control"), "--uid=5001", "--gid=5001"},
+      .new_session = true,
+  });
+  ASSERT_TRUE(worker.ok()) << worker.status();
+  ASSERT_NE(ArgvOnceItHas(worker->pid(), "--uid=5001"), "");
+  absl::StatusOr<int64_t> start = ProcessStartTime(worker->pid());
+  ASSERT_TRUE(start.ok()) << start.status();
+  testing::FakeJournal journal;
+  auto pool = std::make_shared<UidPool>(5000, 2);
+  WorkerLauncher launcher(UidPoolOptions(dir, "/nonexistent", &journal, pool));
+  store::VmRecord row{.id = "a1",
+                      .pid = worker->pid(),
+                      .pid_start_time = *start,
+                      .control_socket = dir.Join("vms/a1/control")};
+
+  auto vm = launcher.Adopt(row, Deadline());
+
+  ASSERT_TRUE(vm.ok()) << vm.status();
+  absl::StatusOr<UidLease> fresh = pool->Acquire();
+  ASSERT_TRUE(fresh.ok()) << fresh.status();
+  EXPECT_EQ(fresh->uid(), 5000u);
+  EXPECT_FALSE(pool->Acquire().ok()) << "5001 is the adopted worker's";
+  (*vm)->Stop(absl::Seconds(5));
+  EXPECT_EQ(pool->InUse(), 1u) << "only the fresh lease is left";
 }
 
 }  // namespace
