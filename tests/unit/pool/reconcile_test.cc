@@ -213,6 +213,18 @@ TEST(WorkerVmDirOfTest, OnlyAControlSocketInAVmDirectory) {
   EXPECT_EQ(WorkerVmDirOf({"bash"}), "");
 }
 
+TEST(WorkerUidOfTest, ReadsTheUidFlagInEitherForm) {
+  EXPECT_EQ(WorkerUidOf({"w", "--jail-dir=/v/1/jail", "--uid=5001", "--gid=5001"}), 5001u);
+  EXPECT_EQ(WorkerUidOf({"/bin/sh", "fake.sh", "--uid", "5002"}), 5002u);
+}
+
+TEST(WorkerUidOfTest, NoUidForRootGarbageOrAMissingFlag) {
+  EXPECT_EQ(WorkerUidOf({"w", "--uid=0"}), std::nullopt);
+  EXPECT_EQ(WorkerUidOf({"w", "--uid=12x"}), std::nullopt);
+  EXPECT_EQ(WorkerUidOf({"w", "--uid"}), std::nullopt);
+  EXPECT_EQ(WorkerUidOf({"w", "--gid=5001"}), std::nullopt);
+}
+
 // Real processes standing in for workers (a shell whose argv carries --control): Reconcile
 // with the real /proc keeps the journaled handed-out one, kills the pooled and the unjournaled
 // ones of our VM directory (whole process group: the shell's sleep too), leaves another
