@@ -19,6 +19,7 @@
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
 #include "tests/integration/daemon/daemon_process.h"
+#include "tests/support/net.h"
 
 namespace supermachine::test_support {
 namespace {
@@ -26,20 +27,6 @@ namespace {
 using ::testing::HasSubstr;
 using ::testing::Not;
 using ::testing::StartsWith;
-
-// Something listening on an ephemeral loopback port: its fd and port number.
-void ListenOnLoopback(int* fd, std::string* port) {
-  *fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  ASSERT_GE(*fd, 0);
-  sockaddr_in sin{};
-  sin.sin_family = AF_INET;
-  sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ASSERT_EQ(::bind(*fd, reinterpret_cast<sockaddr*>(&sin), sizeof(sin)), 0);
-  ASSERT_EQ(::listen(*fd, 1), 0);
-  socklen_t len = sizeof(sin);
-  ASSERT_EQ(::getsockname(*fd, reinterpret_cast<sockaddr*>(&sin), &len), 0);
-  *port = std::to_string(ntohs(sin.sin_port));
-}
 
 class SmctlTest : public ::testing::Test {
  protected:
@@ -272,12 +259,11 @@ TEST_F(SmctlTest, UnreachableRegistryIsNotReportedAsADeadDaemon) {
 TEST_F(SmctlTest, HostPortInUseIsRefusedBeforeAcquire) {
   // Something listens on a loopback port; `run -p PORT:80` must say so at once, before the
   // daemon bakes or restores anything (the snapshot does not even exist).
-  int fd = -1;
-  std::string port;
-  ASSERT_NO_FATAL_FAILURE(ListenOnLoopback(&fd, &port));
+  test_support::LoopbackListener busy = test_support::ListenOnLoopback(1);
+  const std::string port = std::to_string(busy.port);
   StartDaemon();
   CommandResult r = Smctl({"run", "-d", "-p", port + ":80", "web"});
-  ::close(fd);
+  busy.fd.Reset();
   EXPECT_EQ(r.exit.code, 1) << r.err;
   EXPECT_THAT(r.err, HasSubstr("smctl: host port 127.0.0.1:" + port + " is already in use"));
   EXPECT_THAT(r.err, HasSubstr("-p 0:80 for a free one"));
@@ -287,13 +273,12 @@ TEST_F(SmctlTest, HostPortInUseIsRefusedBeforeAcquire) {
 TEST_F(SmctlTest, HostPortBusyHereIsNotCheckedForARemoteDaemon) {
   // With --host the forwarded port is the remote host's: a port busy on this machine must not
   // stop the run; the error is about reaching the remote daemon instead.
-  int fd = -1;
-  std::string port;
-  ASSERT_NO_FATAL_FAILURE(ListenOnLoopback(&fd, &port));
+  test_support::LoopbackListener busy = test_support::ListenOnLoopback(1);
+  const std::string port = std::to_string(busy.port);
   std::ofstream(dir_.File("token")) << "secret-token\n";
   CommandResult r = Smctl({"--host", "127.0.0.1:1", "--token-file", dir_.File("token"), "run",
                            "-d", "-p", port + ":80", "web"});
-  ::close(fd);
+  busy.fd.Reset();
   EXPECT_NE(r.exit.code, 0) << r.err;
   EXPECT_THAT(r.err, Not(HasSubstr("already in use"))) << r.err;
   EXPECT_THAT(r.err, HasSubstr("127.0.0.1:1")) << r.err;

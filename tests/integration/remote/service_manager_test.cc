@@ -3,9 +3,7 @@
 // $NOTIFY_SOCKET for Type=notify, and socket activation through systemd's own test tool,
 // systemd-socket-activate, which binds the socket and passes it as fd 3 with LISTEN_PID and
 // LISTEN_FDS set exactly as PID 1 would.
-#include <arpa/inet.h>
 #include <fcntl.h>
-#include <netinet/in.h>
 #include <signal.h>
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -23,6 +21,7 @@
 #include "gtest/gtest.h"
 #include "proto/supermachine.grpc.pb.h"
 #include "tests/integration/daemon/daemon_process.h"
+#include "tests/support/net.h"
 #include "worker/base/unique_fd.h"
 
 extern char** environ;
@@ -150,24 +149,9 @@ TEST(ServiceManager, SocketActivationServesThePassedSocket) {
   EXPECT_TRUE(std::filesystem::exists(activated));
 }
 
-// A free loopback port now (bound and released; the test's own race window is negligible).
-int FreePort() {
-  base::UniqueFd fd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof(addr);
-  if (::bind(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0 ||
-      ::getsockname(fd.get(), reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
-    return -1;
-  }
-  return ntohs(addr.sin_port);
-}
-
 TEST(ServiceManager, PassedTcpSocketIsRefused) {
   ScratchDir dir;
-  const int port = FreePort();
-  ASSERT_GT(port, 0);
+  const uint16_t port = UnusedLoopbackPort();
   std::vector<std::string> argv = {"systemd-socket-activate", "-l",
                                    "127.0.0.1:" + std::to_string(port)};
   for (const std::string& a : DaemonArgs(dir)) {
@@ -180,12 +164,7 @@ TEST(ServiceManager, PassedTcpSocketIsRefused) {
   absl::StatusOr<base::ExitStatus> exit = absl::DeadlineExceededError("not started");
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
   while (std::chrono::steady_clock::now() < deadline) {
-    base::UniqueFd c(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_port = htons(static_cast<uint16_t>(port));
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (::connect(c.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0) {
+    if (ConnectToLoopback(port).valid()) {
       exit = daemon->WaitFor(absl::Seconds(60));
       break;
     }

@@ -15,6 +15,7 @@
 #include <gtest/gtest.h>
 
 #include "guest-agent/protocol/frame.h"
+#include "tests/support/net.h"
 #include "tests/unit/agent/agent_test_client.h"
 
 namespace supermachine::agent::testing {
@@ -29,27 +30,6 @@ constexpr int kNotFound = 5;
 constexpr int kFailedPrecondition = 9;
 constexpr int kUnimplemented = 12;
 constexpr int kUnavailable = 14;
-
-// A TCP socket listening on 127.0.0.1 on a kernel-chosen port.
-int ListenTcp(uint16_t* port) {
-  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  EXPECT_EQ(::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
-  EXPECT_EQ(::listen(fd, 16), 0);
-  socklen_t len = sizeof(addr);
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
-  *port = ntohs(addr.sin_port);
-  return fd;
-}
-
-// A port nothing listens on now: bound, read, closed.
-uint16_t UnusedPort() {
-  uint16_t port = 0;
-  ::close(ListenTcp(&port));
-  return port;
-}
 
 // True when `fd` has input (or EOF) within `timeout_ms`.
 bool Readable(int fd, int timeout_ms) {
@@ -231,10 +211,9 @@ TEST_F(OpsTest, StatDirectoryReportsItsType) {
 }
 
 TEST_F(OpsTest, ConnectSplicesToTcpEchoServerWithHalfClose) {
-  uint16_t port = 0;
-  int listener = ListenTcp(&port);
-  std::thread echo([listener] {
-    int c = ::accept(listener, nullptr, nullptr);
+  const test_support::LoopbackListener listener = test_support::ListenOnLoopback();
+  std::thread echo([fd = listener.fd.get()] {
+    int c = ::accept(fd, nullptr, nullptr);
     char buf[4096];
     ssize_t n;
     while ((n = ::read(c, buf, sizeof(buf))) > 0) {
@@ -244,7 +223,7 @@ TEST_F(OpsTest, ConnectSplicesToTcpEchoServerWithHalfClose) {
   });
   Conn conn = Connect();
   v1::Request request;
-  request.mutable_connect()->set_port(port);
+  request.mutable_connect()->set_port(listener.port);
   conn.Send(request);
   v1::Response connected;
   ASSERT_TRUE(conn.Read(&connected));
@@ -254,12 +233,11 @@ TEST_F(OpsTest, ConnectSplicesToTcpEchoServerWithHalfClose) {
   conn.ShutdownWrite();  // Our EOF must reach the echo server, and its reply still come back.
   EXPECT_TRUE(ReadToEof(conn.fd()) == payload);
   echo.join();
-  ::close(listener);
 }
 
 TEST_F(OpsTest, ConnectToClosedPortIsUnavailable) {
   v1::Request request;
-  request.mutable_connect()->set_port(UnusedPort());
+  request.mutable_connect()->set_port(test_support::UnusedLoopbackPort());
   v1::Response r = Call(request);
   ASSERT_TRUE(r.has_error()) << r.DebugString();
   EXPECT_EQ(r.error().code(), kUnavailable);
@@ -311,7 +289,7 @@ TEST_F(OpsTest, ConnectRejectsBadAddress) {
 }
 
 TEST_F(OpsTest, WaitReadyFiresOnceAProcessListens) {
-  const uint16_t port = UnusedPort();
+  const uint16_t port = test_support::UnusedLoopbackPort();
   Conn conn = Connect();
   v1::Request request;
   request.mutable_wait_ready()->set_listener_port(port);
@@ -351,7 +329,7 @@ TEST_F(OpsTest, WaitReadyFiresOnceAProcessListens) {
 
 TEST_F(OpsTest, WaitReadyTimesOutWithDeadlineExceeded) {
   v1::Request request;
-  request.mutable_wait_ready()->set_listener_port(UnusedPort());
+  request.mutable_wait_ready()->set_listener_port(test_support::UnusedLoopbackPort());
   request.mutable_wait_ready()->set_timeout_ms(150);
   v1::Response r = Call(request);
   ASSERT_TRUE(r.has_error()) << r.DebugString();

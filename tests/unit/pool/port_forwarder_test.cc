@@ -26,23 +26,12 @@
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/support/net.h"
 
 namespace supermachine::vm {
 namespace {
 
 using ::testing::HasSubstr;
-
-base::UniqueFd ConnectTcp(uint16_t port) {
-  base::UniqueFd fd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
-  sockaddr_in sin{};
-  sin.sin_family = AF_INET;
-  sin.sin_port = htons(port);
-  sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (::connect(fd.get(), reinterpret_cast<sockaddr*>(&sin), sizeof(sin)) != 0) {
-    return base::UniqueFd();
-  }
-  return fd;
-}
 
 // Echo threads, added from the forwarder's connection threads.
 struct EchoThreads {
@@ -234,7 +223,7 @@ TEST(PortForwarderTest, SplicesConnectionsBothWaysWithHalfClose) {
     ASSERT_NE((*fwd)->port(), 0);
     std::vector<base::UniqueFd> clients;
     for (int i = 0; i < 5; ++i) {
-      clients.push_back(ConnectTcp((*fwd)->port()));
+      clients.push_back(test_support::ConnectToLoopback((*fwd)->port()));
       ASSERT_TRUE(clients.back());
     }
     for (size_t i = 0; i < clients.size(); ++i) {
@@ -267,7 +256,7 @@ TEST(PortForwarderTest, NoGuestListenerClosesTheClient) {
       });
   ASSERT_TRUE(fwd.ok());
   EXPECT_EQ((*fwd)->address(), "127.0.0.1");
-  base::UniqueFd c = ConnectTcp((*fwd)->port());
+  base::UniqueFd c = test_support::ConnectToLoopback((*fwd)->port());
   ASSERT_TRUE(c);
   EXPECT_EQ(ReadAll(c.get()), "");
 }
@@ -292,7 +281,7 @@ TEST(PortForwarderTest, LargeTransfersBothWaysAtOnceDoNotDeadlock) {
     const std::string count = std::to_string(ReadAll(fd.get()).size());
     (void)!::write(fd.get(), count.data(), count.size());
   });
-  base::UniqueFd c = ConnectTcp(fwd->forwarder->port());
+  base::UniqueFd c = test_support::ConnectToLoopback(fwd->forwarder->port());
   ASSERT_TRUE(c);
   // A deadlock fails the read after a generous wait instead of hanging the test.
   timeval tv{.tv_sec = 120, .tv_usec = 0};
@@ -324,7 +313,7 @@ TEST(PortForwarderTest, ClientResetClosesTheGuestConnection) {
   absl::StatusOr<ForwardToOneGuest> fwd = StartForwardToOneGuest();
   ASSERT_TRUE(fwd.ok()) << fwd.status();
   base::UniqueFd& guest_end = fwd->guest;
-  base::UniqueFd c = ConnectTcp(fwd->forwarder->port());
+  base::UniqueFd c = test_support::ConnectToLoopback(fwd->forwarder->port());
   ASSERT_TRUE(c);
   ASSERT_EQ(::write(c.get(), "x", 1), 1);
   char byte = 0;
@@ -343,7 +332,7 @@ TEST(PortForwarderTest, GuestCloseAfterAnswerEndsTheClientConnection) {
   absl::StatusOr<ForwardToOneGuest> fwd = StartForwardToOneGuest();
   ASSERT_TRUE(fwd.ok()) << fwd.status();
   base::UniqueFd& guest_end = fwd->guest;
-  base::UniqueFd c = ConnectTcp(fwd->forwarder->port());
+  base::UniqueFd c = test_support::ConnectToLoopback(fwd->forwarder->port());
   ASSERT_TRUE(c);
   timeval tv{.tv_sec = 60, .tv_usec = 0};
   ::setsockopt(c.get(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
@@ -369,7 +358,7 @@ TEST(PortForwarderTest, ConnectorGetsTheBoundedConnectDeadline) {
         return absl::DeadlineExceededError("guest did not answer");
       });
   ASSERT_TRUE(fwd.ok()) << fwd.status();
-  base::UniqueFd c = ConnectTcp((*fwd)->port());
+  base::UniqueFd c = test_support::ConnectToLoopback((*fwd)->port());
   ASSERT_TRUE(c);
   EXPECT_EQ(ReadAll(c.get()), "");
   std::lock_guard<std::mutex> lock(mu);
@@ -388,7 +377,7 @@ TEST(PortForwarderTest, ManyConcurrentConnectionsDoNotAddAThreadEach) {
   const int threads_before = ThreadCount();
   std::vector<base::UniqueFd> clients;
   for (int i = 0; i < kClients; ++i) {
-    clients.push_back(ConnectTcp((*fwd)->port()));
+    clients.push_back(test_support::ConnectToLoopback((*fwd)->port()));
     ASSERT_TRUE(clients.back()) << "client " << i << ": " << std::strerror(errno);
     // A lost splice fails the read after a generous wait instead of hanging the test.
     timeval tv{.tv_sec = 120, .tv_usec = 0};
@@ -420,7 +409,7 @@ TEST(PortForwarderTest, ManyConcurrentConnectionsDoNotAddAThreadEach) {
 TEST(PortForwarderTest, DestructionResetsOpenConnections) {
   absl::StatusOr<ForwardToOneGuest> fwd = StartForwardToOneGuest();
   ASSERT_TRUE(fwd.ok()) << fwd.status();
-  base::UniqueFd c = ConnectTcp(fwd->forwarder->port());
+  base::UniqueFd c = test_support::ConnectToLoopback(fwd->forwarder->port());
   ASSERT_TRUE(c);
   timeval tv{.tv_sec = 60, .tv_usec = 0};
   ::setsockopt(c.get(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
@@ -461,7 +450,7 @@ TEST(PortForwarderTest, DestructionWaitsForRunningConnectsAndDropsQueuedOnes) {
   ASSERT_TRUE(fwd.ok()) << fwd.status();
   std::vector<base::UniqueFd> clients;
   for (int i = 0; i < kClients; ++i) {
-    clients.push_back(ConnectTcp((*fwd)->port()));
+    clients.push_back(test_support::ConnectToLoopback((*fwd)->port()));
     ASSERT_TRUE(clients.back());
   }
   // Wait (bounded) until the pool is full.
