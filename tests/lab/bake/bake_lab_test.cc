@@ -21,6 +21,7 @@
 #include "daemon/image/digest.h"
 #include "daemon/image/manifest.h"
 #include "daemon/image/media_types.h"
+#include "daemon/vm/volume_files.h"
 #include "gtest/gtest.h"
 #include "guest-agent/protocol/frame.h"
 #include "tests/lab/agent/agent_vm.h"
@@ -288,7 +289,8 @@ TEST_F(BakeLab, VolumePersistsAcrossRestoresOfTheSameVm) {
 
   // 2. The daemon's part, by hand: this VM's own copy of the template.
   const std::string copy = work_ + "/vm1-data.img";
-  ASSERT_EQ(::system(("cp --sparse=always '" + tmpl + "' '" + copy + "'").c_str()), 0);
+  // The daemon's own copy (holes kept), as it makes a VM's private volume.
+  ASSERT_TRUE(vm::SparseCopyFile(tmpl, copy).ok());
   const std::string vsock = "/tmp/bake-lab-vol.vsock";
   {
     base::ChildProcess w = RestoreWithVolume(dir, delta, layers, copy, vsock,
@@ -307,7 +309,7 @@ TEST_F(BakeLab, VolumePersistsAcrossRestoresOfTheSameVm) {
   }
   // 4. Another VM gets a fresh copy of the untouched template: no file.
   const std::string fresh = work_ + "/vm2-data.img";
-  ASSERT_EQ(::system(("cp --sparse=always '" + tmpl + "' '" + fresh + "'").c_str()), 0);
+  ASSERT_TRUE(vm::SparseCopyFile(tmpl, fresh).ok());
   {
     base::ChildProcess w = RestoreWithVolume(dir, delta, layers, fresh, vsock,
                                              work_ + "/vol-restore3.log", 1);

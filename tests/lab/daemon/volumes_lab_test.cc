@@ -7,7 +7,6 @@
 // images never see a write. One bake, two restores: each costs minutes on emulated KVM.
 #include <filesystem>
 #include <fstream>
-#include <sstream>
 #include <string>
 
 #include <grpcpp/grpcpp.h>
@@ -15,52 +14,22 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
-#include "daemon/image/manifest.h"
-#include "daemon/image/media_types.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "proto/supermachine.grpc.pb.h"
 #include "tests/integration/daemon/daemon_process.h"
 #include "tests/lab/agent/agent_vm.h"
 #include "tests/lab/daemon/web_snapshot.h"
-#include "tests/unit/image/testing/image_builder.h"
 
 namespace supermachine {
 namespace {
 
 namespace fs = std::filesystem;
-namespace it = image::testing;
 using lab::ExecIn;
 using lab::ExecOut;
 using ::testing::HasSubstr;
 
 constexpr char kMarker[] = "written-by-vm-1";
-
-std::string ReadAll(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
-// An OCI layout whose one layer is busybox; the workload sleeps (the test only execs).
-void BuildBusyboxLayout(const std::string& dir, const std::string& work) {
-  const std::string tar = work + "/busybox.tar";
-  ASSERT_TRUE(agent::lab::WriteBusyboxLayerTar(tar, "/bin/busybox").ok());
-  const std::string l0 = ReadAll(tar);
-  const image::Descriptor d0 = it::Describe(l0, image::media_types::kOciLayerTar);
-  const std::string config = it::ConfigJson(image::HostPlatform(), {d0.digest},
-                                            {"/bin/busybox", "sleep", "1000000"});
-  const image::Descriptor dc = it::Describe(config, image::media_types::kOciConfig);
-  const std::string manifest = it::ManifestJson(dc, {d0});
-  image::Descriptor dm = it::Describe(manifest, image::media_types::kOciManifest);
-  dm.annotations["org.opencontainers.image.ref.name"] = "v1";
-  it::LayoutWriter layout(dir);
-  for (const std::string* b : {&l0, &config, &manifest}) {
-    layout.PutBlob(*b);
-  }
-  layout.WriteIndex({dm});
-}
 
 TEST(VolumesLab, NamedVolumeOutlivesItsVmAndUnnamedSlotsArePrivate) {
   const std::string kernel_dir = agent::lab::KernelDir(SM_SOURCE_DIR);
@@ -68,10 +37,10 @@ TEST(VolumesLab, NamedVolumeOutlivesItsVmAndUnnamedSlotsArePrivate) {
   ASSERT_TRUE(fs::exists("/dev/kvm")) << "no /dev/kvm: run via tests/lab/run";
   test_support::ScratchDir scratch;
   fs::create_directories(scratch.File("work"));
-  BuildBusyboxLayout(scratch.File("layout"), scratch.File("work"));
-  if (::testing::Test::HasFatalFailure()) {
-    return;
-  }
+  // The workload only sleeps: the test execs.
+  const absl::Status layout = lab::WriteBusyboxLayout(scratch.File("layout"), scratch.File("work"),
+                                                      {"/bin/busybox", "sleep", "1000000"});
+  ASSERT_TRUE(layout.ok()) << layout;
 
   const std::string config = scratch.File("config.json");
   std::ofstream(config) << absl::StrCat(
@@ -165,7 +134,7 @@ TEST(VolumesLab, NamedVolumeOutlivesItsVmAndUnnamedSlotsArePrivate) {
 
   // 4. The snapshot's clean images never saw a write.
   for (const char* img : {"/volumes/data.img", "/volumes/scratch.img"}) {
-    EXPECT_FALSE(absl::StrContains(ReadAll(snapshot_dir + img), kMarker)) << img;
+    EXPECT_FALSE(absl::StrContains(test_support::ReadWholeFile(snapshot_dir + img), kMarker)) << img;
   }
 }
 

@@ -8,8 +8,12 @@
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "daemon/image/manifest.h"
+#include "daemon/image/media_types.h"
 #include "daemon/store/store.h"
 #include "tests/lab/agent/agent_vm.h"
+#include "tests/support/temp_dir.h"
+#include "tests/unit/image/testing/image_builder.h"
 
 namespace supermachine::lab {
 
@@ -61,6 +65,28 @@ absl::StatusOr<std::string> MakeWebSnapshot(const WebSnapshotOptions& options) {
     return st;
   }
   return snap_dir;
+}
+
+absl::Status WriteBusyboxLayout(const std::string& dir, const std::string& work,
+                                const std::vector<std::string>& cmd) {
+  namespace it = image::testing;
+  const std::string tar = work + "/busybox.tar";
+  if (absl::Status st = agent::lab::WriteBusyboxLayerTar(tar, "/bin/busybox"); !st.ok()) {
+    return absl::Status(st.code(), absl::StrCat("busybox layer tar: ", st.message()));
+  }
+  const std::string l0 = test_support::ReadFileOrDie(tar);
+  const image::Descriptor d0 = it::Describe(l0, image::media_types::kOciLayerTar);
+  const std::string config = it::ConfigJson(image::HostPlatform(), {d0.digest}, cmd);
+  const image::Descriptor dc = it::Describe(config, image::media_types::kOciConfig);
+  const std::string manifest = it::ManifestJson(dc, {d0});
+  image::Descriptor dm = it::Describe(manifest, image::media_types::kOciManifest);
+  dm.annotations["org.opencontainers.image.ref.name"] = "v1";
+  it::LayoutWriter layout(dir);
+  for (const std::string* b : {&l0, &config, &manifest}) {
+    layout.PutBlob(*b);
+  }
+  layout.WriteIndex({dm});
+  return absl::OkStatus();
 }
 
 ExecOut ExecIn(v1::Supermachine::Stub& stub, const std::string& vm,

@@ -1,7 +1,8 @@
 // File: web_snapshot.h
-// What both daemon lab tests start from: a busybox guest (agent + httpd on port 8000 serving
+// What the daemon lab tests start from: a busybox guest (agent + httpd on port 8000 serving
 // "hello-from-guest") booted and snapshotted directly through the worker's control socket,
-// then registered in the daemon's store as a bake would — and a gRPC Exec helper.
+// then registered in the daemon's store as a bake would; or a busybox OCI layout for the
+// daemon to bake itself — and a gRPC Exec helper.
 #pragma once
 
 #include <string>
@@ -9,6 +10,7 @@
 
 #include <grpcpp/grpcpp.h>
 
+#include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "proto/supermachine.grpc.pb.h"
 
@@ -30,6 +32,11 @@ struct WebSnapshotOptions {
 // stops the booted VM and records the snapshot in <state_dir>/store.db. Returns the
 // snapshot dir; on failure the status carries the guest's diagnostics.
 absl::StatusOr<std::string> MakeWebSnapshot(const WebSnapshotOptions& options);
+
+// Writes an OCI layout to `dir` (tag "v1") whose one layer holds busybox at /bin/busybox and
+// whose Cmd is `cmd`; `work` is scratch for the layer tar. Errors name the step.
+absl::Status WriteBusyboxLayout(const std::string& dir, const std::string& work,
+                                const std::vector<std::string>& cmd);
 
 struct ExecOut {
   int code = -1;  // exit code, or 128+signal
