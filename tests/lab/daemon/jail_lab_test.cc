@@ -1,11 +1,12 @@
 // File: jail_lab_test.cc
 // The worker sandbox (docs/security.md "Worker sandbox") around a real guest: supermachined
-// with `worker_jail`, an unprivileged `worker_uid`/`worker_gid` and a cgroup parent restores a
-// snapshot of a busybox guest, and the VM works as an unjailed one does (exec, a forwarded
-// port to its httpd) while its worker runs as PID 1 of its own PID namespace, in its own
-// mount/net/IPC/UTS namespaces, as the configured uid with no capabilities, no_new_privs, the
-// seccomp filter, and inside its own cgroup with the documented limits. Release ends the
-// worker and its keeper and removes the cgroup. One boot (the snapshot), one restore.
+// with `worker_jail`, a `worker_uid_range` and a cgroup parent restores two VMs of a snapshot of
+// a busybox guest, and they work as unjailed ones do (exec, a forwarded port to the httpd)
+// while each worker runs as PID 1 of its own PID namespace, in its own mount/net/IPC/UTS
+// namespaces, as its own uid from the range (one uid per VM) with no capabilities,
+// no_new_privs, the seccomp filter, and inside its own cgroup with the documented limits.
+// Release ends each worker and its keeper and removes its cgroup. One boot (the snapshot),
+// two restores.
 #include <signal.h>
 #include <unistd.h>
 
@@ -40,8 +41,8 @@ using ::testing::HasSubstr;
 using test_support::ReadWholeFile;
 
 constexpr char kSnapshot[] = "web";
-constexpr uint32_t kUid = 64123;
-constexpr uint32_t kGid = 64124;
+constexpr uint32_t kFirstUid = 64120;
+constexpr uint32_t kUidCount = 4;
 constexpr uint32_t kMemMib = 256;
 // The cgroup parent the daemon gets: made here, in the lab's own cgroup2 mount.
 constexpr char kCgroupParent[] = "/sys/fs/cgroup/supermachine-lab";
@@ -79,7 +80,7 @@ void EnableControllers(const std::string& dir) {
   std::ofstream(dir + "/cgroup.subtree_control") << "+memory +cpu +pids";
 }
 
-TEST(JailLab, AJailedUidSwitchedWorkerInItsOwnCgroupServesExecAndPortsAndEndsCleanly) {
+TEST(JailLab, JailedWorkersWithTheirOwnUidsAndCgroupsServeExecAndPortsAndEndCleanly) {
   const std::string kernel_dir = agent::lab::KernelDir(SM_SOURCE_DIR);
   ASSERT_FALSE(kernel_dir.empty()) << "guest kernel not built: run kernel/build.sh";
   ASSERT_TRUE(fs::exists("/dev/kvm")) << "no /dev/kvm: run via tests/lab/run";
@@ -106,8 +107,9 @@ TEST(JailLab, AJailedUidSwitchedWorkerInItsOwnCgroupServesExecAndPortsAndEndsCle
 
   const std::string config = scratch.File("config.json");
   std::ofstream(config) << absl::StrCat(
-      R"({"worker_jail": true, "worker_uid": )", kUid, R"(, "worker_gid": )", kGid,
-      R"(, "worker_cgroup_parent": ")", kCgroupParent,
+      R"({"worker_jail": true, "worker_uid_range": {"first": )", kFirstUid, R"(, "count": )",
+      kUidCount, R"(},)",
+      R"( "worker_cgroup_parent": ")", kCgroupParent,
       R"(", "default_pool": {"min": 0, "max": 2, "acquire_timeout_s": 300}})");
   auto daemon = test_support::DaemonProcess::Start(
       scratch.path(), {"--config", config, "--worker-binary", SM_WORKER_BIN});
@@ -115,75 +117,102 @@ TEST(JailLab, AJailedUidSwitchedWorkerInItsOwnCgroupServesExecAndPortsAndEndsCle
   auto stub = v1::Supermachine::NewStub(
       grpc::CreateChannel("unix:" + daemon->socket(), grpc::InsecureChannelCredentials()));
 
-  grpc::ClientContext actx;
-  actx.set_deadline(std::chrono::system_clock::now() + std::chrono::minutes(5));
-  v1::AcquireRequest areq;
-  areq.set_snapshot(kSnapshot);
-  areq.add_ports()->set_guest_port(lab::kWebGuestPort);
-  v1::AcquireResponse aresp;
-  grpc::Status ast = stub->Acquire(&actx, areq, &aresp);
-  ASSERT_TRUE(ast.ok()) << ast.error_message() << "\n" << daemon->Stderr();
-  const v1::VM& vm = aresp.vm();
+  auto acquire = [&](bool with_port) {
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::minutes(5));
+    v1::AcquireRequest req;
+    req.set_snapshot(kSnapshot);
+    if (with_port) {
+      req.add_ports()->set_guest_port(lab::kWebGuestPort);
+    }
+    v1::AcquireResponse resp;
+    grpc::Status st = stub->Acquire(&ctx, req, &resp);
+    EXPECT_TRUE(st.ok()) << st.error_message() << "\n" << daemon->Stderr();
+    return resp.vm();
+  };
+  const v1::VM vm = acquire(/*with_port=*/true);
+  ASSERT_FALSE(vm.id().empty());
   ASSERT_EQ(vm.ports_size(), 1);
+  const v1::VM other = acquire(/*with_port=*/false);
+  ASSERT_FALSE(other.id().empty());
 
-  // The VM works as an unjailed one: exec, and the forwarded port reaches its httpd.
-  lab::ExecOut hi = lab::ExecIn(*stub, vm.id(), {"echo", "hi-from-jail"});
-  EXPECT_EQ(hi.code, 0) << hi.err;
-  EXPECT_EQ(hi.out, "hi-from-jail\n");
+  // The VMs work as unjailed ones: exec, and the forwarded port reaches the httpd.
+  for (const v1::VM* v : {&vm, &other}) {
+    lab::ExecOut hi = lab::ExecIn(*stub, v->id(), {"echo", "hi-from-jail"});
+    EXPECT_EQ(hi.code, 0) << hi.err;
+    EXPECT_EQ(hi.out, "hi-from-jail\n");
+  }
   absl::StatusOr<std::string> page =
       test_support::HttpGet(static_cast<int>(vm.ports(0).host_port()), "/index.html");
   ASSERT_TRUE(page.ok()) << page.status() << "\n" << daemon->Stderr();
   EXPECT_THAT(*page, HasSubstr("hello-from-guest"));
 
+  struct Jailed {
+    int keeper = 0;
+    int worker = 0;
+    uint32_t uid = 0;
+    std::string cgroup;
+  };
   // The daemon tracks the keeper; the worker is its only child, PID 1 of a new PID namespace.
-  const int keeper = vm.worker_pid();
-  ASSERT_GT(keeper, 0);
-  const std::string children =
-      ReadWholeFile(absl::StrCat("/proc/", keeper, "/task/", keeper, "/children"));
-  int worker = 0;
-  ASSERT_TRUE(absl::SimpleAtoi(absl::StripAsciiWhitespace(children), &worker))
-      << "the keeper " << keeper << " has not exactly one child: '" << children << "'";
-  std::map<std::string, std::string> st = Status(worker);
-  EXPECT_THAT(st["NSpid"], ::testing::EndsWith("\t1")) << "PID 1 of its namespace: " << st["NSpid"];
-  EXPECT_EQ(st["Uid"], absl::StrCat(kUid, "\t", kUid, "\t", kUid, "\t", kUid));
-  EXPECT_EQ(st["Gid"], absl::StrCat(kGid, "\t", kGid, "\t", kGid, "\t", kGid));
-  EXPECT_EQ(st["Groups"], "") << "no supplementary groups kept";
-  EXPECT_EQ(st["CapEff"], "0000000000000000");
-  EXPECT_EQ(st["CapPrm"], "0000000000000000");
-  EXPECT_EQ(st["CapBnd"], "0000000000000000");
-  EXPECT_EQ(st["NoNewPrivs"], "1");
-  EXPECT_EQ(st["Seccomp"], "2") << "the seccomp filter is installed";
-  for (const char* ns : {"mnt", "pid", "net", "ipc", "uts"}) {
-    EXPECT_NE(NsOf(absl::StrCat(worker), ns), NsOf("self", ns)) << ns << " namespace shared";
-  }
-  // Its root is the jail's tmpfs, not the host's. (The VM's own directory is bind-mounted at
-  // its host path, so the scratch dir's path exists there; its siblings must not.)
-  const std::string root = absl::StrCat("/proc/", worker, "/root");
-  for (const std::string& host_path : {std::string("/etc/passwd"), std::string("/usr/bin"),
-                                       scratch.File("guest"), scratch.File("config.json")}) {
-    EXPECT_TRUE(fs::exists(host_path)) << host_path;
-    EXPECT_FALSE(fs::exists(root + host_path)) << "the jailed worker sees " << host_path;
-  }
-
-  // Its cgroup, with the documented limits.
-  const std::string cgroup = absl::StrCat(kCgroupParent, "/sm-", vm.id());
-  EXPECT_THAT(ReadWholeFile(absl::StrCat("/proc/", worker, "/cgroup")),
-              HasSubstr(absl::StrCat("/supermachine-lab/sm-", vm.id())));
-  EXPECT_EQ(absl::StripAsciiWhitespace(ReadWholeFile(cgroup + "/memory.max")),
-            absl::StrCat((uint64_t{kMemMib} + 128) << 20));
-  EXPECT_EQ(absl::StripAsciiWhitespace(ReadWholeFile(cgroup + "/memory.swap.max")), "0");
+  auto check = [&](const v1::VM& v) {
+    Jailed j{.keeper = v.worker_pid(), .cgroup = absl::StrCat(kCgroupParent, "/sm-", v.id())};
+    SCOPED_TRACE(absl::StrCat("VM ", v.id(), " keeper ", j.keeper));
+    EXPECT_GT(j.keeper, 0);
+    const std::string children =
+        ReadWholeFile(absl::StrCat("/proc/", j.keeper, "/task/", j.keeper, "/children"));
+    EXPECT_TRUE(absl::SimpleAtoi(absl::StripAsciiWhitespace(children), &j.worker))
+        << "the keeper has not exactly one child: '" << children << "'";
+    std::map<std::string, std::string> st = Status(j.worker);
+    EXPECT_THAT(st["NSpid"], ::testing::EndsWith("\t1")) << "PID 1 of its namespace";
+    std::vector<std::string> uids = absl::StrSplit(st["Uid"], '\t');
+    EXPECT_TRUE(uids.size() == 4 && absl::SimpleAtoi(uids[0], &j.uid)) << st["Uid"];
+    EXPECT_GE(j.uid, kFirstUid);
+    EXPECT_LT(j.uid, kFirstUid + kUidCount);
+    EXPECT_EQ(st["Uid"], absl::StrCat(j.uid, "\t", j.uid, "\t", j.uid, "\t", j.uid));
+    EXPECT_EQ(st["Gid"], absl::StrCat(j.uid, "\t", j.uid, "\t", j.uid, "\t", j.uid))
+        << "gid: the uid's number";
+    EXPECT_EQ(st["Groups"], "") << "no supplementary groups kept";
+    EXPECT_EQ(st["CapEff"], "0000000000000000");
+    EXPECT_EQ(st["CapPrm"], "0000000000000000");
+    EXPECT_EQ(st["CapBnd"], "0000000000000000");
+    EXPECT_EQ(st["NoNewPrivs"], "1");
+    EXPECT_EQ(st["Seccomp"], "2") << "the seccomp filter is installed";
+    for (const char* ns : {"mnt", "pid", "net", "ipc", "uts"}) {
+      EXPECT_NE(NsOf(absl::StrCat(j.worker), ns), NsOf("self", ns)) << ns << " namespace shared";
+    }
+    // Its root is the jail's tmpfs, not the host's. (The VM's own directory is bind-mounted at
+    // its host path, so the scratch dir's path exists there; its siblings must not.)
+    const std::string root = absl::StrCat("/proc/", j.worker, "/root");
+    for (const std::string& host_path : {std::string("/etc/passwd"), std::string("/usr/bin"),
+                                         scratch.File("guest"), scratch.File("config.json")}) {
+      EXPECT_TRUE(fs::exists(host_path)) << host_path;
+      EXPECT_FALSE(fs::exists(root + host_path)) << "the jailed worker sees " << host_path;
+    }
+    // Its cgroup, with the documented limits.
+    EXPECT_THAT(ReadWholeFile(absl::StrCat("/proc/", j.worker, "/cgroup")),
+                HasSubstr(absl::StrCat("/supermachine-lab/sm-", v.id())));
+    EXPECT_EQ(absl::StripAsciiWhitespace(ReadWholeFile(j.cgroup + "/memory.max")),
+              absl::StrCat((uint64_t{kMemMib} + 128) << 20));
+    EXPECT_EQ(absl::StripAsciiWhitespace(ReadWholeFile(j.cgroup + "/memory.swap.max")), "0");
+    return j;
+  };
+  const Jailed a = check(vm);
+  const Jailed b = check(other);
+  EXPECT_NE(a.uid, b.uid) << "one uid per VM";
 
   // Release: worker, keeper and cgroup go.
-  grpc::ClientContext rctx;
-  rctx.set_deadline(std::chrono::system_clock::now() + std::chrono::minutes(2));
-  v1::ReleaseRequest rreq;
-  rreq.set_vm_id(vm.id());
-  v1::ReleaseResponse rresp;
-  grpc::Status rst = stub->Release(&rctx, rreq, &rresp);
-  ASSERT_TRUE(rst.ok()) << rst.error_message();
-  EXPECT_TRUE(WaitGone(worker, absl::Seconds(30))) << "worker " << worker << " outlived release";
-  EXPECT_TRUE(WaitGone(keeper, absl::Seconds(30))) << "keeper " << keeper << " outlived release";
-  EXPECT_FALSE(fs::exists(cgroup)) << cgroup << " left behind";
+  for (const auto& [v, j] : {std::pair{&vm, a}, std::pair{&other, b}}) {
+    grpc::ClientContext rctx;
+    rctx.set_deadline(std::chrono::system_clock::now() + std::chrono::minutes(2));
+    v1::ReleaseRequest rreq;
+    rreq.set_vm_id(v->id());
+    v1::ReleaseResponse rresp;
+    grpc::Status rst = stub->Release(&rctx, rreq, &rresp);
+    ASSERT_TRUE(rst.ok()) << rst.error_message();
+    EXPECT_TRUE(WaitGone(j.worker, absl::Seconds(30))) << "worker " << j.worker << " outlived release";
+    EXPECT_TRUE(WaitGone(j.keeper, absl::Seconds(30))) << "keeper " << j.keeper << " outlived release";
+    EXPECT_FALSE(fs::exists(j.cgroup)) << j.cgroup << " left behind";
+  }
 
   (void)daemon->process().Signal(SIGTERM);
   (void)daemon->process().WaitFor(absl::Seconds(60));
