@@ -446,6 +446,12 @@ int main(int argc, char** argv) {
                    {{"vm", old_id}, {"error", std::string(new_id.status().message())}});
         }
       },
+      .on_health = [&log](const std::string& id, supermachine::vm::HealthState state,
+                          const std::string& check) {
+        log.Info("VM health changed", {{"vm", id},
+                                       {"health", supermachine::vm::HealthStateName(state)},
+                                       {"check", check}});
+      },
       .volumes = &volumes,
       .idle_balloon = {.idle_after = absl::Seconds(config.balloon_idle_after_s),
                        .target_percent = config.balloon_idle_target_percent},

@@ -122,6 +122,7 @@ VmManager::VmManager(VmManagerOptions options)
           .run_check = [this](const std::string& id, const HealthCheck& check) {
             return RunCheck(id, check);
           },
+          .on_health = options_.on_health,
           .on_restart = options_.on_restart,
       }),
       balloon_(options_.idle_balloon,

@@ -103,6 +103,9 @@ struct VmManagerOptions {
   // A supervised VM was restarted (new_id) or its restart failed (the error).
   std::function<void(const std::string& old_id, const absl::StatusOr<std::string>& new_id)>
       on_restart;
+  // A supervised VM's health state changed; `check`: how the check that changed it ended.
+  std::function<void(const std::string& id, HealthState state, const std::string& check)>
+      on_health;
   absl::Duration monitor_interval = absl::Milliseconds(200);
   // How often the supervisor looks for due restarts and health checks.
   absl::Duration supervise_interval = absl::Milliseconds(100);
