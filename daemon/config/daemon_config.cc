@@ -75,6 +75,14 @@ absl::Status ApplyUidRange(const nlohmann::json& j, DaemonConfig::UidRange* out)
 // The balloon target is a share of guest RAM (the same bounds as daemon/vm/idle_balloon.h,
 // which this library does not link): 0 would be no policy (that is
 // balloon_idle_after_s 0), and a guest left without RAM cannot run the agent that deflates it.
+// Every top-level config field: the unknown-field error and `--help` both list them.
+constexpr char kConfigFields[] =
+    "socket, socket_mode, socket_group, state_dir, snapshots_dir, metrics_address, log_level, "
+    "worker_binary, vm_dir, kernel, guest_agent, pools, default_pool, tcp, tls_cert, tls_key, "
+    "tls_client_ca, token_file, worker_seccomp, worker_jail, worker_uid, worker_gid, "
+    "worker_uid_range, worker_cgroup_parent, worker_balloon, worker_ksm, console_log_max_mib, "
+    "balloon_idle_after_s, balloon_idle_target_percent";
+
 constexpr uint32_t kMinBalloonTargetPercent = 1;
 constexpr uint32_t kMaxBalloonTargetPercent = 95;
 constexpr uint64_t kMaxBalloonIdleAfterS = 30 * 24 * 3600;
@@ -291,11 +299,7 @@ absl::Status ApplyJsonConfig(const std::string& json_text, DaemonConfig* config)
     } else {
       st = absl::InvalidArgumentError(absl::StrCat(
           "config file: unknown field '", key,
-          "' (known: socket, socket_mode, socket_group, state_dir, snapshots_dir, "
-          "metrics_address, log_level, worker_binary, vm_dir, kernel, guest_agent, pools, default_pool, "
-          "tcp, tls_cert, tls_key, tls_client_ca, token_file, worker_seccomp, worker_jail, "
-          "worker_uid, worker_gid, worker_uid_range, worker_cgroup_parent, worker_balloon, "
-          "worker_ksm, console_log_max_mib, balloon_idle_after_s, balloon_idle_target_percent)"));
+          "' (known: ", kConfigFields, ")"));
     }
     if (!st.ok()) {
       return st;
@@ -377,10 +381,8 @@ ParsedFlags ParseDaemonFlags(int argc, const char* const* argv, const UserEnviro
       "pre-restored VMs over a gRPC control plane on a Unix socket.",
       "supermachined"};
   app.add_option("--config", config_file,
-                 "JSON config file (fields: socket, socket_mode, socket_group, state_dir, "
-                 "snapshots_dir, metrics_address, log_level, worker_binary, vm_dir, pools, "
-                 "default_pool, tcp, tls_cert, tls_key, tls_client_ca, token_file); flags "
-                 "override it");
+                 absl::StrCat("JSON config file (fields: ", kConfigFields,
+                              "; docs/operations.md); flags override it"));
   auto* socket_opt = app.add_option(
       "--socket", flags.socket,
       "Unix socket to listen on (default " + DefaultSocketPath(env) + ")");
