@@ -25,6 +25,7 @@
 #include "gtest/gtest.h"
 #include "guest-agent/protocol/frame.h"
 #include "tests/lab/agent/agent_vm.h"
+#include "tests/support/temp_dir.h"
 #include "tests/unit/image/testing/image_builder.h"
 #include "worker/base/child_process.h"
 
@@ -287,10 +288,14 @@ TEST_F(BakeLab, VolumePersistsAcrossRestoresOfTheSameVm) {
     layers.push_back(absl::StrCat(work_, "/state/layers/layers/sha256_", d.hex(), ".sqfs"));
   }
 
-  // 2. The daemon's part, by hand: this VM's own copy of the template.
-  const std::string copy = work_ + "/vm1-data.img";
-  // The daemon's own copy (holes kept), as it makes a VM's private volume.
-  ASSERT_TRUE(vm::SparseCopyFile(tmpl, copy).ok());
+  // 2. The daemon's part, by hand: this VM's own copy of the template, made the daemon's way
+  // (holes kept, then a no-replace rename). In the lab's /tmp (tmpfs), not the work dir: the
+  // work dir is the 9p build share, where renameat2(RENAME_NOREPLACE) is EINVAL, and the
+  // daemon keeps VM files on the host's own file system.
+  const test_support::TempDir copies;
+  const std::string copy = copies.Join("vm1-data.img");
+  const absl::Status copied = vm::SparseCopyFile(tmpl, copy);
+  ASSERT_TRUE(copied.ok()) << copied;
   const std::string vsock = "/tmp/bake-lab-vol.vsock";
   {
     base::ChildProcess w = RestoreWithVolume(dir, delta, layers, copy, vsock,
@@ -308,8 +313,9 @@ TEST_F(BakeLab, VolumePersistsAcrossRestoresOfTheSameVm) {
     w.Terminate(absl::Seconds(5)).IgnoreError();
   }
   // 4. Another VM gets a fresh copy of the untouched template: no file.
-  const std::string fresh = work_ + "/vm2-data.img";
-  ASSERT_TRUE(vm::SparseCopyFile(tmpl, fresh).ok());
+  const std::string fresh = copies.Join("vm2-data.img");
+  const absl::Status fresh_copied = vm::SparseCopyFile(tmpl, fresh);
+  ASSERT_TRUE(fresh_copied.ok()) << fresh_copied;
   {
     base::ChildProcess w = RestoreWithVolume(dir, delta, layers, fresh, vsock,
                                              work_ + "/vol-restore3.log", 1);
