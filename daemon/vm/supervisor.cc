@@ -126,14 +126,10 @@ std::string DescribeCheck(const absl::StatusOr<agent::ExitInfo>& result) {
   if (!result.ok()) {
     return absl::StrCat("could not run: ", result.status().message());
   }
-  if (result->timed_out) {
-    return "timed out";
-  }
-  if (result->success()) {
+  if (result->success() && !result->timed_out) {
     return "passed";
   }
-  return result->signaled ? absl::StrCat("killed by signal ", result->signal)
-                          : absl::StrCat("exit ", result->code);
+  return result->ToString();  // "exited 1", "killed by signal 9 (timed out)"
 }
 
 absl::Duration RestartBackoff(uint32_t streak) {

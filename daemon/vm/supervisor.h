@@ -113,15 +113,15 @@ struct SupervisorHooks {
       run_check;
   // Optional observers (metrics, logs).
   // on_health: the VM's health state changed; `check` says how the check that changed it
-  // ended ("passed", "exit 1", "timed out", or why it could not run).
+  // ended (DescribeCheck).
   std::function<void(const std::string& id, HealthState state, const std::string& check)>
       on_health;
   std::function<void(const std::string& old_id, const absl::StatusOr<std::string>& new_id)>
       on_restart;
 };
 
-// How a health check run ended, for logs: "passed", "exit 1", "killed by signal 9",
-// "timed out", "could not run: <why>".
+// How a health check run ended, for logs: "passed", else the exit as agent::ExitInfo says it
+// ("exited 1", "killed by signal 9 (timed out)"), or "could not run: <why>".
 std::string DescribeCheck(const absl::StatusOr<agent::ExitInfo>& result);
 
 // The delay before restart number `streak` + 1 of a run of quick failures.

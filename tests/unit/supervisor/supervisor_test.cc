@@ -219,7 +219,7 @@ TEST_F(SupervisorTest, FailingHealthCheckTurnsUnhealthyAfterRetriesAndTriggersAR
   EXPECT_EQ(checks_.size(), 3u);
   ASSERT_EQ(health_events_.size(), 1u);
   EXPECT_EQ(health_events_[0].second, HealthState::kUnhealthy);
-  EXPECT_EQ(health_checks_[0], "exit 1");
+  EXPECT_EQ(health_checks_[0], "exited 1");
   EXPECT_TRUE(sup_.Get("vm0")->restarting);
   Advance(absl::Milliseconds(100));
   ASSERT_EQ(restart_calls_.size(), 1u);
@@ -255,10 +255,12 @@ TEST_F(SupervisorTest, HealthyCheckStaysHealthy) {
 
 TEST(DescribeCheckTest, SaysHowACheckEnded) {
   EXPECT_EQ(DescribeCheck(agent::ExitInfo{}), "passed");
-  EXPECT_EQ(DescribeCheck(agent::ExitInfo{.code = 3}), "exit 3");
+  EXPECT_EQ(DescribeCheck(agent::ExitInfo{.code = 3}), "exited 3");
   EXPECT_EQ(DescribeCheck(agent::ExitInfo{.signaled = true, .signal = 9}), "killed by signal 9");
   EXPECT_EQ(DescribeCheck(agent::ExitInfo{.signaled = true, .signal = 9, .timed_out = true}),
-            "timed out");
+            "killed by signal 9 (timed out)");
+  EXPECT_EQ(DescribeCheck(agent::ExitInfo{.timed_out = true}), "exited 0 (timed out)")
+      << "a check that ran out of time did not pass, whatever its exit";
   EXPECT_EQ(DescribeCheck(absl::UnavailableError("agent gone")), "could not run: agent gone");
 }
 
