@@ -4,6 +4,7 @@
 // Everything mutable lives in main's frame; the domains get what they need by reference.
 #include <fcntl.h>
 #include <grp.h>
+#include <pwd.h>
 #include <signal.h>
 #include <sys/file.h>
 #include <sys/socket.h>
@@ -16,9 +17,12 @@
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
 #include <map>
 #include <memory>
+#include <sstream>
 #include <string>
+#include <vector>
 
 #include <grpcpp/grpcpp.h>
 #include <grpcpp/health_check_service_interface.h>
@@ -35,6 +39,7 @@
 #include "daemon/bake/orphan_sweep.h"
 #include "daemon/config/daemon_config.h"
 #include "daemon/config/log.h"
+#include "daemon/config/worker_sandbox.h"
 #include "daemon/metrics/metrics.h"
 #include "daemon/service/inherited_listener.h"
 #include "daemon/service/listen_fds.h"
@@ -236,6 +241,33 @@ int Fail(Logger& log, const std::string& msg, const absl::Status& st) {
   return 1;
 }
 
+// The whole file, or "" when it cannot be read (a host without subordinate ids).
+std::string ReadSmallFile(const char* path) {
+  std::ifstream in(path);
+  if (!in.is_open()) {
+    return "";
+  }
+  std::ostringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+supermachine::config::SandboxHost ReadSandboxHost() {
+  supermachine::config::SandboxHost host;
+  host.root = ::geteuid() == 0;
+  // getpwnam_r: main has threads later; keep to the reentrant call everywhere.
+  struct passwd pw {};
+  struct passwd* found = nullptr;
+  std::vector<char> buf(16384);
+  if (::getpwnam_r(supermachine::config::kSubidOwner, &pw, buf.data(), buf.size(), &found) == 0 &&
+      found != nullptr) {
+    host.owner_uid = found->pw_uid;
+  }
+  host.subuid = ReadSmallFile("/etc/subuid");
+  host.subgid = ReadSmallFile("/etc/subgid");
+  return host;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -260,6 +292,15 @@ int main(int argc, char** argv) {
 
   Logger log(stderr, config.log_level);
   log.Info("starting", {{"version", SM_VERSION}, {"pid", std::to_string(::getpid())}});
+
+  // The sandbox restored VMs' workers get: decided before anything is claimed, so a config
+  // the host cannot honour fails the start instead of weakening the sandbox.
+  absl::StatusOr<cfg::WorkerSandbox> sandbox =
+      cfg::ResolveWorkerSandbox(config, ReadSandboxHost());
+  if (!sandbox.ok()) {
+    return Fail(log, "cannot set up the worker sandbox", sandbox.status());
+  }
+  log.Info("worker sandbox", {{"settings", sandbox->summary}});
 
   // Service manager hand-offs (docs/operations.md, "Service managers"), taken out of the
   // environment at once so the workers we spawn do not inherit them.
@@ -408,13 +449,13 @@ int main(int argc, char** argv) {
       .runtime_dir = config.vm_dir,
       .journal = &journal,
       .seccomp = config.worker_seccomp,
-      .jail = config.worker_jail,
-      .jail_uid = config.worker_uid,
-      .jail_gid = config.worker_gid,
-      .uid_pool = config.worker_uid_range.count == 0
+      .jail = sandbox->jail,
+      .jail_uid = sandbox->uid,
+      .jail_gid = sandbox->gid,
+      .uid_pool = sandbox->uid_range.count == 0
                       ? nullptr
-                      : std::make_shared<supermachine::vm::UidPool>(
-                            config.worker_uid_range.first, config.worker_uid_range.count),
+                      : std::make_shared<supermachine::vm::UidPool>(sandbox->uid_range.first,
+                                                                    sandbox->uid_range.count),
       .cgroup_parent = config.worker_cgroup_parent,
       .console_max_bytes = uint64_t{config.console_log_max_mib} << 20,
       .ksm = config.worker_ksm,

@@ -40,7 +40,7 @@ absl::Status CheckHostPort(const std::string& what, const std::string& addr) {
 absl::Status ApplyUidRange(const nlohmann::json& j, DaemonConfig::UidRange* out) {
   constexpr char kShape[] =
       "config file: worker_uid_range: expected {\"first\": N, \"count\": M} with N > 0 (not "
-      "root), M > 0 and N + M - 1 below 4294967295";
+      "root), M > 0 and N + M - 1 below 4294967295, or \"auto\" or \"off\"";
   if (!j.is_object()) {
     return absl::InvalidArgumentError(kShape);
   }
@@ -218,8 +218,12 @@ absl::Status ApplyJsonConfig(const std::string& json_text, DaemonConfig* config)
     } else if (key == "worker_jail") {
       if (value.is_boolean()) {
         config->worker_jail = value.get<bool>();
+      } else if (value == "auto") {
+        config->worker_jail.reset();
       } else {
-        st = absl::InvalidArgumentError("config file: 'worker_jail' must be true or false");
+        st = absl::InvalidArgumentError(
+            "config file: 'worker_jail' must be true, false or \"auto\" (on when the daemon "
+            "runs as root)");
       }
     } else if (key == "worker_balloon") {
       if (value.is_boolean()) {
@@ -270,7 +274,17 @@ absl::Status ApplyJsonConfig(const std::string& json_text, DaemonConfig* config)
             absl::StrCat("config file: '", key, "' must be a non-zero numeric id (not root)"));
       }
     } else if (key == "worker_uid_range") {
-      st = ApplyUidRange(value, &config->worker_uid_range);
+      if (value == "auto") {
+        config->worker_uid_range.reset();
+      } else if (value == "off") {
+        config->worker_uid_range = DaemonConfig::UidRange{};
+      } else {
+        DaemonConfig::UidRange range;
+        st = ApplyUidRange(value, &range);
+        if (st.ok()) {
+          config->worker_uid_range = range;
+        }
+      }
     } else if (key == "worker_cgroup_parent") {
       st = string_field(&config->worker_cgroup_parent);
     } else if (key == "default_pool") {
@@ -318,18 +332,24 @@ absl::Status ValidateDaemonConfig(const DaemonConfig& c) {
   if ((c.worker_uid != 0) != (c.worker_gid != 0)) {
     return absl::InvalidArgumentError("config file: give both worker_uid and worker_gid, or neither");
   }
-  if (c.worker_uid != 0 && !c.worker_jail) {
+  // Whether an unset worker_jail comes out on depends on the host: worker_sandbox.h checks
+  // that at start. Here only what the file itself contradicts.
+  const bool jail_off = c.worker_jail.has_value() && !*c.worker_jail;
+  if (c.worker_uid != 0 && jail_off) {
     return absl::InvalidArgumentError(
-        "config file: worker_uid/worker_gid need \"worker_jail\": true (the jail drops privileges)");
+        "config file: worker_uid/worker_gid need the jail (it drops privileges), but "
+        "\"worker_jail\" is false");
   }
-  if (c.worker_uid_range.count != 0 && c.worker_uid != 0) {
+  const bool explicit_range = c.worker_uid_range.has_value() && c.worker_uid_range->count != 0;
+  if (explicit_range && c.worker_uid != 0) {
     return absl::InvalidArgumentError(
         "config file: worker_uid_range and worker_uid/worker_gid exclude each other: give "
         "each VM its own uid (worker_uid_range) or all workers one (worker_uid, worker_gid)");
   }
-  if (c.worker_uid_range.count != 0 && !c.worker_jail) {
+  if (explicit_range && jail_off) {
     return absl::InvalidArgumentError(
-        "config file: worker_uid_range needs \"worker_jail\": true (the jail drops privileges)");
+        "config file: worker_uid_range needs the jail (it drops privileges), but "
+        "\"worker_jail\" is false");
   }
   if (c.balloon_idle_target_percent < kMinBalloonTargetPercent ||
       c.balloon_idle_target_percent > kMaxBalloonTargetPercent) {

@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <map>
+#include <optional>
 #include <string>
 
 #include "absl/status/statusor.h"
@@ -43,22 +44,28 @@ struct DaemonConfig {
   std::string tls_key;
   std::string tls_client_ca;
   std::string token_file;
-  // The worker sandbox (docs/security.md "Worker sandbox"), config file only, all off by
-  // default: seccomp mode for every worker ("" = the worker's own default; on, off, trap);
-  // the namespace/pivot_root jail, optionally with an unprivileged uid/gid (0 = stay root);
-  // a cgroup v2 parent under which each worker gets its own limited cgroup.
+  // The worker sandbox (docs/security.md "Worker sandbox"), config file only. What the file
+  // says; the settings the daemon runs with are resolved at start against the host
+  // (worker_sandbox.h), where "unset" means the default named here:
+  // seccomp mode for every worker ("" = the worker's own default, on; on, off, trap);
+  // the namespace/pivot_root jail (unset: on when the daemon runs as root), optionally with
+  // one unprivileged uid/gid for all workers (0 = not set); a cgroup v2 parent under which
+  // each worker gets its own limited cgroup ("" = none).
   std::string worker_seccomp;
-  bool worker_jail = false;
+  std::optional<bool> worker_jail;
   uint32_t worker_uid = 0;
   uint32_t worker_gid = 0;
   // worker_uid_range: with the jail, each restored VM's worker runs as a uid of its own from
   // first .. first + count - 1, its gid the same number, freed when the worker is reaped
-  // (daemon/vm/uid_pool.h, issue #11). count 0 = off. Excludes worker_uid/worker_gid.
+  // (daemon/vm/uid_pool.h, issue #11). count 0 = off ("off" in the file). Excludes
+  // worker_uid/worker_gid. Unset ("auto", the default): the subordinate id range reserved for
+  // the user 'supermachine' in /etc/subuid and /etc/subgid, when the jail is on and there is
+  // one (deploy/setup.sh reserves it).
   struct UidRange {
     uint32_t first = 0;
     uint32_t count = 0;
   };
-  UidRange worker_uid_range;
+  std::optional<UidRange> worker_uid_range;
   std::string worker_cgroup_parent;
   // Bake workers boot with a virtio-balloon (free page reporting), so VMs restored from new
   // snapshots give freed memory back (docs/balloon.md). On by default since it passed CI
@@ -96,8 +103,8 @@ ParsedFlags ParseDaemonFlags(int argc, const char* const* argv, const UserEnviro
 // not be silently ignored). Fields: socket, socket_mode ("0660" octal string or number),
 // socket_group, state_dir, snapshots_dir, metrics_address, log_level, worker_binary, vm_dir,
 // kernel, guest_agent, tcp, tls_cert, tls_key, tls_client_ca, token_file, worker_seccomp,
-// worker_jail (bool), worker_uid, worker_gid (numbers),
-// worker_uid_range ({"first": N, "count": M}), worker_cgroup_parent, worker_balloon (bool),
+// worker_jail (bool, or "auto"), worker_uid, worker_gid (numbers),
+// worker_uid_range ({"first": N, "count": M}, "auto" or "off"), worker_cgroup_parent, worker_balloon (bool),
 // console_log_max_mib (number, 0 = unbounded), worker_ksm (bool), balloon_idle_after_s
 // (number, 0 = off), balloon_idle_target_percent (number, 1..95),
 // pools ({"NAME": {min, max, idle_timeout_s, acquire_timeout_s}}), default_pool ({...}).

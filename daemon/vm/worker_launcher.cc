@@ -277,7 +277,8 @@ absl::StatusOr<std::unique_ptr<WorkerVm>> WorkerLauncher::Spawn(const LaunchRequ
   if (options_.ksm) {
     argv.push_back("--ksm");
   }
-  // The sandbox (docs/security.md "Worker sandbox"): flags of the worker, all opt-in.
+  // The sandbox (docs/security.md "Worker sandbox"): flags of the worker, as the daemon
+  // resolved them at start (daemon/config/worker_sandbox.h).
   if (!options_.seccomp.empty()) {
     argv.push_back("--seccomp=" + options_.seccomp);
   }

@@ -2,9 +2,11 @@
 // The real supermachined: lifecycle (socket claim, SIGTERM), grpc.health.v1, /metrics, and
 // startup recovery of interrupted bakes.
 #include <signal.h>
+#include <unistd.h>
 #include <sys/stat.h>
 
 #include <filesystem>
+#include <fstream>
 #include <future>
 
 #include <grpcpp/generic/generic_stub.h>
@@ -151,6 +153,47 @@ TEST(Daemon, TakenMetricsPortFailsStartupWithTheAddress) {
   EXPECT_EQ(r->exit.code, 1);
   EXPECT_THAT(r->err, HasSubstr("metrics address " + taken));
   EXPECT_FALSE(std::filesystem::exists(dir.File("other.sock")));
+}
+
+// The sandbox restored workers get is decided at start and logged; by default the jail is on
+// exactly when the daemon runs as root (docs/security.md "Worker sandbox").
+TEST(Daemon, LogsTheWorkerSandboxItResolvedAtStart) {
+  ScratchDir dir;
+  absl::StatusOr<DaemonProcess> d = DaemonProcess::Start(dir.path());
+  ASSERT_TRUE(d.ok()) << d.status();
+  EXPECT_THAT(d->Stderr(), HasSubstr(::geteuid() == 0
+                                         ? "jail on (auto: the daemon runs as root)"
+                                         : "jail off (auto: the daemon does not run as root"));
+
+  ScratchDir off_dir;
+  {
+    std::ofstream(off_dir.File("config.json")) << R"({"worker_jail": false})";
+  }
+  absl::StatusOr<DaemonProcess> off =
+      DaemonProcess::Start(off_dir.path(), {"--config", off_dir.File("config.json")});
+  ASSERT_TRUE(off.ok()) << off.status();
+  EXPECT_THAT(off->Stderr(), HasSubstr("jail off (set in the config file)"));
+}
+
+TEST(Daemon, AJailItCannotHonourFailsTheStart) {
+  ScratchDir dir;
+  {
+    std::ofstream(dir.File("config.json")) << R"({"worker_jail": true})";
+  }
+  std::vector<std::string> argv = {SM_SUPERMACHINED_PATH, "--socket", dir.File("sm.sock"),
+                                   "--state-dir", dir.File("state"), "--config",
+                                   dir.File("config.json"), "--metrics-address", ""};
+  if (::geteuid() == 0) {
+    // The refusal is for a daemon that is not root: run this one as nobody.
+    ASSERT_EQ(::chown(dir.path().c_str(), 65534, 65534), 0);
+    argv.insert(argv.begin(), {"/usr/bin/setpriv", "--reuid=65534", "--regid=65534",
+                               "--clear-groups"});
+  }
+  absl::StatusOr<CommandResult> r = RunCommand(argv, dir.path());
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->exit.code, 1) << r->err;
+  EXPECT_THAT(r->err, HasSubstr("needs supermachined to run as root"));
+  EXPECT_FALSE(std::filesystem::exists(dir.File("sm.sock")));
 }
 
 }  // namespace

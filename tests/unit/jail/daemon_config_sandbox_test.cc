@@ -1,7 +1,8 @@
 // File: daemon_config_sandbox_test.cc
 // supermachined's sandbox settings in the config file: read, validated (mode names, ids that
 // are not root, uid and gid together, ids only with the jail, a uid range of its own shape that
-// excludes the single uid), off by default.
+// excludes the single uid); jail and uid range unset ("auto") by default, which
+// worker_sandbox_resolve_test.cc resolves against the host.
 #include "daemon/config/daemon_config.h"
 
 #include "gmock/gmock.h"
@@ -19,13 +20,28 @@ DaemonConfig Valid() {
   return c;
 }
 
-TEST(SandboxConfig, OffByDefault) {
+TEST(SandboxConfig, AutoByDefault) {
   DaemonConfig c;
   EXPECT_EQ(c.worker_seccomp, "");
-  EXPECT_FALSE(c.worker_jail);
+  EXPECT_FALSE(c.worker_jail.has_value());
   EXPECT_EQ(c.worker_uid, 0u);
-  EXPECT_EQ(c.worker_uid_range.count, 0u);
+  EXPECT_FALSE(c.worker_uid_range.has_value());
   EXPECT_EQ(c.worker_cgroup_parent, "");
+}
+
+TEST(SandboxConfig, AutoAndOffAreWords) {
+  DaemonConfig c = Valid();
+  absl::Status applied = ApplyJsonConfig(R"({"worker_jail": false, "worker_uid_range": "off"})", &c);
+  ASSERT_TRUE(applied.ok()) << applied;
+  EXPECT_EQ(c.worker_jail, std::optional<bool>(false));
+  ASSERT_TRUE(c.worker_uid_range.has_value());
+  EXPECT_EQ(c.worker_uid_range->count, 0u);
+  EXPECT_TRUE(ValidateDaemonConfig(c).ok()) << "a range that is off needs no jail";
+  ASSERT_TRUE(ApplyJsonConfig(R"({"worker_jail": "auto", "worker_uid_range": "auto"})", &c).ok());
+  EXPECT_FALSE(c.worker_jail.has_value());
+  EXPECT_FALSE(c.worker_uid_range.has_value());
+  EXPECT_THAT(ApplyJsonConfig(R"({"worker_jail": "on"})", &c).message(),
+              HasSubstr("true, false or \"auto\""));
 }
 
 TEST(SandboxConfig, ReadsEveryField) {
@@ -36,7 +52,7 @@ TEST(SandboxConfig, ReadsEveryField) {
                               &c)
                   .ok());
   EXPECT_EQ(c.worker_seccomp, "on");
-  EXPECT_TRUE(c.worker_jail);
+  EXPECT_EQ(c.worker_jail, std::optional<bool>(true));
   EXPECT_EQ(c.worker_uid, 4000u);
   EXPECT_EQ(c.worker_gid, 4001u);
   EXPECT_EQ(c.worker_cgroup_parent, "/sys/fs/cgroup/supermachine");
@@ -62,6 +78,8 @@ TEST(SandboxConfig, IdsNeedEachOtherAndTheJail) {
   EXPECT_THAT(ValidateDaemonConfig(c).message(), HasSubstr("worker_jail"));
   c.worker_jail = true;
   EXPECT_TRUE(ValidateDaemonConfig(c).ok());
+  c.worker_jail.reset();
+  EXPECT_TRUE(ValidateDaemonConfig(c).ok()) << "auto: the host decides (worker_sandbox.h)";
 }
 
 TEST(SandboxConfig, ReadsAUidRange) {
@@ -70,8 +88,9 @@ TEST(SandboxConfig, ReadsAUidRange) {
                                   "worker_uid_range": {"first": 100000, "count": 1000}})",
                               &c)
                   .ok());
-  EXPECT_EQ(c.worker_uid_range.first, 100000u);
-  EXPECT_EQ(c.worker_uid_range.count, 1000u);
+  ASSERT_TRUE(c.worker_uid_range.has_value());
+  EXPECT_EQ(c.worker_uid_range->first, 100000u);
+  EXPECT_EQ(c.worker_uid_range->count, 1000u);
   EXPECT_TRUE(ValidateDaemonConfig(c).ok());
 }
 
@@ -89,12 +108,13 @@ TEST(SandboxConfig, RefusesAMisshapenUidRange) {
       ApplyJsonConfig(R"({"worker_uid_range": {"first": 1, "count": 2, "step": 1}})", &c)
           .message(),
       HasSubstr("unknown field 'step'"));
-  EXPECT_EQ(c.worker_uid_range.count, 0u) << "a refused range leaves the config as it was";
+  EXPECT_FALSE(c.worker_uid_range.has_value()) << "a refused range leaves the config as it was";
 }
 
 TEST(SandboxConfig, UidRangeExcludesTheSingleUidAndNeedsTheJail) {
   DaemonConfig c = Valid();
-  c.worker_uid_range = {.first = 100000, .count = 10};
+  c.worker_uid_range = DaemonConfig::UidRange{.first = 100000, .count = 10};
+  c.worker_jail = false;
   EXPECT_THAT(ValidateDaemonConfig(c).message(), HasSubstr("worker_jail"));
   c.worker_jail = true;
   c.worker_uid = 4000;
