@@ -36,6 +36,28 @@ as_root() {
   fi
 }
 
+# Reserves 65536 subordinate uids and gids for 'supermachine' (the same numbers in both files:
+# a worker's gid is its uid's number), after every range already there, unless it has one.
+reserve_worker_ids() {
+  local have
+  as_root touch /etc/subuid /etc/subgid
+  have=$(awk -F: 'FILENAME=="/etc/subuid" {if ($1=="supermachine") u[$2]=1; next}
+                  $1=="supermachine" && ($2 in u) {print $2 ":" $3; exit}' \
+           /etc/subuid /etc/subgid 2>/dev/null || true)
+  if [ -n "$have" ]; then
+    echo "    per-VM worker ids: ${have%%:*} (+${have##*:}) reserved for 'supermachine'"
+    return
+  fi
+  local start
+  start=$(cat /etc/subuid /etc/subgid 2>/dev/null |
+          awk -F: 'NF==3 && $2+$3 > m {m=$2+$3} END {s = m < 100000 ? 100000 : m;
+                   printf "%d\n", int((s + 65535) / 65536) * 65536}')
+  as_root usermod --add-subuids "$start-$((start + 65535))" \
+                  --add-subgids "$start-$((start + 65535))" supermachine
+  echo "    per-VM worker ids: reserved $start-$((start + 65535)) for 'supermachine'" \
+       "in /etc/subuid and /etc/subgid"
+}
+
 if [ ! -r /etc/debian_version ]; then
   echo "setup.sh: this script supports Debian 12 (bookworm); found no /etc/debian_version." >&2
   echo "          Install the packages in deploy/packages.txt by hand, then rerun with --no-apt." >&2
@@ -70,6 +92,16 @@ if [ "$do_install" = 1 ]; then
     as_root groupadd --system supermachine
     echo "    created system group 'supermachine' (add users: usermod -aG supermachine USER)"
   fi
+  # Per-VM worker uids (docs/security.md "Worker sandbox"): the daemon runs each jailed worker
+  # as a uid of its own, taken from the subordinate id range reserved here for the system user
+  # 'supermachine' in /etc/subuid and /etc/subgid: useradd, newuidmap and podman read the same
+  # files, so no other tool hands these ids out. The user owns no files and cannot log in.
+  if ! getent passwd supermachine >/dev/null; then
+    as_root useradd --system --gid supermachine --no-create-home --home-dir /nonexistent \
+      --shell /usr/sbin/nologin --comment "supermachine worker ids" supermachine
+    echo "    created system user 'supermachine' (owner of the per-VM worker id range)"
+  fi
+  reserve_worker_ids
 fi
 
 step "setup done"
