@@ -7,12 +7,15 @@
 // worker and the VM row (cause released). One sequence: every restore costs seconds here.
 #include <signal.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <regex>
+#include <optional>
 #include <string>
+#include <vector>
 
 #include <grpcpp/grpcpp.h>
 
@@ -21,6 +24,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
 #include "absl/time/clock.h"
+#include "daemon/config/worker_sandbox.h"
 #include "daemon/store/store.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -149,6 +153,42 @@ TEST(DaemonLab, PoolAcquireExecClonesPortForwardRelease) {
     }
   }
   ASSERT_GT(pid_of_1, 0);
+
+  // 7b. The default sandbox (no worker_* in the config): the lab runs the daemon as root, so
+  //     each worker is jailed, PID 1 of its own PID namespace below the keeper the daemon
+  //     tracks, and runs as a uid of its own from the range reserved for 'supermachine' in
+  //     /etc/subuid and /etc/subgid (deploy/setup.sh), or as uid 0 without capabilities when
+  //     this host has none (docs/security.md "Worker sandbox").
+  ASSERT_EQ(::geteuid(), 0u) << "the lab runs tests as root";
+  EXPECT_THAT(daemon->Stderr(), HasSubstr("jail on (auto: the daemon runs as root)"));
+  const std::optional<config::DaemonConfig::UidRange> reserved = config::ReservedSubidRange(
+      test_support::ReadWholeFile("/etc/subuid"), test_support::ReadWholeFile("/etc/subgid"),
+      config::kSubidOwner, std::nullopt);
+  std::vector<uint32_t> worker_uids;
+  for (const int keeper : {pid_of_1, pid1}) {
+    SCOPED_TRACE(absl::StrCat("keeper ", keeper));
+    int worker = 0;
+    ASSERT_TRUE(absl::SimpleAtoi(
+        Trim(test_support::ReadWholeFile(absl::StrCat("/proc/", keeper, "/task/", keeper,
+                                                      "/children"))),
+        &worker))
+        << "the keeper must have exactly one child, the jailed worker";
+    const std::string status = test_support::ReadWholeFile(absl::StrCat("/proc/", worker, "/status"));
+    EXPECT_TRUE(std::regex_search(status, std::regex(R"(\nNSpid:\t\d+\t1\n)"))) << status;
+    EXPECT_THAT(status, HasSubstr("\nCapEff:\t0000000000000000\n"));
+    std::smatch uid;
+    ASSERT_TRUE(std::regex_search(status, uid, std::regex(R"(\nUid:\t(\d+)\t)"))) << status;
+    worker_uids.push_back(static_cast<uint32_t>(std::stoul(uid[1])));
+    if (reserved.has_value()) {
+      EXPECT_GE(worker_uids.back(), reserved->first);
+      EXPECT_LT(uint64_t{worker_uids.back()}, uint64_t{reserved->first} + reserved->count);
+    } else {
+      EXPECT_EQ(worker_uids.back(), 0u) << "no reserved range: jailed as uid 0";
+    }
+  }
+  if (reserved.has_value()) {
+    EXPECT_NE(worker_uids[0], worker_uids[1]) << "one uid per VM";
+  }
   CommandResult rm = smctl({"rm", id1});
   EXPECT_EQ(rm.exit.code, 0) << rm.err;
   EXPECT_TRUE(ProcessGone(pid_of_1));
