@@ -153,14 +153,24 @@ bool WaitPoolReady(int metrics_port, double n) {
 }
 
 // Live worker processes of the daemon's VM directory (zombies excluded: dead is dead).
+// One pid per live VM of `vm_dir`: the process the daemon tracks. A jailed worker (the
+// default for a root daemon) is two processes with the same argv, its PID namespace keeper and,
+// as the keeper's only child, the VMM; the keeper is the VM's pid (reconcile.cc does the same).
 std::set<int> LiveWorkers(const std::string& vm_dir) {
   vm::ProcFs procs;
-  std::set<int> out;
+  std::set<int> found;
   const std::string want = fs::path(vm_dir).lexically_normal().string();
   for (int pid : procs.Pids()) {
     const std::string dir = vm::WorkerVmDirOf(procs.Argv(pid));
     if (!dir.empty() && fs::path(dir).lexically_normal().string() == want &&
         procs.StartTime(pid).has_value()) {
+      found.insert(pid);
+    }
+  }
+  std::set<int> out;
+  for (int pid : found) {
+    const std::optional<int> parent = procs.ParentPid(pid);
+    if (!parent.has_value() || found.count(*parent) == 0) {
       out.insert(pid);
     }
   }
