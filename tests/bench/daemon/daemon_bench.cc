@@ -293,7 +293,7 @@ json DensitySide(const std::vector<bench::ProcessMemory>& mem, double avail_befo
 }
 
 // N VMs acquired with a forward of the httpd port, each answering, left idle `idle_s`, then
-// measured (smaps of every worker; MemAvailable before and after) and asked for the page again.
+// measured (smaps of every worker, with its jail's keeper; MemAvailable before and after) and asked for the page again.
 json DensityOurs(v1::Supermachine::Stub& stub, test_support::DaemonProcess& daemon, int pool_min,
                  int n, int idle_s, const std::string& memory_file, double budget_mib) {
   const int metrics = daemon.metrics_port();
@@ -323,7 +323,7 @@ json DensityOurs(v1::Supermachine::Stub& stub, test_support::DaemonProcess& daem
   const double after = bench::MemAvailableMib();
   std::vector<bench::ProcessMemory> mem;
   for (pid_t pid : pids) {
-    mem.push_back(bench::ReadProcessMemory(pid, memory_file));
+    mem.push_back(bench::ReadProcessTreeMemory(pid, memory_file));
   }
   int answering = 0;
   for (int port : ports) {

@@ -83,6 +83,55 @@ ProcessMemory ReadProcessMemory(pid_t pid, const std::string& guest_memory_file)
   return r;
 }
 
+namespace {
+
+std::vector<pid_t> ChildrenOf(pid_t pid) {
+  std::ifstream in(absl::StrCat("/proc/", pid, "/task/", pid, "/children"));
+  std::vector<pid_t> out;
+  pid_t child = 0;
+  while (in >> child) {
+    out.push_back(child);
+  }
+  return out;
+}
+
+}  // namespace
+
+ProcessMemory ReadProcessTreeMemory(pid_t pid, const std::string& guest_memory_file) {
+  ProcessMemory sum = ReadProcessMemory(pid, guest_memory_file);
+  if (!sum.ok) {
+    return sum;
+  }
+  double top_private = sum.private_mib;
+  std::vector<pid_t> todo = ChildrenOf(pid);
+  while (!todo.empty()) {
+    const pid_t p = todo.back();
+    todo.pop_back();
+    const ProcessMemory m = ReadProcessMemory(p, guest_memory_file);
+    if (!m.ok) {
+      continue;  // ended meanwhile
+    }
+    sum.private_mib += m.private_mib;
+    sum.private_dirty_mib += m.private_dirty_mib;
+    sum.pss_mib += m.pss_mib;
+    sum.rss_mib += m.rss_mib;
+    sum.guest_written_mib += m.guest_written_mib;
+    sum.guest_read_mib += m.guest_read_mib;
+    sum.guest_file_private_mib += m.guest_file_private_mib;
+    sum.other_private_mib += m.other_private_mib;
+    sum.other_anon_mib += m.other_anon_mib;
+    sum.page_tables_mib += m.page_tables_mib;
+    if (m.private_mib > top_private) {
+      top_private = m.private_mib;
+      sum.top_other = m.top_other;
+    }
+    for (pid_t c : ChildrenOf(p)) {
+      todo.push_back(c);
+    }
+  }
+  return sum;
+}
+
 double MemAvailableMib() {
   std::ifstream in("/proc/meminfo");
   std::string key;

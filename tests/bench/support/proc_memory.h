@@ -39,6 +39,11 @@ struct ProcessMemory {
 // file, canonical); "" for a process that has none (every mapping is then "other").
 ProcessMemory ReadProcessMemory(pid_t pid, const std::string& guest_memory_file);
 
+// A VM's whole footprint: `pid` and every process below it, summed (top_other from the one with
+// the most private memory). The daemon tracks a jailed worker (its default as root) by its PID
+// namespace keeper, whose only child is the VMM; both are the VM's cost. ok: `pid` was read.
+ProcessMemory ReadProcessTreeMemory(pid_t pid, const std::string& guest_memory_file);
+
 // MemAvailable from /proc/meminfo, MiB (-1 if unreadable): the host-wide view, which also counts
 // page cache and kernel memory (KVM's own page tables, for instance) that no smaps shows.
 double MemAvailableMib();
