@@ -41,13 +41,15 @@ std::string ReadWholeFile(const std::string& path) {
 }
 
 absl::StatusOr<DaemonProcess> DaemonProcess::Start(const std::string& dir,
-                                                   const std::vector<std::string>& extra_args) {
+                                                   const std::vector<std::string>& extra_args,
+                                                   const std::vector<std::string>& run_under) {
   const std::string socket = dir + "/sm.sock";
   const std::string state = dir + "/state";
   const std::string err_path = dir + "/supermachined.stderr";
   std::vector<std::string> argv = {SM_SUPERMACHINED_PATH, "--socket", socket, "--state-dir",
                                    state, "--metrics-address", "127.0.0.1:0"};
   argv.insert(argv.end(), extra_args.begin(), extra_args.end());
+  argv.insert(argv.begin(), run_under.begin(), run_under.end());
   base::UniqueFd err(::open(err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
   if (!err) {
     return base::ErrnoToStatus(errno, err_path);

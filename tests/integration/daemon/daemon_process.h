@@ -34,8 +34,11 @@ class DaemonProcess {
   // --metrics-address 127.0.0.1:0 plus `extra_args`, and waits for its "serving" log line
   // (or its exit, reported with its stderr). Starting again in the same `dir` after a crash
   // restarts the daemon on the same state (the crash-recovery tests).
+  // `run_under`: a command line the daemon is run by, e.g. {"/usr/bin/setpriv", "--reuid=N",
+  // ...} to start it as another user ({} = directly).
   static absl::StatusOr<DaemonProcess> Start(const std::string& dir,
-                                             const std::vector<std::string>& extra_args = {});
+                                             const std::vector<std::string>& extra_args = {},
+                                             const std::vector<std::string>& run_under = {});
 
   const std::string& socket() const { return socket_; }
   const std::string& state_dir() const { return state_dir_; }
