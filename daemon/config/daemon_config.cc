@@ -85,7 +85,7 @@ constexpr char kConfigFields[] =
 
 constexpr uint32_t kMinBalloonTargetPercent = 1;
 constexpr uint32_t kMaxBalloonTargetPercent = 95;
-constexpr uint64_t kMaxBalloonIdleAfterS = 30 * 24 * 3600;
+constexpr uint64_t kMaxBalloonIdleAfterS = uint64_t{30} * 24 * 3600;
 
 std::string BalloonPercentError(const std::string& value) {
   return absl::StrCat("config file: 'balloon_idle_target_percent' is ", value,

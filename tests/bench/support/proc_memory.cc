@@ -125,9 +125,8 @@ ProcessMemory ReadProcessTreeMemory(pid_t pid, const std::string& guest_memory_f
       top_private = m.private_mib;
       sum.top_other = m.top_other;
     }
-    for (pid_t c : ChildrenOf(p)) {
-      todo.push_back(c);
-    }
+    const std::vector<pid_t> children = ChildrenOf(p);
+    todo.insert(todo.end(), children.begin(), children.end());
   }
   return sum;
 }
