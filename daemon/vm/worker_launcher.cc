@@ -217,6 +217,18 @@ absl::StatusOr<std::unique_ptr<VmInstance>> WorkerLauncher::Adopt(const store::V
   vm->console_ = dir + "/console.log";
   vm->agent_ = std::make_unique<agent::AgentClient>(
       std::make_unique<agent::HybridVsockDialer>(vm->vsock_, agent::protocol::kAgentPort));
+  // Its cgroup (worker_cgroup_parent): the worker made <parent>/sm-<id> at spawn and it is
+  // still there while the worker lives. Known again here so that the VM's end reports an OOM
+  // kill and removes the directory, as for a VM this daemon started. Derived from the config,
+  // not read from the worker's argv, which a worker taken over by its guest could rewrite. (A
+  // parent changed across the restart leaves the old directory behind: it is not ours then.)
+  if (!options_.cgroup_parent.empty()) {
+    const std::string cgroup = absl::StrCat(options_.cgroup_parent, "/sm-", row.id);
+    std::error_code ec;
+    if (std::filesystem::is_directory(cgroup, ec)) {
+      vm->cgroup_ = cgroup;
+    }
+  }
   if (options_.uid_pool != nullptr) {
     // The worker keeps the uid it was started with; hold it so no new VM is given it too.
     if (std::optional<uint32_t> uid = WorkerUidOf(ProcFs().Argv(static_cast<int>(*row.pid)))) {

@@ -120,12 +120,8 @@ for v in json.load(sys.stdin).get("vms", []):
   wait_for 30 gone "$keeper" || ifail "worker $keeper still runs after a clean restart"
   smctl ps -a | grep -q "^$vm1 .* released " || ifail "VM $vm1 is not 'released' after a restart"
   say "inside: systemctl restart: VM $vm1 released, worker gone, in $((SECONDS - t0)) s"
-  # The re-adopted VM's cgroup: the daemon does not learn it on re-adoption (known, reported).
-  if [ -d "$cg" ]; then
-    say "inside: NOTE: $cg stayed after its re-adopted VM was released (daemon: Adopt does" \
-        "not read --cgroup back; when fixed, make this a failure)"
-    rmdir "$cg" 2>/dev/null || true
-  fi
+  # The re-adopted VM's cgroup goes with it too (WorkerLauncher::Adopt knows it again).
+  [ ! -d "$cg" ] || ifail "$cg stayed after its re-adopted VM was released"
 
   # --- socket activation: systemd owns the socket, the first connection starts the service
   systemctl stop supermachined || ifail "systemctl stop supermachined failed"

@@ -239,5 +239,42 @@ TEST(LauncherUidPool, AdoptedWorkersUidIsHeldUntilItStops) {
   EXPECT_EQ(pool->InUse(), 1u) << "only the fresh lease is left";
 }
 
+// A worker a previous daemon started in <parent>/sm-<id>: the re-adopted VM knows its cgroup
+// again, so its end removes it (and would read its OOM kills), as for a VM started here.
+TEST(LauncherCgroup, AdoptedWorkersCgroupIsRemovedWhenItStops) {
+  TempDir dir;
+  auto agent = AgentFor(dir, "a1");
+  const std::string parent = dir.Join("cgroups");
+  // A plain directory stands in for the cgroup: removal is an rmdir either way, and without
+  // memory.events there is no OOM count to read.
+  std::filesystem::create_directories(parent + "/sm-a1");
+  std::filesystem::create_directories(parent + "/sm-other");
+  absl::StatusOr<base::ChildProcess> worker = base::ChildProcess::Spawn({
+      .argv = {"/bin/sh", Script(dir, "sleep 600 &\nwait\n"), "--control",
+               dir.Join("vms/a1/control"), "--cgroup=" + parent + "/sm-other"},
+      .new_session = true,
+  });
+  ASSERT_TRUE(worker.ok()) << worker.status();
+  absl::StatusOr<int64_t> start = ProcessStartTime(worker->pid());
+  ASSERT_TRUE(start.ok()) << start.status();
+  testing::FakeJournal journal;
+  WorkerLauncher launcher({.worker_binary = "/nonexistent",
+                           .runtime_dir = dir.Join("vms"),
+                           .journal = &journal,
+                           .cgroup_parent = parent});
+  store::VmRecord row{.id = "a1",
+                      .pid = worker->pid(),
+                      .pid_start_time = *start,
+                      .control_socket = dir.Join("vms/a1/control")};
+
+  auto vm = launcher.Adopt(row, Deadline());
+  ASSERT_TRUE(vm.ok()) << vm.status();
+  (*vm)->Stop(absl::Seconds(5));
+
+  EXPECT_FALSE(std::filesystem::exists(parent + "/sm-a1")) << "the VM's cgroup left behind";
+  EXPECT_TRUE(std::filesystem::exists(parent + "/sm-other"))
+      << "what the worker's own argv names is not trusted";
+}
+
 }  // namespace
 }  // namespace supermachine::vm
