@@ -11,6 +11,7 @@
 #include <algorithm>
 #include <cstring>
 #include <string>
+#include <utility>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/numbers.h"
@@ -87,8 +88,7 @@ absl::StatusOr<base::UniqueFd> ConnectUnix(const std::string& path, absl::Time d
     }
     int err = errno;
     if (err == ENOENT || err == ECONNREFUSED) {
-      return absl::UnavailableError(absl::StrCat("connect ", path, ": ", strerror(err),
-                                                 " (is the worker running with --vsock?)"));
+      return absl::UnavailableError(absl::StrCat("connect ", path, ": ", strerror(err)));
     }
     if (err != EAGAIN && err != EINTR) {
       return base::ErrnoToStatus(err, absl::StrCat("connect ", path));
@@ -111,7 +111,13 @@ std::string HybridVsockDialer::Describe() const {
 }
 
 absl::StatusOr<base::UniqueFd> HybridVsockDialer::Dial(absl::Time deadline) const {
-  SM_ASSIGN_OR_RETURN(base::UniqueFd fd, ConnectUnix(socket_path_, deadline));
+  absl::StatusOr<base::UniqueFd> connected = ConnectUnix(socket_path_, deadline);
+  if (absl::IsUnavailable(connected.status())) {
+    // Said here, not in ConnectUnix: its other callers dial sockets other than --vsock's.
+    return absl::UnavailableError(absl::StrCat(connected.status().message(),
+                                               " (is the worker running with --vsock?)"));
+  }
+  SM_ASSIGN_OR_RETURN(base::UniqueFd fd, std::move(connected));
   const std::string request = absl::StrCat("CONNECT ", port_, "\n");
   size_t sent = 0;
   while (sent < request.size()) {

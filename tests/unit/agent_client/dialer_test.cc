@@ -1,6 +1,7 @@
 // File: dialer_test.cc
 // HybridVsockDialer against a fake worker endpoint: the CONNECT handshake, refusal, silence,
-// garbage, and not consuming the guest's first bytes; UnixDialer on a missing socket.
+// garbage, and not consuming the guest's first bytes; UnixDialer and ConnectUnix on a missing
+// or overlong socket path.
 #include "daemon/agent/dialer.h"
 
 #include <unistd.h>
@@ -89,7 +90,7 @@ TEST(HybridVsockDialer, SilentEndpointHitsTheDeadline) {
   EXPECT_LT(absl::Now() - start, absl::Seconds(5));
 }
 
-TEST(HybridVsockDialer, MissingSocketIsUnavailable) {
+TEST(HybridVsockDialer, MissingSocketIsUnavailableAskingForVsock) {
   TempDir dir;
   HybridVsockDialer dialer(dir.Join("absent.sock"), 1024);
 
@@ -97,6 +98,18 @@ TEST(HybridVsockDialer, MissingSocketIsUnavailable) {
 
   EXPECT_TRUE(absl::IsUnavailable(fd.status())) << fd.status();
   EXPECT_THAT(fd.status().message(), HasSubstr("absent.sock"));
+  EXPECT_THAT(fd.status().message(), HasSubstr("--vsock"));
+}
+
+// ConnectUnix dials other sockets too (the worker's control socket): no --vsock hint there.
+TEST(ConnectUnix, MissingSocketIsUnavailableNamingOnlyThePath) {
+  TempDir dir;
+
+  auto fd = ConnectUnix(dir.Join("control"), absl::Now() + absl::Seconds(1));
+
+  EXPECT_TRUE(absl::IsUnavailable(fd.status())) << fd.status();
+  EXPECT_THAT(fd.status().message(), HasSubstr(dir.Join("control")));
+  EXPECT_THAT(fd.status().message(), ::testing::Not(HasSubstr("--vsock")));
 }
 
 TEST(UnixDialer, OverlongPathIsInvalidArgument) {
