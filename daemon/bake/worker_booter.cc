@@ -2,7 +2,6 @@
 #include "daemon/bake/worker_booter.h"
 
 #include <fcntl.h>
-#include <poll.h>
 #include <stdlib.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -19,6 +18,7 @@
 #include "daemon/agent/agent_client.h"
 #include "daemon/agent/dialer.h"
 #include "daemon/bake/delta.h"
+#include "daemon/vm/worker_control.h"
 #include "guest-agent/protocol/frame.h"
 #include "worker/base/child_process.h"
 #include "worker/base/status_macros.h"
@@ -33,46 +33,6 @@ constexpr absl::Duration kPollSlice = absl::Milliseconds(500);
 
 uint64_t MsSince(absl::Time t0) {
   return static_cast<uint64_t>(absl::ToInt64Milliseconds(absl::Now() - t0));
-}
-
-// One line-oriented exchange on the worker's control socket (docs/snapshot.md).
-absl::StatusOr<std::string> ControlCommand(const std::string& socket, const std::string& command,
-                                           absl::Time deadline) {
-  SM_ASSIGN_OR_RETURN(base::UniqueFd fd, agent::ConnectUnix(socket, deadline));
-  const std::string line = command + "\n";
-  size_t sent = 0;
-  while (sent < line.size()) {
-    SM_RETURN_IF_ERROR(agent::PollUntil(fd.get(), POLLOUT, deadline, "control socket write"));
-    const ssize_t n = ::write(fd.get(), line.data() + sent, line.size() - sent);
-    if (n < 0 && (errno == EINTR || errno == EAGAIN)) {
-      continue;
-    }
-    if (n < 0) {
-      return base::ErrnoToStatus(errno, "control socket write");
-    }
-    sent += static_cast<size_t>(n);
-  }
-  std::string reply;
-  char c = 0;
-  while (reply.size() < 4096) {
-    SM_RETURN_IF_ERROR(agent::PollUntil(fd.get(), POLLIN, deadline, "control socket reply"));
-    const ssize_t n = ::read(fd.get(), &c, 1);
-    if (n < 0 && (errno == EINTR || errno == EAGAIN)) {
-      continue;
-    }
-    if (n <= 0) {
-      return absl::UnavailableError(
-          absl::StrCat("worker closed its control socket before answering '", command, "'"));
-    }
-    if (c == '\n') {
-      break;
-    }
-    reply.push_back(c);
-  }
-  if (reply.rfind("OK", 0) != 0) {
-    return absl::InternalError(absl::StrCat("worker '", command, "': ", reply));
-  }
-  return reply;
 }
 
 // One boot: owns the state of a single BootAndSnapshot call (the booter itself is shared by
@@ -167,12 +127,12 @@ class WorkerRun {
     const absl::Time t_snap = absl::Now();
     const absl::Time snap_deadline = std::min(plan.deadline, absl::Now() + absl::Minutes(5));
     absl::StatusOr<std::string> reply =
-        ControlCommand(control, "snapshot " + plan.out_dir, snap_deadline);
+        vm::WorkerControlOk(control, "snapshot " + plan.out_dir, snap_deadline);
     if (!reply.ok()) {
       return WithConsole(reply.status(), "snapshot failed");
     }
     t.snapshot_ms = MsSince(t_snap);
-    ControlCommand(control, "exit", absl::Now() + absl::Seconds(5)).IgnoreError();
+    vm::WorkerControl(control, "exit", absl::Now() + absl::Seconds(5)).IgnoreError();
     if (!child.WaitFor(absl::Seconds(5)).ok()) {
       child.Terminate(absl::Seconds(2)).IgnoreError();
     }

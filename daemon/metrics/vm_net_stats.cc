@@ -1,55 +1,18 @@
 // File: vm_net_stats.cc
 #include "daemon/metrics/vm_net_stats.h"
 
-#include <poll.h>
-#include <sys/socket.h>
-#include <sys/un.h>
-#include <unistd.h>
-
-#include <algorithm>
-#include <cerrno>
-#include <cstring>
-#include <vector>
-
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
-#include "worker/base/status_macros.h"
-#include "worker/base/unique_fd.h"
+#include "daemon/vm/worker_control.h"
 
 namespace supermachine::metrics {
 namespace {
 
-// A stats reply is one short line; a longer answer is not one.
-constexpr size_t kMaxReply = 4096;
-
 absl::Status NotAReply(absl::string_view line) {
   return absl::InvalidArgumentError(
       absl::StrCat("worker stats reply '", line.substr(0, 200), "' is not 'OK net ...'"));
-}
-
-// Milliseconds left until `deadline` for poll(), at least 0.
-int PollTimeout(absl::Time deadline) {
-  const int64_t ms = absl::ToInt64Milliseconds(deadline - absl::Now());
-  return static_cast<int>(std::clamp<int64_t>(ms, 0, 60'000));
-}
-
-absl::Status WaitFor(int fd, int16_t events, absl::Time deadline, absl::string_view what) {
-  pollfd p{.fd = fd, .events = events, .revents = 0};
-  while (true) {
-    const int n = ::poll(&p, 1, PollTimeout(deadline));
-    if (n > 0) {
-      return absl::OkStatus();
-    }
-    if (n == 0) {
-      return absl::UnavailableError(absl::StrCat("worker control socket: no ", what,
-                                                 " before the deadline"));
-    }
-    if (errno != EINTR) {
-      return base::ErrnoToStatus(errno, "poll the worker control socket");
-    }
-  }
 }
 
 }  // namespace
@@ -98,49 +61,16 @@ absl::StatusOr<VmNetStats> ParseStatsReply(absl::string_view line) {
 }
 
 absl::StatusOr<VmNetStats> ReadVmNetStats(const std::string& control_socket, absl::Time deadline) {
-  sockaddr_un addr{};
-  addr.sun_family = AF_UNIX;
-  if (control_socket.empty() || control_socket.size() >= sizeof(addr.sun_path)) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("worker control socket path '", control_socket, "' is empty or too long"));
+  absl::StatusOr<std::string> reply = vm::WorkerControl(control_socket, "stats", deadline);
+  if (absl::IsDeadlineExceeded(reply.status())) {
+    // For a scrape or an inspect a worker too slow to answer is one that cannot answer now,
+    // and asking again later may work: Unavailable, as for an unreachable one.
+    return absl::UnavailableError(reply.status().message());
   }
-  std::memcpy(addr.sun_path, control_socket.data(), control_socket.size());
-  base::UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
-  if (!fd) {
-    return base::ErrnoToStatus(errno, "socket");
+  if (!reply.ok()) {
+    return reply.status();
   }
-  if (::connect(fd.get(), reinterpret_cast<const sockaddr*>(&addr), sizeof(addr)) != 0) {
-    // A Unix socket connects at once or not at all (EAGAIN: backlog full, treated alike).
-    return absl::UnavailableError(absl::StrCat("connect to the worker control socket ",
-                                               control_socket, ": ", std::strerror(errno)));
-  }
-  static constexpr char kStats[] = "stats\n";
-  SM_RETURN_IF_ERROR(WaitFor(fd.get(), POLLOUT, deadline, "room to send"));
-  if (::send(fd.get(), kStats, sizeof(kStats) - 1, MSG_NOSIGNAL) !=
-      static_cast<ssize_t>(sizeof(kStats) - 1)) {
-    return base::ErrnoToStatus(errno, absl::StrCat("send stats to ", control_socket));
-  }
-  std::string reply;
-  std::vector<char> buf(512);
-  while (reply.find('\n') == std::string::npos) {
-    if (reply.size() > kMaxReply) {
-      return NotAReply(reply);
-    }
-    SM_RETURN_IF_ERROR(WaitFor(fd.get(), POLLIN, deadline, "stats reply"));
-    const ssize_t n = ::recv(fd.get(), buf.data(), buf.size(), 0);
-    if (n == 0) {
-      return absl::UnavailableError(
-          absl::StrCat("worker control socket ", control_socket, " closed without a reply"));
-    }
-    if (n < 0) {
-      if (errno == EINTR || errno == EAGAIN) {
-        continue;
-      }
-      return base::ErrnoToStatus(errno, absl::StrCat("read stats from ", control_socket));
-    }
-    reply.append(buf.data(), static_cast<size_t>(n));
-  }
-  return ParseStatsReply(absl::string_view(reply).substr(0, reply.find('\n')));
+  return ParseStatsReply(*reply);
 }
 
 }  // namespace supermachine::metrics

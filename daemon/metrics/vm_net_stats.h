@@ -34,8 +34,10 @@ struct VmNetStats {
 // reply, quoting it.
 absl::StatusOr<VmNetStats> ParseStatsReply(absl::string_view line);
 
-// Connects to the worker's control socket, sends `stats`, parses the reply. Unavailable when
-// the socket cannot be reached or answers nothing before `deadline`.
+// Sends `stats` on the worker's control socket (vm::WorkerControl) and parses the reply.
+// Unavailable when the socket cannot be reached or answers nothing before `deadline` (the
+// message says so); FailedPrecondition for a VM without a control socket; InvalidArgument
+// from ParseStatsReply.
 absl::StatusOr<VmNetStats> ReadVmNetStats(const std::string& control_socket, absl::Time deadline);
 
 }  // namespace supermachine::metrics

@@ -2,30 +2,21 @@
 // The idle-VM balloon policy (daemon/vm/idle_balloon.h) driven tick by tick: a fake clock, a
 // send hook that records commands and answers with a scripted reply, a RAM-size hook. Covers
 // inflate after idle (not before), activity deflating and restarting the timer, workers
-// without a balloon never asked twice, the percent math and the reply classification. Also
-// the control-socket exchange (daemon/vm/worker_control.h) against a fake worker socket.
+// without a balloon never asked twice, the percent math and the reply classification. The
+// control-socket exchange itself (daemon/vm/worker_control.h) has worker_control_test.cc.
 #include "daemon/vm/idle_balloon.h"
 
-#include <sys/socket.h>
-#include <sys/un.h>
-
-#include <cstring>
 #include <optional>
 #include <string>
-#include <thread>
 #include <vector>
 
-#include "daemon/vm/worker_control.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "tests/support/temp_dir.h"
-#include "worker/base/unique_fd.h"
 
 namespace supermachine::vm {
 namespace {
 
 using ::testing::ElementsAre;
-using ::testing::HasSubstr;
 using Kind = IdleBalloonEvent::Kind;
 
 constexpr absl::Duration kIdleAfter = absl::Seconds(300);
@@ -235,68 +226,6 @@ TEST(ClassifyBalloonReply, TellsAcceptedUnsupportedAndOtherErrorsApart) {
   EXPECT_EQ(ClassifyBalloonReply("ERR balloon-target: PAGES must be a number"),
             BalloonReply::kError);
   EXPECT_EQ(ClassifyBalloonReply("OK balloon=none"), BalloonReply::kError);
-}
-
-// A stand-in worker control socket answering its first connection's first line.
-class FakeWorkerControl {
- public:
-  FakeWorkerControl(std::string path, std::string reply) : path_(std::move(path)) {
-    fd_.Reset(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
-    sockaddr_un addr{};
-    addr.sun_family = AF_UNIX;
-    std::memcpy(addr.sun_path, path_.data(), path_.size());
-    EXPECT_EQ(::bind(fd_.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
-    EXPECT_EQ(::listen(fd_.get(), 4), 0);
-    thread_ = std::thread([this, reply = std::move(reply)] {
-      base::UniqueFd c(::accept(fd_.get(), nullptr, nullptr));
-      std::string line;
-      char ch = 0;
-      while (::recv(c.get(), &ch, 1, 0) == 1 && ch != '\n') {
-        line.push_back(ch);
-      }
-      got_ = line;
-      (void)::send(c.get(), reply.data(), reply.size(), MSG_NOSIGNAL);
-    });
-  }
-  ~FakeWorkerControl() {
-    if (thread_.joinable()) {
-      thread_.join();
-    }
-  }
-  std::string got() {
-    thread_.join();
-    return got_;
-  }
-
- private:
-  std::string path_;
-  base::UniqueFd fd_;
-  std::thread thread_;
-  std::string got_;
-};
-
-TEST(WorkerControl, SendsTheCommandLineAndReturnsTheFirstReplyLine) {
-  test_support::TempDir dir;
-  FakeWorkerControl worker(dir.Join("control"), "OK balloon-target pages=45875\ntrailing");
-  absl::StatusOr<std::string> reply = WorkerControl(dir.Join("control"), "balloon-target 45875",
-                                                    absl::Now() + absl::Seconds(60));
-  ASSERT_TRUE(reply.ok()) << reply.status();
-  EXPECT_EQ(*reply, "OK balloon-target pages=45875");
-  EXPECT_EQ(worker.got(), "balloon-target 45875");
-}
-
-TEST(WorkerControl, AWorkerClosingWithoutAnswerIsUnavailable) {
-  test_support::TempDir dir;
-  FakeWorkerControl worker(dir.Join("control"), "");
-  absl::StatusOr<std::string> reply =
-      WorkerControl(dir.Join("control"), "balloon-target 0", absl::Now() + absl::Seconds(60));
-  EXPECT_TRUE(absl::IsUnavailable(reply.status())) << reply.status();
-  EXPECT_THAT(reply.status().message(), HasSubstr("balloon-target 0"));
-}
-
-TEST(WorkerControl, NoControlSocketIsFailedPrecondition) {
-  absl::StatusOr<std::string> reply = WorkerControl("", "balloon-target 0", absl::Now());
-  EXPECT_TRUE(absl::IsFailedPrecondition(reply.status())) << reply.status();
 }
 
 }  // namespace
