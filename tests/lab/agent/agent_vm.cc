@@ -3,7 +3,6 @@
 #include "tests/lab/agent/agent_vm.h"
 
 #include <fcntl.h>
-#include <poll.h>
 #include <signal.h>
 #include <unistd.h>
 
@@ -13,12 +12,12 @@
 #include <sstream>
 
 #include "absl/strings/escaping.h"
-#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/strip.h"
 #include "daemon/agent/dialer.h"
 #include "daemon/layer/converter.h"
+#include "daemon/vm/worker_control.h"
 #include "guest-agent/protocol/frame.h"
 #include "tests/unit/layer/tar_builder.h"
 #include "worker/base/status_macros.h"
@@ -57,38 +56,6 @@ absl::Status Convert(const std::string& tar, const std::string& sqfs) {
   }
   absl::StatusOr<layer::ConvertStats> stats = layer::ConvertLayer(tar, sqfs, {.num_workers = 1});
   return stats.ok() ? absl::OkStatus() : base::Annotate(stats.status(), "convert " + tar);
-}
-
-// One command on the worker's control socket (docs/snapshot.md): a line out, a line back.
-absl::StatusOr<std::string> ControlCommand(const std::string& path, const std::string& line,
-                                           absl::Time deadline) {
-  SM_ASSIGN_OR_RETURN(base::UniqueFd fd, ConnectUnix(path, deadline));
-  const std::string out = line + "\n";
-  size_t sent = 0;
-  while (sent < out.size()) {
-    SM_RETURN_IF_ERROR(PollUntil(fd.get(), POLLOUT, deadline, "control " + line));
-    ssize_t n = write(fd.get(), out.data() + sent, out.size() - sent);
-    if (n < 0 && errno != EAGAIN && errno != EINTR) {
-      return base::ErrnoToStatus(errno, "control " + line);
-    }
-    sent += n > 0 ? static_cast<size_t>(n) : 0;
-  }
-  std::string reply;
-  while (reply.empty() || reply.back() != '\n') {
-    SM_RETURN_IF_ERROR(PollUntil(fd.get(), POLLIN, deadline, "control " + line));
-    char buf[512];
-    ssize_t n = read(fd.get(), buf, sizeof(buf));
-    if (n == 0) {
-      return absl::UnavailableError("control " + line + ": closed after '" + reply + "'");
-    }
-    if (n > 0) {
-      reply.append(buf, static_cast<size_t>(n));
-    }
-  }
-  if (!absl::StartsWith(reply, "OK")) {
-    return absl::InternalError("control " + line + ": " + reply);
-  }
-  return reply;
 }
 
 }  // namespace
@@ -254,8 +221,8 @@ std::string AgentVm::Diagnostics() const {
 
 absl::Status AgentVm::Snapshot(const std::string& dir) {
   const absl::Time deadline = absl::Now() + absl::Seconds(300);
-  SM_RETURN_IF_ERROR(ControlCommand(control_path_, "snapshot " + dir, deadline).status());
-  return ControlCommand(control_path_, "resume", deadline).status();
+  SM_RETURN_IF_ERROR(vm::WorkerControlOk(control_path_, "snapshot " + dir, deadline).status());
+  return vm::WorkerControlOk(control_path_, "resume", deadline).status();
 }
 
 absl::StatusOr<base::ExitStatus> AgentVm::Shutdown(absl::Duration timeout) {
