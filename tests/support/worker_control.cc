@@ -8,6 +8,11 @@
 #include <cstring>
 #include <utility>
 
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/string_view.h"
+#include "absl/strings/strip.h"
+
 namespace supermachine::test_support {
 
 std::vector<std::string> WorkerCommands(const std::string& control_socket,
@@ -53,6 +58,20 @@ std::vector<std::string> WorkerCommands(const std::string& control_socket,
 std::string WorkerCommand(const std::string& control_socket, const std::string& line,
                           int connect_wait_ms) {
   return WorkerCommands(control_socket, {line}, connect_wait_ms).front();
+}
+
+std::optional<uint64_t> ReplyField(const std::string& reply, const std::string& key) {
+  for (absl::string_view item : absl::StrSplit(reply, ' ', absl::SkipEmpty())) {
+    uint64_t value = 0;
+    if (absl::ConsumePrefix(&item, key) && absl::ConsumePrefix(&item, "=")) {
+      // The first item of that key counts (a reply never repeats one); SimpleAtoi takes a
+      // trailing newline and refuses a sign.
+      return absl::SimpleAtoi(item, &value)
+                 ? std::optional<uint64_t>(value)
+                 : std::nullopt;
+    }
+  }
+  return std::nullopt;
 }
 
 }  // namespace supermachine::test_support

@@ -30,7 +30,6 @@
 #include <grpcpp/grpcpp.h>
 
 #include "absl/strings/match.h"
-#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
@@ -49,6 +48,7 @@ namespace {
 namespace fs = std::filesystem;
 using lab::ExecIn;
 using lab::ExecOut;
+using test_support::ReplyField;
 
 constexpr char kSnapshot[] = "sup";
 // How long anything that waits on a guest may take: a restore plus an exec is seconds in the
@@ -469,17 +469,6 @@ TEST_F(SupervisionLab, FailingHealthCheckRestartsTheVmUnderOnFailure) {
   Release("sick");
 }
 
-// The value of `key=` in a "k=v k=v" reply (0 if absent).
-uint64_t Field(const std::string& line, const std::string& key) {
-  const size_t at = line.find(" " + key + "=");
-  uint64_t v = 0;
-  if (at != std::string::npos) {
-    const size_t from = at + key.size() + 2;
-    (void)absl::SimpleAtoi(line.substr(from, line.find(' ', from) - from), &v);
-  }
-  return v;
-}
-
 TEST_F(SupervisionLab, AnIdleVmsBalloonIsInflatedAndAnExecDeflatesIt) {
   const v1::VM vm = Acquire("idle", "no");
   ASSERT_FALSE(vm.id().empty());
@@ -487,7 +476,7 @@ TEST_F(SupervisionLab, AnIdleVmsBalloonIsInflatedAndAnExecDeflatesIt) {
   const std::string control = absl::StrCat(daemon_->state_dir(), "/vms/", vm.id(), "/control");
   auto actual = [&] { return test_support::WorkerCommand(control, "balloon"); };
   ASSERT_THAT(actual(), ::testing::StartsWith("OK balloon ")) << "no balloon in the baked VM";
-  EXPECT_EQ(Field(actual(), "actual_pages"), 0u) << "inflated before it was idle";
+  EXPECT_EQ(ReplyField(actual(), "actual_pages"), 0u) << "inflated before it was idle";
 
   // Idle past balloon_idle_after_s: the daemon sets 70% of the guest's RAM as the target and
   // the guest gives that many pages to the balloon.
@@ -496,11 +485,11 @@ TEST_F(SupervisionLab, AnIdleVmsBalloonIsInflatedAndAnExecDeflatesIt) {
   for (const absl::Time until = absl::Now() + kBalloonIdleAfter + kGuestWait;
        absl::Now() < until && inflated == 0;) {
     last = actual();
-    inflated = Field(last, "actual_pages");
+    inflated = ReplyField(last, "actual_pages").value_or(0);
     absl::SleepFor(absl::Seconds(1));
   }
   ASSERT_GT(inflated, 0u) << "never inflated; last: " << last << "\n" << daemon_->Stderr();
-  EXPECT_GT(Field(last, "inflated_pages"), 0u) << last;
+  EXPECT_GT(ReplyField(last, "inflated_pages"), 0u) << last;
 
   // Activity: the exec first deflates (target 0), and the guest answers all the same.
   ExecOut out = ExecIn(*stub_, vm.id(), {"/bin/busybox", "echo", "awake"});
@@ -508,7 +497,7 @@ TEST_F(SupervisionLab, AnIdleVmsBalloonIsInflatedAndAnExecDeflatesIt) {
   uint64_t now_actual = inflated;
   for (const absl::Time until = absl::Now() + kGuestWait; absl::Now() < until && now_actual != 0;) {
     last = actual();
-    now_actual = Field(last, "actual_pages");
+    now_actual = ReplyField(last, "actual_pages").value_or(now_actual);
     absl::SleepFor(absl::Milliseconds(500));
   }
   EXPECT_EQ(now_actual, 0u) << "not deflated after the exec; last: " << last;

@@ -20,6 +20,7 @@
 #include <filesystem>
 #include <fstream>
 #include <memory>
+#include <optional>
 #include <set>
 #include <string>
 #include <thread>
@@ -30,6 +31,7 @@
 #include "absl/time/clock.h"
 #include "gtest/gtest.h"
 #include "tests/lab/agent/agent_vm.h"
+#include "tests/support/worker_control.h"
 #include "worker/base/child_process.h"
 
 namespace supermachine::net::lab {
@@ -37,6 +39,7 @@ namespace {
 
 namespace fs = std::filesystem;
 namespace alab = ::supermachine::agent::lab;
+using ::supermachine::test_support::ReplyField;
 
 constexpr int kHttpPort = 18080;
 
@@ -66,11 +69,6 @@ std::string Control(const std::string& path, const std::string& line) {
   }
   close(fd);
   return reply;
-}
-
-uint64_t Counter(const std::string& stats, const std::string& name) {
-  const size_t at = stats.find(" " + name + "=");
-  return at == std::string::npos ? 0 : std::stoull(stats.substr(at + name.size() + 2));
 }
 
 class NetLab : public ::testing::Test {
@@ -194,8 +192,8 @@ TEST_F(NetLab, AllowlistedGuestFetchesFromTheHost) {
   EXPECT_TRUE(absl::EndsWith(f.out, "\r\n\r\nhello from the host\n")) << f.out;
   const std::string stats = Stats("allow");
   EXPECT_TRUE(absl::StartsWith(stats, "OK net mac=02:")) << stats;
-  EXPECT_GT(Counter(stats, "tx_packets"), 0u) << stats;
-  EXPECT_GT(Counter(stats, "rx_bytes"), 0u) << stats;
+  EXPECT_GT(ReplyField(stats, "tx_packets"), 0u) << stats;
+  EXPECT_GT(ReplyField(stats, "rx_bytes"), 0u) << stats;
 }
 
 TEST_F(NetLab, AllowlistRefusesOtherDestinationsFast) {
@@ -203,11 +201,13 @@ TEST_F(NetLab, AllowlistRefusesOtherDestinationsFast) {
   EXPECT_FALSE(f.ok) << f.out;
   EXPECT_TRUE(absl::StrContains(f.out, "refused")) << f.exit << ": " << f.out;
   EXPECT_LT(f.took, absl::Seconds(10)) << "a refused connection must fail at once, not time out";
-  EXPECT_GT(Counter(Stats("allow"), "dropped_policy"), 0u);
+  EXPECT_GT(ReplyField(Stats("allow"), "dropped_policy"), 0u);
 }
 
 TEST_F(NetLab, DenyPrivateRefusesTheHostAndMetadataFastAndCounts) {
-  const uint64_t before = Counter(Stats("deny"), "dropped_policy");
+  const std::string stats_before = Stats("deny");
+  const std::optional<uint64_t> before = ReplyField(stats_before, "dropped_policy");
+  ASSERT_TRUE(before.has_value()) << stats_before;
   for (const auto& [host, port] : {std::pair<std::string, int>{"10.0.2.2", kHttpPort},
                                    std::pair<std::string, int>{"169.254.169.254", 80}}) {
     const std::string url = absl::StrCat(host, ":", port);
@@ -216,7 +216,7 @@ TEST_F(NetLab, DenyPrivateRefusesTheHostAndMetadataFastAndCounts) {
     EXPECT_TRUE(absl::StrContains(f.out, "refused")) << url << ": " << f.exit << ": " << f.out;
     EXPECT_LT(f.took, absl::Seconds(10)) << url;
   }
-  EXPECT_GE(Counter(Stats("deny"), "dropped_policy"), before + 2);
+  EXPECT_GE(ReplyField(Stats("deny"), "dropped_policy"), *before + 2);
 }
 
 TEST_F(NetLab, GuestsHaveDistinctMacsAndTheirOwnAddressing) {
@@ -291,14 +291,14 @@ TEST_F(NetLab, SnapshotRestoresIntoClonesWithFreshMacsAndTheirPolicies) {
     EXPECT_TRUE(absl::StrContains(
         stats, i == 0 ? " egress=allowlist:10.0.2.2/32 " : " egress=allow_all "))
         << name << ": " << stats;
-    EXPECT_GT(Counter(stats, "tx_packets"), 0u) << stats;
-    EXPECT_GT(Counter(stats, "rx_bytes"), 0u) << stats;
+    EXPECT_GT(ReplyField(stats, "tx_packets"), 0u) << stats;
+    EXPECT_GT(ReplyField(stats, "rx_bytes"), 0u) << stats;
   }
   // The saved allowlist still holds in clone0.
   const Fetch refused = Get(clones[0].get(), "10.9.9.9", 80, "/");
   EXPECT_FALSE(refused.ok) << refused.out;
   EXPECT_TRUE(absl::StrContains(refused.out, "refused")) << refused.exit << ": " << refused.out;
-  EXPECT_GT(Counter(Stats("clone0"), "dropped_policy"), 0u);
+  EXPECT_GT(ReplyField(Stats("clone0"), "dropped_policy"), 0u);
 
   for (auto& vm : clones) {
     (void)vm->Shutdown(absl::Seconds(60));
@@ -364,8 +364,8 @@ TEST_F(NetLab, TenClonesOfOneSnapshotFetchConcurrentlyWithDistinctMacs) {
     EXPECT_TRUE(macs.insert(mac).second) << name << " reuses MAC " << mac;
     const std::string stats = Stats(name);
     EXPECT_TRUE(absl::StartsWith(stats, "OK net mac=" + mac + " ")) << name << ": " << stats;
-    EXPECT_GT(Counter(stats, "tx_packets"), 0u) << name << ": " << stats;
-    EXPECT_GT(Counter(stats, "rx_bytes"), 0u) << name << ": " << stats;
+    EXPECT_GT(ReplyField(stats, "tx_packets"), 0u) << name << ": " << stats;
+    EXPECT_GT(ReplyField(stats, "rx_bytes"), 0u) << name << ": " << stats;
   }
   EXPECT_EQ(macs.size(), static_cast<size_t>(kClones + 1)) << "every clone and the original";
 

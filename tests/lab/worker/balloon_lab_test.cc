@@ -28,7 +28,6 @@
 #include <string>
 #include <vector>
 
-#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "gmock/gmock.h"
@@ -44,6 +43,7 @@ namespace fs = std::filesystem;
 using supermachine::base::ChildProcess;
 using ::testing::HasSubstr;
 using ::testing::StartsWith;
+using supermachine::test_support::ReplyField;
 
 constexpr uint64_t kMiB = 1 << 20;
 
@@ -124,27 +124,18 @@ std::vector<std::string> Control(const Worker& w, const std::vector<std::string>
   return supermachine::test_support::WorkerCommands(w.control, lines);
 }
 
-// The value of `key=` in a "k=v k=v" line (0 if absent).
-uint64_t Field(const std::string& line, const std::string& key) {
-  const size_t at = line.find(key + "=");
-  uint64_t v = 0;
-  if (at != std::string::npos) {
-    const size_t from = at + key.size() + 1;
-    (void)absl::SimpleAtoi(line.substr(from, line.find(' ', from) - from), &v);
-  }
-  return v;
-}
-
 // Polls the `balloon` control command until actual_pages satisfies `done` or `timeout`;
-// returns the last actual_pages.
+// returns the last actual_pages read (0 if no reply had one).
 uint64_t WaitForActual(const Worker& w, const std::function<bool(uint64_t)>& done,
                        absl::Duration timeout) {
   const absl::Time deadline = absl::Now() + timeout;
   uint64_t actual = 0;
   for (;;) {
-    const std::vector<std::string> r = Control(w, {"balloon"});
-    actual = r.empty() ? 0 : Field(r[0], "actual_pages");
-    if (done(actual) || absl::Now() > deadline) {
+    const std::optional<uint64_t> now = ReplyField(Control(w, {"balloon"})[0], "actual_pages");
+    if (now.has_value()) {
+      actual = *now;
+    }
+    if ((now.has_value() && done(actual)) || absl::Now() > deadline) {
       return actual;
     }
     absl::SleepFor(absl::Seconds(1));
@@ -187,7 +178,7 @@ void TargetAndBack(const Worker& w, const fs::path& control, uint64_t ram_mib) {
                                      << w.Diagnostics();
   EXPECT_LT(rss_inflated + 64 * kMiB, rss_cached)
       << "inflating the balloon gave no memory back" << w.Diagnostics();
-  EXPECT_EQ(Field(stats, "rejected_chains"), 0u);
+  EXPECT_EQ(ReplyField(stats, "rejected_chains"), 0u);
 
   Command(control, "PING");
   ASSERT_TRUE(WaitForSerial(w.serial, "sm-balloon: pong", absl::Minutes(5)))
@@ -306,8 +297,8 @@ TEST(BalloonLab, FreedGuestMemoryLeavesBootedAndRestoredWorkers) {
   const std::string stats = Control(b, {"balloon"})[0];
   std::printf("balloon lab (restored): %s\n", stats.c_str());
   EXPECT_THAT(stats, StartsWith("OK balloon reported_ranges="));
-  EXPECT_GE(Field(stats, "reported_bytes"), 64 * kMiB);
-  EXPECT_EQ(Field(stats, "rejected_chains"), 0u);
+  EXPECT_GE(ReplyField(stats, "reported_bytes"), 64 * kMiB);
+  EXPECT_EQ(ReplyField(stats, "rejected_chains"), 0u);
 
   // A target too big for RAM is refused, naming the RAM size.
   const std::vector<std::string> too_big = Control(b, {"balloon-target 131073"});
