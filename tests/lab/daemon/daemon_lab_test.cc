@@ -35,6 +35,7 @@
 #include "tests/integration/daemon/daemon_process.h"
 #include "tests/lab/agent/agent_vm.h"
 #include "tests/lab/daemon/web_snapshot.h"
+#include "tests/support/process_gone.h"
 
 namespace supermachine {
 namespace {
@@ -44,16 +45,12 @@ using lab::ExecIn;
 using lab::ExecOut;
 using ::testing::HasSubstr;
 using test_support::CommandResult;
+using test_support::ProcessGone;
 
 constexpr char kSnapshot[] = "web";
 
 std::string Trim(const std::string& s) {
   return std::string(absl::StripAsciiWhitespace(s));
-}
-
-bool ProcessGone(int pid) {
-  // The daemon reaps its workers, so a gone pid is ESRCH (or a zombie of someone else's).
-  return ::kill(pid, 0) != 0 && errno == ESRCH;
 }
 
 TEST(DaemonLab, PoolAcquireExecClonesPortForwardRelease) {

@@ -10,7 +10,6 @@
 #include <signal.h>
 #include <unistd.h>
 
-#include <cerrno>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -32,6 +31,7 @@
 #include "tests/integration/daemon/daemon_process.h"
 #include "tests/lab/agent/agent_vm.h"
 #include "tests/lab/daemon/web_snapshot.h"
+#include "tests/support/process_gone.h"
 
 namespace supermachine {
 namespace {
@@ -39,6 +39,7 @@ namespace {
 namespace fs = std::filesystem;
 using ::testing::HasSubstr;
 using test_support::ReadWholeFile;
+using test_support::WaitProcessGone;
 
 constexpr char kSnapshot[] = "web";
 constexpr uint32_t kFirstUid = 64120;
@@ -61,18 +62,6 @@ std::map<std::string, std::string> Status(int pid) {
 std::string NsOf(const std::string& pid, const std::string& ns) {
   std::error_code ec;
   return fs::read_symlink(absl::StrCat("/proc/", pid, "/ns/", ns), ec).string();
-}
-
-bool Gone(int pid) { return ::kill(pid, 0) != 0 && errno == ESRCH; }
-
-bool WaitGone(int pid, absl::Duration within) {
-  for (const absl::Time until = absl::Now() + within; absl::Now() < until;) {
-    if (Gone(pid)) {
-      return true;
-    }
-    absl::SleepFor(absl::Milliseconds(100));
-  }
-  return Gone(pid);
 }
 
 // Enables the memory, cpu and pids controllers for the children of `dir`'s cgroup.
@@ -209,8 +198,10 @@ TEST(JailLab, JailedWorkersWithTheirOwnUidsAndCgroupsServeExecAndPortsAndEndClea
     v1::ReleaseResponse rresp;
     grpc::Status rst = stub->Release(&rctx, rreq, &rresp);
     ASSERT_TRUE(rst.ok()) << rst.error_message();
-    EXPECT_TRUE(WaitGone(j.worker, absl::Seconds(30))) << "worker " << j.worker << " outlived release";
-    EXPECT_TRUE(WaitGone(j.keeper, absl::Seconds(30))) << "keeper " << j.keeper << " outlived release";
+    EXPECT_TRUE(WaitProcessGone(j.worker, absl::Seconds(30)))
+        << "worker " << j.worker << " outlived release";
+    EXPECT_TRUE(WaitProcessGone(j.keeper, absl::Seconds(30)))
+        << "keeper " << j.keeper << " outlived release";
     EXPECT_FALSE(fs::exists(j.cgroup)) << j.cgroup << " left behind";
   }
 
