@@ -150,8 +150,13 @@ absl::StatusOr<SeccompFilter> SeccompFilter::Build(const SeccompPolicy& policy,
     }
     int rc;
     if (rule.arg0_equals >= 0) {
-      rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, nr, 1,
-                            SCMP_A0(SCMP_CMP_EQ, static_cast<scmp_datum_t>(rule.arg0_equals)));
+      // The comparison spelled out instead of libseccomp's SCMP_A0 macro, a C99 compound
+      // literal that clang refuses in C++ under -Werror (the fuzz build).
+      const scmp_arg_cmp arg0{.arg = 0,
+                              .op = SCMP_CMP_EQ,
+                              .datum_a = static_cast<scmp_datum_t>(rule.arg0_equals),
+                              .datum_b = 0};
+      rc = seccomp_rule_add_array(ctx, SCMP_ACT_ALLOW, nr, 1, &arg0);
     } else {
       rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, nr, 0);
     }
@@ -161,8 +166,11 @@ absl::StatusOr<SeccompFilter> SeccompFilter::Build(const SeccompPolicy& policy,
     // The kernel takes ioctl's request as an unsigned int, so compare the low 32 bits only:
     // a caller cannot slip past by setting high bits the kernel ignores, and glibc's sign
     // extension of requests with bit 31 set cannot make a legitimate call miss.
-    const int rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, ioctl_nr, 1,
-                                    SCMP_A1(SCMP_CMP_MASKED_EQ, 0xffffffffULL, rule.request));
+    const scmp_arg_cmp request{.arg = 1,
+                               .op = SCMP_CMP_MASKED_EQ,
+                               .datum_a = 0xffffffffULL,  // the mask
+                               .datum_b = rule.request};
+    const int rc = seccomp_rule_add_array(ctx, SCMP_ACT_ALLOW, ioctl_nr, 1, &request);
     SM_RETURN_IF_ERROR(
         FromSeccompErr(rc, absl::StrCat("seccomp: allow ioctl ", rule.name)));
   }
