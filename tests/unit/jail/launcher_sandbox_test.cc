@@ -21,6 +21,7 @@
 #include "tests/unit/agent_client/fake_agent.h"
 #include "tests/unit/pool/fake_vm.h"
 #include "worker/base/child_process.h"
+#include "worker/base/status_macros.h"
 
 namespace supermachine::vm {
 namespace {
@@ -207,28 +208,38 @@ TEST(LauncherUidPool, FullRangeRefusesBeforeSpawningAnything) {
   EXPECT_EQ(journal.EndCount(), 0u) << "nothing journaled";
 }
 
+// A stand-in for a worker a previous daemon started for VM `id` (argv: its control socket plus
+// `extra_args`), still running, and the store row that journals it.
+struct RunningWorker {
+  base::ChildProcess process;
+  store::VmRecord row;
+};
+absl::StatusOr<RunningWorker> StartAdoptable(const TempDir& dir, const std::string& id,
+                                             const std::vector<std::string>& extra_args) {
+  const std::string control = dir.Join("vms/" + id + "/control");
+  std::vector<std::string> argv = {"/bin/sh", Script(dir, "sleep 600 &\nwait\n"), "--control",
+                                   control};
+  argv.insert(argv.end(), extra_args.begin(), extra_args.end());
+  SM_ASSIGN_OR_RETURN(base::ChildProcess process,
+                      base::ChildProcess::Spawn({.argv = argv, .new_session = true}));
+  SM_ASSIGN_OR_RETURN(int64_t start, ProcessStartTime(process.pid()));
+  store::VmRecord row{
+      .id = id, .pid = process.pid(), .pid_start_time = start, .control_socket = control};
+  return RunningWorker{std::move(process), std::move(row)};
+}
+
 TEST(LauncherUidPool, AdoptedWorkersUidIsHeldUntilItStops) {
   TempDir dir;
   auto agent = AgentFor(dir, "a1");
   // A worker a previous daemon started as uid 5001 (its argv says so), still running.
-  absl::StatusOr<base::ChildProcess> worker = base::ChildProcess::Spawn({
-      .argv = {"/bin/sh", Script(dir, "sleep 600 &\nwait\n"), "--control",
-               dir.Join("vms/a1/control"), "--uid=5001", "--gid=5001"},
-      .new_session = true,
-  });
+  absl::StatusOr<RunningWorker> worker = StartAdoptable(dir, "a1", {"--uid=5001", "--gid=5001"});
   ASSERT_TRUE(worker.ok()) << worker.status();
-  ASSERT_NE(ArgvOnceItHas(worker->pid(), "--uid=5001"), "");
-  absl::StatusOr<int64_t> start = ProcessStartTime(worker->pid());
-  ASSERT_TRUE(start.ok()) << start.status();
+  ASSERT_NE(ArgvOnceItHas(worker->process.pid(), "--uid=5001"), "");
   testing::FakeJournal journal;
   auto pool = std::make_shared<UidPool>(5000, 2);
   WorkerLauncher launcher(UidPoolOptions(dir, "/nonexistent", &journal, pool));
-  store::VmRecord row{.id = "a1",
-                      .pid = worker->pid(),
-                      .pid_start_time = *start,
-                      .control_socket = dir.Join("vms/a1/control")};
 
-  auto vm = launcher.Adopt(row, Deadline());
+  auto vm = launcher.Adopt(worker->row, Deadline());
 
   ASSERT_TRUE(vm.ok()) << vm.status();
   absl::StatusOr<UidLease> fresh = pool->Acquire();
@@ -249,25 +260,16 @@ TEST(LauncherCgroup, AdoptedWorkersCgroupIsRemovedWhenItStops) {
   // memory.events there is no OOM count to read.
   std::filesystem::create_directories(parent + "/sm-a1");
   std::filesystem::create_directories(parent + "/sm-other");
-  absl::StatusOr<base::ChildProcess> worker = base::ChildProcess::Spawn({
-      .argv = {"/bin/sh", Script(dir, "sleep 600 &\nwait\n"), "--control",
-               dir.Join("vms/a1/control"), "--cgroup=" + parent + "/sm-other"},
-      .new_session = true,
-  });
+  absl::StatusOr<RunningWorker> worker =
+      StartAdoptable(dir, "a1", {"--cgroup=" + parent + "/sm-other"});
   ASSERT_TRUE(worker.ok()) << worker.status();
-  absl::StatusOr<int64_t> start = ProcessStartTime(worker->pid());
-  ASSERT_TRUE(start.ok()) << start.status();
   testing::FakeJournal journal;
   WorkerLauncher launcher({.worker_binary = "/nonexistent",
                            .runtime_dir = dir.Join("vms"),
                            .journal = &journal,
                            .cgroup_parent = parent});
-  store::VmRecord row{.id = "a1",
-                      .pid = worker->pid(),
-                      .pid_start_time = *start,
-                      .control_socket = dir.Join("vms/a1/control")};
 
-  auto vm = launcher.Adopt(row, Deadline());
+  auto vm = launcher.Adopt(worker->row, Deadline());
   ASSERT_TRUE(vm.ok()) << vm.status();
   (*vm)->Stop(absl::Seconds(5));
 
