@@ -53,6 +53,19 @@ std::string Trim(const std::string& s) {
   return std::string(absl::StripAsciiWhitespace(s));
 }
 
+// The busybox httpd guest booted and snapshotted in `scratch`, registered in the store of
+// <scratch>/state as a bake would.
+absl::StatusOr<std::string> WebSnapshotIn(const std::string& kernel_dir,
+                                          const test_support::ScratchDir& scratch) {
+  return lab::MakeWebSnapshot({.kernel = kernel_dir + "/vmlinux",
+                               .worker_bin = SM_WORKER_BIN,
+                               .agent_bin = SM_GUEST_AGENT_BIN,
+                               .work_dir = scratch.File("guest"),
+                               .state_dir = scratch.File("state"),
+                               .name = kSnapshot,
+                               .mem_mib = 256});
+}
+
 TEST(DaemonLab, PoolAcquireExecClonesPortForwardRelease) {
   const std::string kernel_dir = agent::lab::KernelDir(SM_SOURCE_DIR);
   ASSERT_FALSE(kernel_dir.empty()) << "guest kernel not built: run kernel/build.sh";
@@ -61,13 +74,7 @@ TEST(DaemonLab, PoolAcquireExecClonesPortForwardRelease) {
 
   // 1. The snapshot (boot, wait for the agent and the httpd, snapshot), registered in the
   //    store as a bake would.
-  absl::StatusOr<std::string> snap_dir = lab::MakeWebSnapshot({.kernel = kernel_dir + "/vmlinux",
-                                                               .worker_bin = SM_WORKER_BIN,
-                                                               .agent_bin = SM_GUEST_AGENT_BIN,
-                                                               .work_dir = scratch.File("guest"),
-                                                               .state_dir = scratch.File("state"),
-                                                               .name = kSnapshot,
-                                                               .mem_mib = 256});
+  absl::StatusOr<std::string> snap_dir = WebSnapshotIn(kernel_dir, scratch);
   ASSERT_TRUE(snap_dir.ok()) << snap_dir.status();
   const absl::Time snapshot_taken = absl::Now();
 
@@ -242,13 +249,7 @@ TEST(DaemonLab, ADedicatedUserWithOnlyKvmAccessServesVms) {
     ASSERT_EQ(::chmod("/dev/kvm", 0660), 0);
   }
   test_support::ScratchDir scratch;
-  absl::StatusOr<std::string> snap_dir = lab::MakeWebSnapshot({.kernel = kernel_dir + "/vmlinux",
-                                                               .worker_bin = SM_WORKER_BIN,
-                                                               .agent_bin = SM_GUEST_AGENT_BIN,
-                                                               .work_dir = scratch.File("guest"),
-                                                               .state_dir = scratch.File("state"),
-                                                               .name = kSnapshot,
-                                                               .mem_mib = 256});
+  absl::StatusOr<std::string> snap_dir = WebSnapshotIn(kernel_dir, scratch);
   ASSERT_TRUE(snap_dir.ok()) << snap_dir.status();
   // The daemon's state (store, snapshot) belongs to its user, as setup by an operator would.
   std::error_code ec;
