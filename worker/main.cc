@@ -34,8 +34,9 @@ int Fail(const absl::Status& status) {
 
 // The jail holds what the worker still reaches by path after setup: the directories of its
 // vsock socket (guest-initiated connections go to PATH_<port>) and control socket (writable;
-// `snapshot DIR` must name a directory inside one of them), the kernel file when a snapshot
-// will have to hash it, and /dev/urandom. Everything else it needs is already open.
+// `snapshot DIR` must name a directory inside one of them or a --jail-share), the kernel file
+// when a snapshot will have to hash it, and /dev/urandom. Everything else it needs is already
+// open.
 supermachine::jail::JailOptions JailFor(const supermachine::jail::SandboxFlags& flags,
                                         const supermachine::vmm::CommandLine& cli) {
   supermachine::jail::JailOptions o{.jail_dir = flags.jail_dir, .uid = flags.uid, .gid = flags.gid};
@@ -54,6 +55,13 @@ supermachine::jail::JailOptions JailFor(const supermachine::jail::SandboxFlags& 
   if (!cli.config.kernel.empty() && cli.config.kernel_sha256.empty()) {
     o.binds.push_back(
         {.path = std::filesystem::absolute(cli.config.kernel).string(), .read_only = true});
+  }
+  // What the caller shares on purpose (--jail-share), e.g. a bake's snapshot directory.
+  for (const std::string& dir : flags.jail_shares) {
+    if (std::find(dirs.begin(), dirs.end(), dir) == dirs.end()) {
+      dirs.push_back(dir);
+      o.binds.push_back({.path = dir, .read_only = false});
+    }
   }
   o.binds.push_back({.path = "/dev/urandom", .read_only = true});
   return o;

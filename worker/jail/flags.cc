@@ -42,7 +42,7 @@ absl::StatusOr<SandboxFlags> ExtractSandboxFlags(std::vector<std::string>& args,
     }
     if (i == 0 ||
         (name != "--seccomp" && name != "--jail-dir" && name != "--uid" && name != "--gid" &&
-         name != "--cgroup")) {
+         name != "--cgroup" && name != "--jail-share")) {
       rest.push_back(a);
       continue;
     }
@@ -60,6 +60,12 @@ absl::StatusOr<SandboxFlags> ExtractSandboxFlags(std::vector<std::string>& args,
       f.seccomp = *m;
     } else if (name == "--jail-dir") {
       f.jail_dir = *value;
+    } else if (name == "--jail-share") {
+      if (value->empty() || (*value)[0] != '/') {
+        return absl::InvalidArgumentError(
+            absl::StrCat("--jail-share '", *value, "': must be an absolute path"));
+      }
+      f.jail_shares.push_back(*value);
     } else if (name == "--uid") {
       absl::StatusOr<uint32_t> id = ParseId(name, *value);
       if (!id.ok()) {
@@ -75,6 +81,9 @@ absl::StatusOr<SandboxFlags> ExtractSandboxFlags(std::vector<std::string>& args,
     } else {
       f.cgroup = *value;
     }
+  }
+  if (!f.jail_shares.empty() && f.jail_dir.empty()) {
+    return absl::InvalidArgumentError("--jail-share needs --jail-dir");
   }
   if ((f.uid.has_value() || f.gid.has_value()) && f.jail_dir.empty()) {
     return absl::InvalidArgumentError("--uid/--gid need --jail-dir (the jail drops privileges)");
@@ -95,6 +104,8 @@ const char* SandboxFlagsHelp() {
          "                         into a tmpfs on DIR with only the VM's socket directory,\n"
          "                         no capabilities, no_new_privs\n"
          "  --uid N --gid N        with --jail-dir: run as this uid/gid after setup\n"
+         "  --jail-share DIR       with --jail-dir: DIR stays reachable (read-write, same path),\n"
+         "                         e.g. for `snapshot DIR`; repeatable\n"
          "  --cgroup DIR           create and join this cgroup v2 directory before anything is\n"
          "                         allocated; memory.max = guest RAM + 128 MiB, cpu.max from\n"
          "                         the vCPUs, pids.max\n";

@@ -5,6 +5,8 @@
 //                           SM_WORKER_SECCOMP, else kBuiltinSeccompDefault; docs/seccomp.md)
 //   --jail-dir=DIR          enter the jail (jail.h) in DIR after setup; off when absent
 //   --uid=N --gid=N         with --jail-dir: run as this uid/gid from then on
+//   --jail-share=DIR        with --jail-dir: DIR is also in the jail, at its own path and
+//                           writable (repeatable); e.g. where a bake's snapshot is written
 //   --cgroup=DIR            create and join this cgroup v2 directory first thing; its
 //                           limits are written once the VM's size is known (cgroup.h)
 // Both "--flag=value" and "--flag value" are accepted.
@@ -42,6 +44,7 @@ struct SandboxFlags {
   std::optional<uid_t> uid;
   std::optional<gid_t> gid;
   std::string cgroup;
+  std::vector<std::string> jail_shares;  // --jail-share, absolute paths
 };
 
 // The default seccomp mode when --seccomp is not given: SM_WORKER_SECCOMP's value ("on",

@@ -144,6 +144,19 @@ TEST(SandboxFlags, TakesItsFlagsOutOfArgvAndLeavesTheRest) {
   EXPECT_THAT(args, ::testing::ElementsAre("worker", "--kernel", "k", "--mem-mib", "64"));
 }
 
+TEST(SandboxFlags, JailSharesAreAbsoluteRepeatableAndNeedTheJail) {
+  std::vector<std::string> args = {"worker", "--jail-dir=/j", "--jail-share=/var/snap/.tmp-1",
+                                   "--jail-share", "/srv/out", "--kernel", "k"};
+  auto f = ExtractSandboxFlags(args, nullptr);
+  ASSERT_TRUE(f.ok()) << f.status();
+  EXPECT_THAT(f->jail_shares, ::testing::ElementsAre("/var/snap/.tmp-1", "/srv/out"));
+  EXPECT_THAT(args, ::testing::ElementsAre("worker", "--kernel", "k"));
+  args = {"worker", "--jail-dir=/j", "--jail-share=relative/dir"};
+  EXPECT_THAT(ExtractSandboxFlags(args, nullptr).status().message(), HasSubstr("absolute"));
+  args = {"worker", "--jail-share=/srv/out"};
+  EXPECT_THAT(ExtractSandboxFlags(args, nullptr).status().message(), HasSubstr("--jail-dir"));
+}
+
 TEST(SandboxFlags, EnvironmentSetsTheDefaultAndTheFlagWins) {
   std::vector<std::string> args = {"worker"};
   EXPECT_EQ(ExtractSandboxFlags(args, "on")->seccomp, SeccompMode::kKill);
