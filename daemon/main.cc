@@ -438,6 +438,7 @@ int main(int argc, char** argv) {
             .worker_path = worker_binary,
             .worker_balloon = config.worker_balloon,
             .console_max_bytes = uint64_t{config.console_log_max_mib} << 20,
+            .worker_jail = sandbox->jail,
         });
     if (!b.ok()) {
       return Fail(log, "cannot set up the bake pipeline", b.status());

@@ -347,7 +347,8 @@ absl::StatusOr<std::unique_ptr<Baker>> Baker::Create(BakerOptions options) {
   }
   if (!o.booter) {
     o.booter =
-        MakeWorkerBooter(o.worker_path, o.kernel_path, o.worker_balloon, o.console_max_bytes);
+        MakeWorkerBooter(o.worker_path, o.kernel_path, o.worker_balloon, o.console_max_bytes,
+                         o.worker_jail);
   }
   // A crash mid-bake left 'running' rows and their temp dirs: mark them failed, remove the dirs.
   std::vector<store::BakeRecord> interrupted;

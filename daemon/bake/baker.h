@@ -126,6 +126,8 @@ struct BakerOptions {
   std::string worker_path;      // supermachine-worker (required)
   bool worker_balloon = true;  // bake workers get --balloon (docs/balloon.md)
   uint64_t console_max_bytes = uint64_t{8} << 20;  // bake workers' --serial-max-bytes
+  // Bake workers run jailed (worker_booter.h): the daemon sets it as for restored workers.
+  bool worker_jail = false;
   // Image pipeline. "" image_cache_dir = <state_dir>/images (blobs + refs).
   std::string image_cache_dir;
   std::vector<std::string> insecure_registries;

@@ -39,9 +39,10 @@ uint64_t MsSince(absl::Time t0) {
 // concurrent bakes).
 class WorkerRun {
  public:
-  WorkerRun(std::string worker, std::string kernel, bool balloon, uint64_t console_max_bytes)
+  WorkerRun(std::string worker, std::string kernel, bool balloon, uint64_t console_max_bytes,
+            bool jail)
       : worker_(std::move(worker)), kernel_(std::move(kernel)), balloon_(balloon),
-        console_max_bytes_(console_max_bytes) {}
+        console_max_bytes_(console_max_bytes), jail_(jail) {}
 
   absl::StatusOr<BootTimings> BootAndSnapshot(const BootPlan& plan, const ProgressFn& progress) {
     auto report = [&](BakeProgress::Stage stage, std::string message) {
@@ -55,9 +56,11 @@ class WorkerRun {
     }
     const std::string vsock = sock_dir + "/vsock";
     const std::string control = sock_dir + "/control";
+    const std::string jail_dir = sock_dir + "/jail";
     absl::Cleanup drop_socks = [&] {
       ::unlink(vsock.c_str());
       ::unlink(control.c_str());
+      ::rmdir(jail_dir.c_str());  // the jail's mount point, when jailed (empty again)
       ::rmdir(sock_dir.c_str());
     };
     console_ = plan.work_dir + "/console.log";
@@ -80,6 +83,14 @@ class WorkerRun {
                              vsock, "--control", control});
     if (balloon_) {
       argv.push_back("--balloon");
+    }
+    if (jail_) {
+      // The image's entrypoint runs in this VM before the snapshot: the worker is jailed like a
+      // restored one (docs/security.md "Worker sandbox"), seeing only its socket directory and
+      // the snapshot's temp directory. It stays uid 0 without capabilities: that directory is
+      // the daemon's, and the snapshot reads /proc/self/pagemap.
+      argv.push_back("--jail-dir=" + jail_dir);
+      argv.push_back("--jail-share=" + plan.out_dir);
     }
 
     base::UniqueFd log(::open(worker_log.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
@@ -287,16 +298,18 @@ class WorkerRun {
   std::string worker_log_;
   const bool balloon_;
   const uint64_t console_max_bytes_;
+  const bool jail_;
 };
 
 class WorkerBooter final : public VmBooter {
  public:
-  WorkerBooter(std::string worker, std::string kernel, bool balloon, uint64_t console_max_bytes)
+  WorkerBooter(std::string worker, std::string kernel, bool balloon, uint64_t console_max_bytes,
+               bool jail)
       : worker_(std::move(worker)), kernel_(std::move(kernel)), balloon_(balloon),
-        console_max_bytes_(console_max_bytes) {}
+        console_max_bytes_(console_max_bytes), jail_(jail) {}
   absl::StatusOr<BootTimings> BootAndSnapshot(const BootPlan& plan,
                                               const ProgressFn& progress) override {
-    return WorkerRun(worker_, kernel_, balloon_, console_max_bytes_)
+    return WorkerRun(worker_, kernel_, balloon_, console_max_bytes_, jail_)
         .BootAndSnapshot(plan, progress);
   }
 
@@ -305,6 +318,7 @@ class WorkerBooter final : public VmBooter {
   const std::string kernel_;
   const bool balloon_;
   const uint64_t console_max_bytes_;
+  const bool jail_;
 };
 
 }  // namespace
@@ -337,9 +351,9 @@ std::string FileTail(const std::string& path, size_t lines) {
 }
 
 std::shared_ptr<VmBooter> MakeWorkerBooter(std::string worker_path, std::string kernel_path,
-                                           bool balloon, uint64_t console_max_bytes) {
+                                           bool balloon, uint64_t console_max_bytes, bool jail) {
   return std::make_shared<WorkerBooter>(std::move(worker_path), std::move(kernel_path), balloon,
-                                        console_max_bytes);
+                                        console_max_bytes, jail);
 }
 
 }  // namespace supermachine::bake

@@ -26,9 +26,12 @@ inline constexpr char kBakeSocketDirPrefix[] = "/tmp/smbake-";
 // `balloon`: boot with --balloon, so the snapshot (and every VM restored from it) carries a
 // virtio-balloon with free page reporting (docs/balloon.md). `console_max_bytes`: the
 // worker's --serial-max-bytes for console.log (rotated to console.log.1; 0 = unbounded).
+// `jail`: the worker runs jailed (--jail-dir in the socket dir, the snapshot's temp dir shared
+// into it), as the daemon's restored workers are when it runs as root.
 std::shared_ptr<VmBooter> MakeWorkerBooter(std::string worker_path, std::string kernel_path,
                                            bool balloon = false,
-                                           uint64_t console_max_bytes = uint64_t{8} << 20);
+                                           uint64_t console_max_bytes = uint64_t{8} << 20,
+                                           bool jail = false);
 
 // The last `lines` lines of the file at `path` (reads at most the last 64 KiB; "" if missing).
 std::string FileTail(const std::string& path, size_t lines);

@@ -9,7 +9,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <sstream>
 
 #include "absl/strings/match.h"
@@ -18,6 +20,7 @@
 #include "daemon/agent/agent_client.h"
 #include "daemon/bake/baker.h"
 #include "daemon/bake/volume_image.h"
+#include "daemon/bake/worker_booter.h"
 #include "daemon/image/digest.h"
 #include "daemon/image/manifest.h"
 #include "daemon/image/media_types.h"
@@ -81,11 +84,14 @@ class BakeLab : public ::testing::Test {
     }
     ASSERT_TRUE(s.ok()) << s.status();
     store_.emplace(std::move(*s));
+    // Jailed bake workers, as the daemon runs them as root (its default; the lab runs tests
+    // as root): the image's entrypoint runs in that VM.
     auto b = Baker::Create({.with_store = LockedStoreAccess(&*store_, &mu_),
                             .state_dir = work_ + "/state",
                             .kernel_path = kernel_dir_ + "/vmlinux",
                             .agent_path = SM_GUEST_AGENT_BIN,
-                            .worker_path = SM_WORKER_BIN});
+                            .worker_path = SM_WORKER_BIN,
+                            .worker_jail = true});
     ASSERT_TRUE(b.ok()) << b.status();
     baker_ = std::move(*b);
   }
@@ -103,10 +109,13 @@ class BakeLab : public ::testing::Test {
   absl::StatusOr<BakeResult> Bake(const BakeRequest& r) {
     const absl::Time t0 = absl::Now();
     auto res = baker_->Bake(
-        r, [](const BakeProgress& p) {
+        r, [this](const BakeProgress& p) {
           if (p.stage != BakeProgress::Stage::kPull) {
             std::fprintf(stderr, "  [%s] %s %s\n", StageName(p.stage), p.message.c_str(),
                          p.layer_digest.c_str());
+          }
+          if (p.stage == BakeProgress::Stage::kSnapshot) {
+            jailed_bake_vmms_ += JailedBakeVmms();  // the worker runs until its snapshot
           }
         },
         absl::Now() + absl::Minutes(15));
@@ -127,6 +136,30 @@ class BakeLab : public ::testing::Test {
     return res;
   }
 
+  // Bake VMMs running now as PID 1 of their own PID namespace (the jail's), i.e. processes
+  // with a --jail-dir in a bake socket dir and NSpid "<host pid>\t1".
+  static int JailedBakeVmms() {
+    int n = 0;
+    std::error_code ec;
+    for (auto e = std::filesystem::directory_iterator("/proc", ec);
+         !ec && e != std::filesystem::directory_iterator(); e.increment(ec)) {
+      std::ifstream cmdline(e->path() / "cmdline");
+      std::string argv((std::istreambuf_iterator<char>(cmdline)), {});
+      if (!absl::StrContains(argv, std::string("--jail-dir=") + kBakeSocketDirPrefix)) {
+        continue;
+      }
+      std::ifstream status(e->path() / "status");
+      std::string line;
+      while (std::getline(status, line)) {
+        if (absl::StartsWith(line, "NSpid:") && absl::EndsWith(line, "\t1")) {
+          ++n;
+        }
+      }
+    }
+    return n;
+  }
+
+  int jailed_bake_vmms_ = 0;
   std::string kernel_dir_;
   std::string work_;
   absl::Mutex mu_;
@@ -139,6 +172,7 @@ TEST_F(BakeLab, BakeCacheRebakeFailureAndRestore) {
   auto first = Bake(Request());
   ASSERT_TRUE(first.ok()) << first.status();
   EXPECT_FALSE(first->cache_hit);
+  EXPECT_EQ(jailed_bake_vmms_, 1) << "the bake's VMM did not run jailed";
   const std::string dir = first->snapshot_dir;
   EXPECT_EQ(dir, work_ + "/state/snapshots/httpd");
   for (const char* f : {"metadata.json", "state", "memory"}) {
