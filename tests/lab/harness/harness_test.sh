@@ -9,7 +9,8 @@
 # is no retry: status 3 comes straight back). That run allows two retries, not the default
 # one: the deliberate failure uses up one, and the emulated L1 itself may wedge in the next
 # (seen in CI), which says nothing about the runner. A second run checks that --timeout kills
-# a hung run with status 124 instead of hanging.
+# a hung run with status 124 instead of hanging; a third, that a vCPU stuck in the int3
+# handler (the signature of the emulated L1's text-patching livelock) ends the run early.
 # usage: harness_test.sh <kvm_check binary> <scratch dir inside the build dir>
 set -uo pipefail
 readonly run="$(cd "$(dirname "$0")/.." && pwd)/run"
@@ -56,6 +57,25 @@ echo "${out}" | tail -n 3
 [[ ${status} -eq 124 ]] || fail "timeout run exited ${status}, expected 124"
 ((SECONDS - start < 120)) || fail "timeout run took $((SECONDS - start)) s for a 20 s timeout"
 grep -q 'TIMEOUT' <<<"${out}" || fail "the timeout run did not say TIMEOUT"
+
+# The text-patching livelock watch: int3_storm.sh keeps a vCPU in the int3 handler, as the
+# livelock does, so the attempt must end early (a 5 s check, 4 checks in a row) as a lab
+# fault (125, no retry asked for), long before its 600 s timeout.
+if grep -q '^tests/lab/run: mode: emulated' <<<"${out}"; then
+  start=${SECONDS}
+  out="$(SM_LAB_RETRIES=0 SM_LAB_LIVELOCK_CHECK_SECONDS=5 "${run}" --timeout 600 -- \
+    "$(dirname "$0")/int3_storm.sh" 2>&1)"
+  status=$?
+  echo "${out}" | grep -v '^sample '
+  grep -q '^int3 storm' <<<"${out}" || fail "int3_storm.sh did not start its storm"
+  [[ ${status} -eq 125 ]] || fail "the int3 storm run exited ${status}, expected 125"
+  grep -q 'livelocked patching its own text' <<<"${out}" ||
+    fail "the int3 storm was not reported as the text-patching livelock"
+  grep -q '^sample .*L1 vCPU .*exc_int3' <<<"${out}" ||
+    fail "the livelock report lacks the vCPU samples in exc_int3"
+  ((SECONDS - start < 300)) ||
+    fail "the livelock was found only after $((SECONDS - start)) s (checks every 5 s)"
+fi
 
 ((failures == 0)) || exit 1
 echo "harness_test: PASS"
