@@ -539,6 +539,7 @@ int main(int argc, char** argv) {
       return result->snapshot_name;
     };
   }
+  vm_options.keep_handed_out_on_stop = config.keep_vms_on_stop;
   supermachine::vm::VmManager vms(std::move(vm_options));
   if (!ReconcileVms(*store, store_mu, journal, launcher, vms, config.vm_dir, log)) {
     return Fail(log, "cannot reconcile VMs with the store",
@@ -709,7 +710,12 @@ int main(int argc, char** argv) {
   // `vms` goes out of scope after this: handed-out and pooled VMs are stopped and journaled
   // as released: a clean stop is the operator's "stop the service" (the unit's
   // KillMode=process leaves that to us). Only a crash (kill -9) leaves workers behind, and the
-  // next start re-adopts them (ReconcileVms, docs/operations.md).
+  // next start re-adopts them (ReconcileVms, docs/operations.md); keep_vms_on_stop leaves the
+  // handed-out ones so on a clean stop too.
+  if (config.keep_vms_on_stop) {
+    log.Info("handed-out VMs keep running for the next start (keep_vms_on_stop)",
+             {{"vms", std::to_string(vms.List().size())}});
+  }
   // A passed socket is systemd's: it stays, so the next connection starts us again.
   if (activated_path.empty() && ::unlink(config.socket.c_str()) != 0 && errno != ENOENT) {
     log.Warn("cannot remove the socket", {{"socket", config.socket}, {"error", strerror(errno)}});

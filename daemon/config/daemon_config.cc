@@ -81,7 +81,7 @@ constexpr char kConfigFields[] =
     "worker_binary, vm_dir, kernel, guest_agent, pools, default_pool, tcp, tls_cert, tls_key, "
     "tls_client_ca, token_file, worker_seccomp, worker_jail, worker_uid, worker_gid, "
     "worker_uid_range, worker_cgroup_parent, worker_balloon, worker_ksm, console_log_max_mib, "
-    "balloon_idle_after_s, balloon_idle_target_percent";
+    "keep_vms_on_stop, balloon_idle_after_s, balloon_idle_target_percent";
 
 constexpr uint32_t kMinBalloonTargetPercent = 1;
 constexpr uint32_t kMaxBalloonTargetPercent = 95;
@@ -236,6 +236,13 @@ absl::Status ApplyJsonConfig(const std::string& json_text, DaemonConfig* config)
         config->worker_ksm = value.get<bool>();
       } else {
         st = absl::InvalidArgumentError("config file: 'worker_ksm' must be true or false");
+      }
+    } else if (key == "keep_vms_on_stop") {
+      if (value.is_boolean()) {
+        config->keep_vms_on_stop = value.get<bool>();
+      } else {
+        st = absl::InvalidArgumentError(
+            "config file: 'keep_vms_on_stop' must be true or false");
       }
     } else if (key == "console_log_max_mib") {
       // Bounded so the byte count cannot overflow the worker's flag; 1 GiB of console per file

@@ -78,6 +78,10 @@ struct DaemonConfig {
   // (docs/memory.md). Off by default: ksmd's CPU, and page merging across VMs is a timing side
   // channel between tenants.
   bool worker_ksm = false;
+  // A clean stop (SIGTERM: `systemctl stop`/`restart`) leaves handed-out VMs running for the
+  // next start to re-adopt, as a crash does (docs/operations.md, "Stopping"); pooled VMs are
+  // stopped either way. Off by default: stopping the service stops its VMs.
+  bool keep_vms_on_stop = false;
   // The idle-VM balloon policy (docs/balloon.md "Daemon policy", daemon/vm/idle_balloon.h): a
   // handed-out VM without exec or new forwarded connections for this many seconds is asked to
   // inflate its balloon to balloon_idle_target_percent of guest RAM (1..95), which goes back
@@ -105,7 +109,8 @@ ParsedFlags ParseDaemonFlags(int argc, const char* const* argv, const UserEnviro
 // kernel, guest_agent, tcp, tls_cert, tls_key, tls_client_ca, token_file, worker_seccomp,
 // worker_jail (bool, or "auto"), worker_uid, worker_gid (numbers),
 // worker_uid_range ({"first": N, "count": M}, "auto" or "off"), worker_cgroup_parent, worker_balloon (bool),
-// console_log_max_mib (number, 0 = unbounded), worker_ksm (bool), balloon_idle_after_s
+// console_log_max_mib (number, 0 = unbounded), worker_ksm (bool), keep_vms_on_stop (bool),
+// balloon_idle_after_s
 // (number, 0 = off), balloon_idle_target_percent (number, 1..95),
 // pools ({"NAME": {min, max, idle_timeout_s, acquire_timeout_s}}), default_pool ({...}).
 absl::Status ApplyJsonConfig(const std::string& json_text, DaemonConfig* config);

@@ -44,6 +44,9 @@ class VmInstance {
   virtual std::optional<VmEnd> CheckExited() = 0;
   // Ends the worker: control `exit`, then SIGTERM/SIGKILL after `grace`; reaps it. Idempotent.
   virtual void Stop(absl::Duration grace) = 0;
+  // Leaves the worker running for the next daemon start to re-adopt (keep_vms_on_stop): its
+  // files and sockets stay, and neither Stop nor the destructor touches it afterwards.
+  virtual void Detach() = 0;
 };
 
 struct LaunchRequest {

@@ -163,6 +163,13 @@ VmManager::~VmManager() {
   }
   for (auto& [id, a] : active) {
     a.forwarders.clear();
+    if (options_.keep_handed_out_on_stop && !a.dead && !a.ended) {
+      // As after a crash: the row stays running with its name, ports and labels, and the next
+      // start re-adopts the worker (reconcile.h). The watcher goes first: it uses the agent.
+      a.watcher.reset();
+      a.view.vm->Detach();
+      continue;
+    }
     a.view.vm->Stop(options_.stop_grace);
     a.watcher.reset();
     if (!a.ended) {

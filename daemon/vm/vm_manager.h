@@ -112,6 +112,10 @@ struct VmManagerOptions {
   // A restart's restore (and its pool wait) is bounded by this.
   absl::Duration restart_timeout = absl::Minutes(2);
   absl::Duration stop_grace = absl::Seconds(2);
+  // On destruction (the daemon's clean stop), handed-out VMs are left running, their journal
+  // rows untouched, for the next start to re-adopt (keep_vms_on_stop, docs/operations.md);
+  // pooled VMs are stopped either way. False: every VM is stopped and journaled released.
+  bool keep_handed_out_on_stop = false;
   // Named volumes; null: Acquire with volumes fails (FailedPrecondition).
   NamedVolumes* volumes = nullptr;
   // The idle-VM balloon policy (idle_balloon.h); off by default here (main turns it on from
@@ -124,7 +128,9 @@ struct VmManagerOptions {
 class VmManager {
  public:
   explicit VmManager(VmManagerOptions options);
-  ~VmManager();  // Releases every VM (journal: released) and stops the pools.
+  // Releases every VM (journal: released), or with keep_handed_out_on_stop leaves the live
+  // handed-out ones running, and stops the pools.
+  ~VmManager();
   VmManager(const VmManager&) = delete;
   VmManager& operator=(const VmManager&) = delete;
 

@@ -176,6 +176,20 @@ void WorkerVm::Stop(absl::Duration grace) {
   ReleaseUidLocked();
 }
 
+void WorkerVm::Detach() {
+  absl::MutexLock lock(&mu_);
+  if (stopped_) {
+    return;
+  }
+  stopped_ = true;
+  // The agent connection closes with this object (other threads may still hold agent());
+  // the agent accepts the next daemon's connection as it does after a crash. The uid lease is
+  // this process's bookkeeping only: the next start reads the uid back from the worker's argv.
+  if (child_) {
+    (void)child_->Release();
+  }
+}
+
 void WorkerVm::StopAdoptedLocked(absl::Duration grace) {
   auto alive = [this] {
     std::optional<int64_t> start = procs_.StartTime(adopted_pid_);

@@ -69,6 +69,7 @@ class WorkerVm final : public VmInstance {
   std::string control_socket() const override { return control_; }
   std::optional<VmEnd> CheckExited() override;
   void Stop(absl::Duration grace) override;
+  void Detach() override;
 
  private:
   friend class WorkerLauncher;

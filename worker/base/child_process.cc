@@ -114,6 +114,13 @@ ChildProcess& ChildProcess::operator=(ChildProcess&& other) noexcept {
 
 ChildProcess::~ChildProcess() { KillAndReap(); }
 
+pid_t ChildProcess::Release() {
+  const pid_t pid = running() ? pid_ : -1;
+  pid_ = -1;
+  exit_.reset();
+  return pid;
+}
+
 void ChildProcess::KillAndReap() {
   if (running()) {
     (void)Signal(SIGKILL);

@@ -61,6 +61,10 @@ class ChildProcess {
   absl::Status Signal(int sig);
   // SIGTERM, wait up to `grace`, then SIGKILL; returns how it ended.
   absl::StatusOr<ExitStatus> Terminate(absl::Duration grace);
+  // Gives the child up: it keeps running and this object no longer waits for, signals or kills
+  // it (the daemon leaving a worker for its next start to re-adopt). Returns its pid, -1 when
+  // there was no running child.
+  pid_t Release();
 
  private:
   ChildProcess(pid_t pid, bool group) : pid_(pid), group_(group) {}

@@ -11,7 +11,9 @@
 //     the pool max), grpc.health.v1 answers SERVING;
 //  4. acquire/release cycles (up to 200, bounded to ~5 minutes) leave the daemon's open fds and
 //     the worker count where they were;
-//  5. SIGTERM: the daemon stops and takes every worker with it.
+//  5. SIGTERM: the daemon stops and takes every worker with it;
+//  6. with keep_vms_on_stop, SIGTERM leaves the handed-out VM running (pooled ones stop) and
+//     the next start re-adopts it: same worker, guest state, name and port forward.
 #include <signal.h>
 
 #include <algorithm>
@@ -472,6 +474,71 @@ TEST(DaemonCrashLab, PoolHitsKillNineReadoptionChurnAndStatusCodes) {
   // 5. A clean stop takes every worker with it.
   ASSERT_TRUE(daemon->process().Signal(SIGTERM).ok());
   auto exit = daemon->process().WaitFor(absl::Seconds(120));
+  ASSERT_TRUE(exit.ok()) << exit.status();
+  EXPECT_TRUE(exit->success()) << exit->ToString() << daemon->Stderr();
+  EXPECT_TRUE(LiveWorkers(vm_dir).empty());
+
+  // 6. keep_vms_on_stop: a clean stop leaves the handed-out VM running (its guest state, name
+  // and port forward with it) and stops the pooled one; the next start re-adopts it.
+  const std::string keep_config = scratch.File("keep.json");
+  std::ofstream(keep_config) << R"({"keep_vms_on_stop": true, "pools": {"web": {"min": 1, )"
+                             << R"("max": 4, "acquire_timeout_s": 300}}})";
+  const std::vector<std::string> keep_args = {"--config", keep_config, "--worker-binary",
+                                              SM_WORKER_BIN};
+  auto restart = [&] {
+    daemon.reset();
+    auto d = test_support::DaemonProcess::Start(scratch.path(), keep_args);
+    ASSERT_TRUE(d.ok()) << d.status();
+    daemon.emplace(std::move(*d));
+    channel =
+        grpc::CreateChannel("unix:" + daemon->socket(), grpc::InsecureChannelCredentials());
+    stub = v1::Supermachine::NewStub(channel);
+  };
+  restart();
+  ASSERT_TRUE(daemon.has_value());
+  ASSERT_TRUE(WaitPoolReady(daemon->metrics_port(), 1)) << daemon->Stderr();
+  AcquireResult kept = Acquire(*stub, kSnapshot, "kept", kGuestHttpPort);
+  ASSERT_TRUE(kept.status.ok()) << kept.status.error_message() << daemon->Stderr();
+  ASSERT_EQ(kept.resp.vm().ports_size(), 1);
+  const int kept_pid = static_cast<int>(kept.resp.vm().worker_pid());
+  const int kept_port = static_cast<int>(kept.resp.vm().ports(0).host_port());
+  {
+    ExecOut mark = ExecIn(*stub, "kept", {"sh", "-c", "echo before-stop >/tmp/kept-marker"});
+    EXPECT_EQ(mark.code, 0) << mark.err;
+  }
+  ASSERT_TRUE(WaitPoolReady(daemon->metrics_port(), 1)) << "the refill\n" << daemon->Stderr();
+  ASSERT_EQ(LiveWorkers(vm_dir).size(), 2u) << "the kept VM and the pooled one";
+  ASSERT_TRUE(daemon->process().Signal(SIGTERM).ok());
+  exit = daemon->process().WaitFor(absl::Seconds(120));
+  ASSERT_TRUE(exit.ok()) << exit.status();
+  EXPECT_TRUE(exit->success()) << exit->ToString() << daemon->Stderr();
+  EXPECT_THAT(daemon->Stderr(), HasSubstr("keep running for the next start"));
+  EXPECT_EQ(LiveWorkers(vm_dir), std::set<int>{kept_pid}) << "only the handed-out VM stays";
+
+  restart();
+  ASSERT_TRUE(daemon.has_value());
+  EXPECT_THAT(daemon->Stderr(), HasSubstr("VMs reconciled"));
+  {
+    std::vector<v1::VM> now = ListVms(*stub, false);
+    auto it = std::find_if(now.begin(), now.end(),
+                           [](const v1::VM& v) { return v.name() == "kept"; });
+    ASSERT_NE(it, now.end()) << "the kept VM was not re-adopted\n" << daemon->Stderr();
+    EXPECT_EQ(it->worker_pid(), static_cast<uint32_t>(kept_pid));
+    ASSERT_EQ(it->ports_size(), 1);
+    EXPECT_EQ(it->ports(0).host_port(), static_cast<uint32_t>(kept_port));
+  }
+  {
+    ExecOut back = ExecIn(*stub, "kept", {"cat", "/tmp/kept-marker"});
+    EXPECT_EQ(back.out, "before-stop\n") << back.err << daemon->Stderr();
+    auto page = test_support::HttpGet(kept_port, "/index.html");
+    ASSERT_TRUE(page.ok()) << page.status() << daemon->Stderr();
+    EXPECT_THAT(*page, HasSubstr("hello-from-guest"));
+  }
+  // Released VMs go as ever; with none handed out a clean stop leaves nothing behind.
+  EXPECT_TRUE(Release(*stub, "kept").ok());
+  EXPECT_FALSE(Alive(kept_pid));
+  ASSERT_TRUE(daemon->process().Signal(SIGTERM).ok());
+  exit = daemon->process().WaitFor(absl::Seconds(120));
   ASSERT_TRUE(exit.ok()) << exit.status();
   EXPECT_TRUE(exit->success()) << exit->ToString() << daemon->Stderr();
   EXPECT_TRUE(LiveWorkers(vm_dir).empty());

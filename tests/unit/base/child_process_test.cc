@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "gtest/gtest.h"
@@ -49,6 +50,25 @@ TEST(ChildProcess, DestructorKillsAndReaps) {
   }
   // Reaped: the pid no longer names our child (ESRCH) rather than a zombie.
   EXPECT_EQ(::kill(pid, 0), -1);
+}
+
+// Release: the child outlives its ChildProcess (a daemon leaving a worker for its next start).
+TEST(ChildProcess, ReleasedChildOutlivesTheObject) {
+  pid_t pid;
+  {
+    auto child = ChildProcess::Spawn({.argv = {"sleep", "10"}});
+    ASSERT_TRUE(child.ok());
+    pid = child->Release();
+    EXPECT_GT(pid, 0);
+    EXPECT_FALSE(child->running());
+    EXPECT_EQ(child->Release(), -1);
+  }
+  ASSERT_EQ(::kill(pid, 0), 0) << "the released child was killed";
+  int status = 0;
+  EXPECT_EQ(::waitpid(pid, &status, WNOHANG), 0) << "it was reaped: it is not running";
+  ::kill(pid, SIGKILL);
+  ASSERT_EQ(::waitpid(pid, &status, 0), pid);
+  EXPECT_TRUE(WIFSIGNALED(status));
 }
 
 TEST(ChildProcess, TerminateEscalatesToKill) {

@@ -151,6 +151,11 @@ TEST(ApplyJsonConfig, WorkerKsmIsOffByDefaultAndMustBeABool) {
   ASSERT_TRUE(ApplyJsonConfig(R"({"worker_ksm": true})", &c).ok());
   EXPECT_TRUE(c.worker_ksm);
   EXPECT_FALSE(ApplyJsonConfig(R"({"worker_ksm": "yes"})", &c).ok());
+  EXPECT_FALSE(c.keep_vms_on_stop);
+  ASSERT_TRUE(ApplyJsonConfig(R"({"keep_vms_on_stop": true})", &c).ok());
+  EXPECT_TRUE(c.keep_vms_on_stop);
+  absl::Status bad = ApplyJsonConfig(R"({"keep_vms_on_stop": 1})", &c);
+  EXPECT_THAT(bad.message(), HasSubstr("'keep_vms_on_stop' must be true or false"));
 }
 
 TEST(ApplyJsonConfig, ConsoleLogIsBoundedByDefaultAndZeroMeansUnbounded) {

@@ -20,6 +20,7 @@ namespace supermachine::vm::testing {
 struct FakeVmState {
   std::atomic<bool> dead{false};
   std::atomic<bool> stopped{false};
+  std::atomic<bool> detached{false};  // left running for the next daemon (Detach)
 };
 
 class FakeVm : public VmInstance {
@@ -28,7 +29,7 @@ class FakeVm : public VmInstance {
          const agent::AgentClient* agent = nullptr, std::string console = "/nonexistent")
       : id_(std::move(id)), console_(std::move(console)), state_(std::move(state)),
         agent_(agent) {}
-  ~FakeVm() override { state_->stopped = true; }
+  ~FakeVm() override { Stop(absl::ZeroDuration()); }
   const std::string& id() const override { return id_; }
   int pid() const override { return 4242; }
   const std::string& vsock_socket() const override { return path_; }
@@ -40,7 +41,16 @@ class FakeVm : public VmInstance {
     }
     return std::nullopt;
   }
-  void Stop(absl::Duration) override { state_->stopped = true; }
+  void Stop(absl::Duration) override {
+    if (!state_->detached) {
+      state_->stopped = true;
+    }
+  }
+  void Detach() override {
+    if (!state_->stopped) {
+      state_->detached = true;
+    }
+  }
 
  private:
   std::string id_;
@@ -121,6 +131,15 @@ class FakeLauncher : public VmLauncher {
   std::map<std::string, std::string> VolumeFiles(const std::string& id) {
     std::lock_guard<std::mutex> lock(mu_);
     return volume_files_.at(id);
+  }
+  // Every VM id launched so far.
+  std::vector<std::string> Ids() {
+    std::lock_guard<std::mutex> lock(mu_);
+    std::vector<std::string> ids;
+    for (const auto& [id, state] : states_) {
+      ids.push_back(id);
+    }
+    return ids;
   }
   std::shared_ptr<FakeVmState> State(const std::string& id) {
     std::lock_guard<std::mutex> lock(mu_);

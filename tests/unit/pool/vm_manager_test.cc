@@ -19,8 +19,9 @@ using testing::FakeLauncher;
 
 class VmManagerTest : public ::testing::Test {
  protected:
-  std::unique_ptr<VmManager> Make(std::map<std::string, PoolConfig> pools) {
-    return std::make_unique<VmManager>(VmManagerOptions{
+  std::unique_ptr<VmManager> Make(std::map<std::string, PoolConfig> pools,
+                                  bool keep_handed_out_on_stop = false) {
+    VmManagerOptions options{
         .launcher = &launcher_,
         .journal = &journal_,
         .resolve_snapshot = [](const std::string& name) -> absl::StatusOr<std::string> {
@@ -37,7 +38,9 @@ class VmManagerTest : public ::testing::Test {
         .on_worker_crash = [this] { crashes_++; },
         .monitor_interval = absl::Milliseconds(10),
         .supervise_interval = absl::Milliseconds(10),
-    });
+    };
+    options.keep_handed_out_on_stop = keep_handed_out_on_stop;
+    return std::make_unique<VmManager>(std::move(options));
   }
   FakeJournal journal_;
   FakeLauncher launcher_{&journal_};
@@ -203,6 +206,41 @@ TEST_F(VmManagerTest, DestructionReleasesEverything) {
   m.reset();
   EXPECT_TRUE(launcher_.State(id)->stopped);
   EXPECT_EQ(journal_.EndOf(id), store::EndCause::kReleased);
+}
+
+// keep_vms_on_stop: a clean stop leaves the live handed-out VM running with its journal row
+// untouched (the next start re-adopts it), and still stops the pool's ready VMs; a handed-out
+// VM that had already died is journaled as such, not left behind.
+TEST_F(VmManagerTest, KeepHandedOutOnStopLeavesLiveHandedOutVmsForTheNextStart) {
+  auto m = Make({{"snap", PoolConfig{.min = 1, .max = 3}}}, /*keep_handed_out_on_stop=*/true);
+  ASSERT_TRUE(m->StartPools().ok());
+  absl::StatusOr<VmView> kept = m->Acquire({.snapshot = "snap"});
+  ASSERT_TRUE(kept.ok()) << kept.status();
+  absl::StatusOr<VmView> dies = m->Acquire({.snapshot = "snap"});
+  ASSERT_TRUE(dies.ok()) << dies.status();
+  const std::string kept_id = kept->id;
+  const std::string dead_id = dies->id;
+  launcher_.State(dead_id)->dead = true;
+  ASSERT_TRUE(Eventually([&] { return journal_.EndOf(dead_id).has_value(); }));
+  // The pool refills to min 1 after the two hand-outs: a ready VM that is not handed out.
+  ASSERT_TRUE(Eventually([&] { return launcher_.launches_ >= 3; }));
+  kept = absl::StatusOr<VmView>(absl::CancelledError("drop"));
+  dies = absl::StatusOr<VmView>(absl::CancelledError("drop"));
+  m.reset();
+
+  EXPECT_TRUE(launcher_.State(kept_id)->detached);
+  EXPECT_FALSE(launcher_.State(kept_id)->stopped);
+  EXPECT_EQ(journal_.EndOf(kept_id), std::nullopt) << "the kept VM's row must stay running";
+  EXPECT_EQ(journal_.EndOf(dead_id), store::EndCause::kWorkerCrash);
+  EXPECT_FALSE(launcher_.State(dead_id)->detached);
+  // Every other VM the launcher made (the pool's ready ones) was stopped.
+  for (const std::string& id : launcher_.Ids()) {
+    if (id != kept_id) {
+      EXPECT_TRUE(launcher_.State(id)->stopped) << id;
+      EXPECT_FALSE(launcher_.State(id)->detached) << id;
+    }
+  }
+  EXPECT_GE(launcher_.Ids().size(), 3u);
 }
 
 // Supervision (supervisor.h): a VM acquired with restart policy "always" whose worker dies is
