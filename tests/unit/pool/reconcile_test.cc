@@ -12,6 +12,7 @@
 #include <map>
 #include <set>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -245,10 +246,20 @@ TEST(ReconcileTest, RealProcesses) {
   base::ChildProcess stray = spawn(vm_dir, "stray");
   base::ChildProcess other = spawn(vm_dir + "-other", "x");
   ProcFs procs;
-  // argv is set by exec: wait until each child shows its own command line.
-  for (int pid : {handed.pid(), pooled.pid(), stray.pid(), other.pid()}) {
-    ASSERT_TRUE(testing::Eventually([&] { return !WorkerVmDirOf(procs.Argv(pid)).empty(); }));
-  }
+  // argv is set by exec: wait until each child shows its own command line, and until the
+  // shells' own children (forked for `sleep`, with the shell's argv until they exec) have
+  // exec'd: Reconcile would rightly count such a transient copy as one more stray worker.
+  const std::set<int> spawned = {handed.pid(), pooled.pid(), stray.pid(), other.pid()};
+  ASSERT_TRUE(testing::Eventually([&] {
+    std::set<int> named;
+    for (int pid : procs.Pids()) {
+      if (!WorkerVmDirOf(procs.Argv(pid)).empty() &&
+          absl::StrContains(WorkerVmDirOf(procs.Argv(pid)), "/reconcile-vms")) {
+        named.insert(pid);
+      }
+    }
+    return named == spawned;
+  }));
   auto row = [&](const std::string& id, int pid, bool acquired) {
     store::VmRecord r = Row(id, "running", pid, *procs.StartTime(pid), acquired);
     r.control_socket = absl::StrCat(vm_dir, "/", id, "/control");
