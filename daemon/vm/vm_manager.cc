@@ -156,6 +156,23 @@ VmManager::~VmManager() {
   if (balloon_thread_.joinable()) {
     balloon_thread_.join();
   }
+  if (options_.keep_handed_out_on_stop) {
+    // VMs left running are deflated first if the idle policy inflated them: the next daemon
+    // takes every re-adopted VM as deflated. (Touch sends through active_, so before the swap;
+    // a no-op for a VM that is not inflated or with the policy off.)
+    std::vector<std::string> kept;
+    {
+      absl::MutexLock lock(&mu_);
+      for (const auto& [id, a] : active_) {
+        if (!a.dead && !a.ended) {
+          kept.push_back(id);
+        }
+      }
+    }
+    for (const std::string& id : kept) {
+      balloon_.Touch(id);
+    }
+  }
   {
     absl::MutexLock lock(&mu_);
     active.swap(active_);

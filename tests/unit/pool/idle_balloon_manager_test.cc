@@ -28,6 +28,7 @@ namespace supermachine::vm {
 namespace {
 
 using ::testing::Contains;
+using ::testing::Not;
 using testing::Eventually;
 using testing::FakeJournal;
 using testing::FakeVm;
@@ -129,8 +130,8 @@ class IdleBalloonManagerTest : public ::testing::Test {
     EXPECT_TRUE(bake::WriteMetadata(snapshot_dir_, md).ok());
   }
 
-  std::unique_ptr<VmManager> Make(uint32_t pool_min) {
-    return std::make_unique<VmManager>(VmManagerOptions{
+  std::unique_ptr<VmManager> Make(uint32_t pool_min, bool keep_handed_out_on_stop = false) {
+    VmManagerOptions options{
         .launcher = &launcher_,
         .journal = &journal_,
         .resolve_snapshot = [this](const std::string& name) -> absl::StatusOr<std::string> {
@@ -147,7 +148,9 @@ class IdleBalloonManagerTest : public ::testing::Test {
         // Short enough for a unit test; the tests only wait for what it leads to.
         .idle_balloon = {.idle_after = absl::Milliseconds(200), .target_percent = 70},
         .balloon_interval = absl::Milliseconds(20),
-    });
+    };
+    options.keep_handed_out_on_stop = keep_handed_out_on_stop;
+    return std::make_unique<VmManager>(std::move(options));
   }
 
   test_support::TempDir tmp_;
@@ -170,6 +173,19 @@ TEST_F(IdleBalloonManagerTest, AnIdleHandedOutVmIsInflatedAndAnExecDeflatesItFir
     EXPECT_THAT(worker_.lines(), Contains("balloon-target 0"));
     EXPECT_EQ(m->BalloonsInflated(), 0u);
   }
+}
+
+// keep_vms_on_stop: the next daemon takes a re-adopted VM as deflated, so a VM left running
+// through a clean stop is deflated before it is left.
+TEST_F(IdleBalloonManagerTest, AVmKeptThroughAStopIsDeflatedFirst) {
+  std::unique_ptr<VmManager> m = Make(0, /*keep_handed_out_on_stop=*/true);
+  absl::StatusOr<VmView> vm = m->Acquire({.snapshot = "snap"});
+  ASSERT_TRUE(vm.ok()) << vm.status();
+  ASSERT_TRUE(Eventually([&] { return m->BalloonsInflated() == 1; }, kWait));
+  EXPECT_THAT(worker_.lines(), Not(Contains("balloon-target 0")));
+  vm = absl::CancelledError("drop");
+  m.reset();
+  EXPECT_THAT(worker_.lines(), Contains("balloon-target 0"));
 }
 
 TEST_F(IdleBalloonManagerTest, APooledVmIsLeftAlone) {
