@@ -25,30 +25,19 @@
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
 #include "tests/unit/layer/tar_builder.h"
-#include "tests/lab/support/kernel_dir.h"
+#include "tests/lab/support/guest_test.h"
 #include "worker/base/child_process.h"
 #include "worker/base/unique_fd.h"
 
 namespace {
 
 namespace fs = std::filesystem;
+using supermachine::lab::ReadFile;
 namespace lt = supermachine::layer::testing;
 using supermachine::base::ChildProcess;
 using supermachine::base::ExitStatus;
 using ::testing::ContainsRegex;
 using ::testing::HasSubstr;
-
-std::string ReadFile(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
-std::string KernelDir() {
-  static const std::string dir = supermachine::lab::KernelDir(SM_SOURCE_DIR);
-  return dir;
-}
 
 // The workload: one `check:` line per property, then exit 3.
 constexpr char kScript[] =
@@ -64,19 +53,9 @@ constexpr char kScript[] =
     "echo \"check: pts=$(grep -c ' /dev/pts devpts' /proc/mounts)\"; "
     "exit 3";
 
-class AgentInitLab : public ::testing::Test {
+class AgentInitLab : public supermachine::lab::GuestTest {
  protected:
-  void SetUp() override {
-    ASSERT_FALSE(KernelDir().empty())
-        << "guest kernel not built: run kernel/build.sh (kernel/README.md) or set SM_KERNEL_DIR";
-    ASSERT_TRUE(fs::exists("/dev/kvm")) << "no /dev/kvm: this test must run via tests/lab/run";
-    const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
-    dir_ = fs::path(getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp") /
-           absl::StrCat("sm-agentinit-lab-", getpid(), "-", info->name());
-    fs::remove_all(dir_);
-    fs::create_directories(dir_);
-  }
-  void TearDown() override { fs::remove_all(dir_); }
+  AgentInitLab() : GuestTest("sm-agentinit-lab") {}
 
   // Writes `entries` as a tar and converts it to squashfs with the bake's converter.
   std::string Squashfs(const std::string& name, const std::vector<lt::TarEntry>& entries) {
@@ -196,8 +175,6 @@ class AgentInitLab : public ::testing::Test {
     }
     return r;
   }
-
-  fs::path dir_;
 };
 
 TEST_F(AgentInitLab, WorkloadRunsOnOverlayOfLayerDisksAsConfiguredAndExitIsReported) {

@@ -28,28 +28,17 @@ extern char** environ;
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/support/worker_control.h"
-#include "tests/lab/support/kernel_dir.h"
+#include "tests/lab/support/guest_test.h"
 #include "worker/base/child_process.h"
 #include "worker/base/unique_fd.h"
 
 namespace {
 
 namespace fs = std::filesystem;
+using supermachine::lab::ReadFile;
 using supermachine::base::ChildProcess;
 using supermachine::base::UniqueFd;
 using ::testing::StartsWith;
-
-std::string ReadFile(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
-std::string KernelDir() {
-  static const std::string dir = supermachine::lab::KernelDir(SM_SOURCE_DIR);
-  return dir;
-}
 
 // The counters the guest printed, in order ("sm-counter: N disk=ok" lines; a torn last line
 // is ignored). Lines with disk=error count as -1.
@@ -69,19 +58,9 @@ std::vector<long> Counters(const std::string& serial) {
   return out;
 }
 
-class SnapshotLab : public ::testing::Test {
+class SnapshotLab : public supermachine::lab::GuestTest {
  protected:
-  void SetUp() override {
-    ASSERT_FALSE(KernelDir().empty())
-        << "guest kernel not built: run kernel/build.sh (kernel/README.md) or set SM_KERNEL_DIR";
-    ASSERT_TRUE(fs::exists("/dev/kvm")) << "no /dev/kvm: this test must run via tests/lab/run";
-    const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
-    dir_ = fs::path(getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp") /
-           absl::StrCat("sm-snap-", getpid(), "-", info->name());
-    fs::remove_all(dir_);
-    fs::create_directories(dir_);
-  }
-  void TearDown() override { fs::remove_all(dir_); }
+  SnapshotLab() : GuestTest("sm-snap") {}
 
   std::string MakeRoot() {
     fs::path root = dir_ / "root";
@@ -169,8 +148,6 @@ class SnapshotLab : public ::testing::Test {
     ASSERT_TRUE(st.ok()) << st.status();
     EXPECT_EQ(st->ToString(), "exited 6") << ReadFile(w.err);  // kExitStopped.
   }
-
-  fs::path dir_;
 };
 
 TEST_F(SnapshotLab, RestoredGuestContinuesCountingWithDiskAndPauseWorks) {

@@ -22,44 +22,21 @@
 #include "absl/time/clock.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "tests/lab/support/kernel_dir.h"
+#include "tests/lab/support/guest_test.h"
 #include "worker/base/child_process.h"
 #include "worker/base/unique_fd.h"
 
 namespace {
 
 namespace fs = std::filesystem;
+using supermachine::lab::ReadFile;
 using supermachine::base::ChildProcess;
 using supermachine::base::ExitStatus;
 using ::testing::HasSubstr;
 
-std::string ReadFile(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
-// The kernel cache dir for this source tree (or $SM_KERNEL_DIR), or "" (the test then fails
-// with the reason).
-std::string KernelDir() {
-  static const std::string dir = supermachine::lab::KernelDir(SM_SOURCE_DIR);
-  return dir;
-}
-
-class WorkerLab : public ::testing::Test {
+class WorkerLab : public supermachine::lab::GuestTest {
  protected:
-  void SetUp() override {
-    ASSERT_FALSE(KernelDir().empty())
-        << "guest kernel not built: run kernel/build.sh (kernel/README.md) or set SM_KERNEL_DIR";
-    ASSERT_TRUE(fs::exists("/dev/kvm")) << "no /dev/kvm: this test must run via tests/lab/run";
-    const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
-    dir_ = fs::path(getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp") /
-           absl::StrCat("sm-worker-lab-", getpid(), "-", info->name());
-    fs::remove_all(dir_);
-    fs::create_directories(dir_);
-  }
-  void TearDown() override { fs::remove_all(dir_); }
+  WorkerLab() : GuestTest("sm-worker-lab") {}
 
   // A squashfs root with `init` as /init, the mount points, and /payload.txt.
   std::string MakeRoot(const std::string& init, const std::string& payload) {
@@ -120,8 +97,6 @@ class WorkerLab : public ::testing::Test {
         "console=ttyS0 reboot=t panic=-1 root=/dev/vda rootfstype=squashfs ro init=/init ",
         extra);
   }
-
-  fs::path dir_;
 };
 
 TEST_F(WorkerLab, BootsVmlinuxPvhToGuestAgentMarker) {
