@@ -14,6 +14,7 @@
 #include "daemon/metrics/metrics.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/support/fake_worker_control.h"
 #include "tests/support/temp_dir.h"
 #include "worker/base/unique_fd.h"
 
@@ -66,46 +67,11 @@ TEST(ParseStatsReply, ErrorsAndGarbageAreInvalidArgumentQuotingTheLine) {
   }
 }
 
-// A stand-in worker control socket: answers each connection's first line with `reply`.
-class FakeControl {
- public:
-  FakeControl(std::string path, const std::string& reply) : path_(std::move(path)) {
-    fd_.Reset(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
-    sockaddr_un addr{};
-    addr.sun_family = AF_UNIX;
-    std::memcpy(addr.sun_path, path_.data(), path_.size());
-    EXPECT_EQ(::bind(fd_.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
-    EXPECT_EQ(::listen(fd_.get(), 4), 0);
-    thread_ = std::thread([this, reply] {
-      base::UniqueFd c(::accept(fd_.get(), nullptr, nullptr));
-      char buf[64] = {};
-      ssize_t n = ::recv(c.get(), buf, sizeof(buf) - 1, 0);
-      got_ = n > 0 ? std::string(buf, static_cast<size_t>(n)) : "";
-      if (!reply.empty()) {
-        std::string line = reply + "\n";
-        (void)::send(c.get(), line.data(), line.size(), MSG_NOSIGNAL);
-      } else {
-        absl::SleepFor(absl::Seconds(2));  // says nothing
-      }
-    });
-  }
-  ~FakeControl() { thread_.join(); }
-  std::string got() {
-    thread_.join();
-    thread_ = std::thread([] {});
-    return got_;
-  }
-
- private:
-  std::string path_;
-  base::UniqueFd fd_;
-  std::thread thread_;
-  std::string got_;
-};
+using test_support::FakeWorkerControl;
 
 TEST(ReadVmNetStats, AsksStatsAndParsesTheReply) {
   test_support::TempDir dir;
-  FakeControl worker(dir.Join("control"), kDocLine);
+  FakeWorkerControl worker(dir.Join("control"), std::string(kDocLine) + "\n");
   absl::StatusOr<VmNetStats> s = ReadVmNetStats(dir.Join("control"), absl::Now() + absl::Seconds(30));
   ASSERT_TRUE(s.ok()) << s.status();
   EXPECT_EQ(s->tx_bytes, 1380u);
@@ -121,7 +87,8 @@ TEST(ReadVmNetStats, MissingSocketIsUnavailableNamingIt) {
 
 TEST(ReadVmNetStats, SilentWorkerIsUnavailableAtTheDeadline) {
   test_support::TempDir dir;
-  FakeControl worker(dir.Join("control"), "");
+  // A worker that never answers.
+  FakeWorkerControl worker(dir.Join("control"), "", FakeWorkerControl::Then::kHold);
   absl::StatusOr<VmNetStats> s =
       ReadVmNetStats(dir.Join("control"), absl::Now() + absl::Milliseconds(200));
   EXPECT_TRUE(absl::IsUnavailable(s.status())) << s.status();

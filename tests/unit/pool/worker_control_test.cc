@@ -18,6 +18,7 @@
 #include "absl/time/clock.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/support/fake_worker_control.h"
 #include "tests/support/temp_dir.h"
 #include "worker/base/unique_fd.h"
 
@@ -28,59 +29,7 @@ using ::testing::HasSubstr;
 
 constexpr absl::Duration kGenerous = absl::Seconds(60);
 
-// A stand-in worker control socket: takes one connection, reads its first line, sends `reply`
-// exactly as given (newline or not), then closes the connection, or with kHold keeps it open
-// and silent until the test ends.
-class FakeWorkerControl {
- public:
-  enum class Then { kClose, kHold };
-
-  FakeWorkerControl(std::string path, std::string reply, Then then = Then::kClose)
-      : path_(std::move(path)) {
-    fd_.Reset(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
-    sockaddr_un addr{};
-    addr.sun_family = AF_UNIX;
-    std::memcpy(addr.sun_path, path_.data(), path_.size());
-    EXPECT_EQ(::bind(fd_.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
-    EXPECT_EQ(::listen(fd_.get(), 4), 0);
-    thread_ = std::thread([this, reply = std::move(reply), then] {
-      base::UniqueFd c(::accept(fd_.get(), nullptr, nullptr));
-      char ch = 0;
-      while (::recv(c.get(), &ch, 1, 0) == 1) {
-        got_.push_back(ch);
-        if (ch == '\n') {
-          break;
-        }
-      }
-      got_line_.Notify();
-      (void)::send(c.get(), reply.data(), reply.size(), MSG_NOSIGNAL);
-      if (then == Then::kHold) {
-        test_over_.WaitForNotification();
-      }
-    });
-  }
-  ~FakeWorkerControl() {
-    test_over_.Notify();
-    ::shutdown(fd_.get(), SHUT_RDWR);  // Ends an accept that no client came to.
-    thread_.join();
-  }
-  FakeWorkerControl(const FakeWorkerControl&) = delete;
-  FakeWorkerControl& operator=(const FakeWorkerControl&) = delete;
-
-  // What the client sent, up to and including its first newline.
-  std::string got() {
-    got_line_.WaitForNotification();
-    return got_;
-  }
-
- private:
-  std::string path_;
-  base::UniqueFd fd_;
-  std::thread thread_;
-  std::string got_;
-  absl::Notification got_line_;
-  absl::Notification test_over_;
-};
+using test_support::FakeWorkerControl;
 
 TEST(WorkerControl, SendsTheCommandLineAndReturnsTheFirstReplyLine) {
   test_support::TempDir dir;
