@@ -196,7 +196,7 @@ TEST_F(SnapshotLab, RestoredGuestContinuesCountingWithDiskAndPauseWorks) {
   EXPECT_THAT(third, ::testing::Not(::testing::Contains(-1))) << ReadFile(c.serial);
   EXPECT_GE(third.front(), last_b);
   EXPECT_LE(third.front(), last_b + 1);
-  EXPECT_EQ(Control(c, {"exit"})[0], "OK exiting");
+  EXPECT_EQ(Control(c, {"exit"})[0], "OK exiting") << ReadFile(c.err);
   EXPECT_TRUE(c.process->WaitFor(absl::Seconds(60)).ok());
 }
 
@@ -252,7 +252,9 @@ TEST_F(SnapshotLab, ClonesOfOneSnapshotRunTogetherAndShareItsPages) {
   // only what each writes (plus the worker's own heap) is private.
   EXPECT_LT(private_dirty_kb, saved_kb);
   for (Worker& w : clones) {
-    EXPECT_EQ(Control(w, {"exit"})[0], "OK exiting");
+    // The worker's stderr says why it is gone, e.g. a guest reset (the emulated lab's known
+    // L2 triple fault, which tests/lab/run then reports as such).
+    EXPECT_EQ(Control(w, {"exit"})[0], "OK exiting") << ReadFile(w.err);
     EXPECT_TRUE(w.process->WaitFor(absl::Seconds(60)).ok());
   }
 }
