@@ -156,22 +156,20 @@ VmManager::~VmManager() {
   if (balloon_thread_.joinable()) {
     balloon_thread_.join();
   }
-  if (options_.keep_handed_out_on_stop) {
-    // VMs left running are deflated first if the idle policy inflated them: the next daemon
-    // takes every re-adopted VM as deflated. (Touch sends through active_, so before the swap;
-    // a no-op for a VM that is not inflated or with the policy off.)
-    std::vector<std::string> kept;
-    {
-      absl::MutexLock lock(&mu_);
-      for (const auto& [id, a] : active_) {
-        if (!a.dead && !a.ended) {
-          kept.push_back(id);
-        }
+  // VMs left running are deflated first if the idle policy inflated them: the next daemon
+  // takes every re-adopted VM as deflated. (Touch sends through active_, so before the swap;
+  // a no-op for a VM that is not inflated or with the policy off.)
+  std::vector<std::string> kept;
+  {
+    absl::MutexLock lock(&mu_);
+    for (const auto& [id, a] : active_) {
+      if (KeptThroughStop(a)) {
+        kept.push_back(id);
       }
     }
-    for (const std::string& id : kept) {
-      balloon_.Touch(id);
-    }
+  }
+  for (const std::string& id : kept) {
+    balloon_.Touch(id);
   }
   {
     absl::MutexLock lock(&mu_);
@@ -180,7 +178,7 @@ VmManager::~VmManager() {
   }
   for (auto& [id, a] : active) {
     a.forwarders.clear();
-    if (options_.keep_handed_out_on_stop && !a.dead && !a.ended) {
+    if (KeptThroughStop(a)) {
       // As after a crash: the row stays running with its name, ports and labels, and the next
       // start re-adopts the worker (reconcile.h). The watcher goes first: it uses the agent.
       a.watcher.reset();

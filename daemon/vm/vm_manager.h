@@ -200,6 +200,11 @@ class VmManager {
   absl::StatusOr<std::string> BalloonCommand(const std::string& id, const std::string& command);
   std::optional<uint64_t> GuestRamMib(const std::string& snapshot) const;
   void End(const std::string& id, const VmEnd& end);
+  // Whether the destructor leaves `a` running for the next start (keep_handed_out_on_stop and
+  // its worker still live).
+  bool KeptThroughStop(const Active& a) const {
+    return options_.keep_handed_out_on_stop && !a.dead && !a.ended;
+  }
   // Starts supervising a handed-out VM (no-op for an empty spec).
   void Supervise(Active& active, const SuperviseSpec& spec, absl::Time started);
   // Supervisor hooks (supervisor.h).
