@@ -4,19 +4,13 @@
 // the per-VM Prometheus series built from it at scrape time.
 #include "daemon/metrics/vm_net_stats.h"
 
-#include <sys/socket.h>
-#include <sys/un.h>
-#include <unistd.h>
-
-#include <cstring>
-#include <thread>
+#include <string>
 
 #include "daemon/metrics/metrics.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/support/fake_worker_control.h"
 #include "tests/support/temp_dir.h"
-#include "worker/base/unique_fd.h"
 
 namespace supermachine::metrics {
 namespace {

@@ -253,8 +253,7 @@ TEST(ReconcileTest, RealProcesses) {
   ASSERT_TRUE(testing::Eventually([&] {
     std::set<int> named;
     for (int pid : procs.Pids()) {
-      if (!WorkerVmDirOf(procs.Argv(pid)).empty() &&
-          absl::StrContains(WorkerVmDirOf(procs.Argv(pid)), "/reconcile-vms")) {
+      if (absl::StrContains(WorkerVmDirOf(procs.Argv(pid)), "/reconcile-vms")) {
         named.insert(pid);
       }
     }

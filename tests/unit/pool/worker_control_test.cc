@@ -6,21 +6,13 @@
 // Internal: not a worker, or, for WorkerControlOk, a refused command).
 #include "daemon/vm/worker_control.h"
 
-#include <sys/socket.h>
-#include <sys/un.h>
-
-#include <cstring>
 #include <string>
-#include <thread>
-#include <utility>
 
-#include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/support/fake_worker_control.h"
 #include "tests/support/temp_dir.h"
-#include "worker/base/unique_fd.h"
 
 namespace supermachine::vm {
 namespace {
